@@ -1,0 +1,111 @@
+//! The seam for distribution: delivering an *encoded* call or cast to a local process without knowing its type.
+//!
+//! A server whose message types are [`Encodable`] (any prost message, and `()`) can be started with
+//! [`Runtime::start_encodable`]. The runtime then keeps, next to the process, a function that decodes a payload
+//! into the server's `Call`/`Cast` type and encodes its `Reply`. A transport layer hands bytes to
+//! [`Runtime::deliver_encoded`] and gets the encoded reply through an [`EncodedReply`]. Local sends never take
+//! this path: they move the typed value into the mailbox.
+
+use bytes::Bytes;
+
+use crate::process::{Envelope, ReplyTo, ServerCell};
+use crate::runtime::Spawn;
+use crate::{DeliverError, ExitReason, GenServer, Pid, Runtime, ServerRef, StartError, StartOptions};
+
+/// A message type that can cross the wire. Implemented for every prost message (and so for `()`).
+pub trait Encodable: Sized + Send + 'static {
+    /// The message as bytes.
+    fn encode_wire(&self) -> Bytes;
+    /// The message from bytes; an error describes what was wrong.
+    fn decode_wire(bytes: Bytes) -> Result<Self, String>;
+}
+
+impl<T: prost::Message + Default + 'static> Encodable for T {
+    fn encode_wire(&self) -> Bytes {
+        Bytes::from(self.encode_to_vec())
+    }
+
+    fn decode_wire(bytes: Bytes) -> Result<Self, String> {
+        T::decode(bytes).map_err(|error| error.to_string())
+    }
+}
+
+/// An encoded message for a local process.
+pub enum EncodedMessage {
+    /// A call: the reply (or the reason the process ended first) goes to `reply`.
+    Call {
+        /// The encoded `Call` value.
+        payload: Bytes,
+        /// Where the encoded reply goes.
+        reply: Box<dyn EncodedReply>,
+    },
+    /// A cast.
+    Cast {
+        /// The encoded `Cast` value.
+        payload: Bytes,
+    },
+}
+
+/// Receives the encoded reply to an [`EncodedMessage::Call`]; called exactly once if the call was accepted.
+pub trait EncodedReply: Send + 'static {
+    /// The encoded reply, or why the process ended before replying.
+    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>);
+}
+
+/// Names a local process: by pid or by registered name.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// By pid.
+    Pid(&'a Pid),
+    /// By local registered name.
+    Name(&'a str),
+}
+
+pub(crate) type EncodedDelivery<S> = fn(&ServerCell<S>, EncodedMessage) -> Result<(), DeliverError>;
+
+impl Runtime {
+    /// Starts a server whose messages are [`Encodable`], so that it can also be reached through
+    /// [`deliver_encoded`](Self::deliver_encoded). Local references to it behave exactly as with `start_with`.
+    pub async fn start_encodable<S>(&self, server: S, options: StartOptions) -> Result<ServerRef<S>, StartError>
+    where
+        S: GenServer,
+        S::Call: Encodable,
+        S::Cast: Encodable,
+        S::Reply: Encodable,
+    {
+        let mut spawn = Spawn::new(options);
+        spawn.encoded = Some(deliver::<S>);
+        self.start_spawn(server, spawn).await
+    }
+
+    /// Delivers an encoded call or cast to a local process, in order with everything else sent to it.
+    pub fn deliver_encoded(&self, target: Target<'_>, message: EncodedMessage) -> Result<(), DeliverError> {
+        let pid = match target {
+            Target::Pid(pid) => pid.clone(),
+            Target::Name(name) => self.whereis(name).ok_or(DeliverError::NoProc)?,
+        };
+        self.cell(&pid).ok_or(DeliverError::NoProc)?.deliver_encoded(message)
+    }
+}
+
+fn deliver<S>(cell: &ServerCell<S>, message: EncodedMessage) -> Result<(), DeliverError>
+where
+    S: GenServer,
+    S::Call: Encodable,
+    S::Cast: Encodable,
+    S::Reply: Encodable,
+{
+    let envelope = match message {
+        EncodedMessage::Call { payload, reply } => {
+            let msg = S::Call::decode_wire(payload).map_err(DeliverError::Decode)?;
+            let reply = ReplyTo::Encoded(Box::new(move |result: Result<S::Reply, ExitReason>| {
+                reply.reply(result.map(|value| value.encode_wire()));
+            }));
+            Envelope::Call(msg, reply)
+        }
+        EncodedMessage::Cast { payload } => {
+            Envelope::Cast(S::Cast::decode_wire(payload).map_err(DeliverError::Decode)?)
+        }
+    };
+    cell.mailbox.push(envelope).map_err(|_| DeliverError::NoProc)
+}

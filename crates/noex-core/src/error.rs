@@ -1,0 +1,106 @@
+//! The errors this crate returns.
+
+use std::time::Duration;
+
+use crate::{ExitReason, Pid};
+
+/// The process does not exist (never did, or has exited).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no such process: {0}")]
+pub struct NoProc(pub Pid);
+
+/// Why a call got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No reply within the timeout. The server keeps running; a late reply is dropped.
+    #[error("call timed out after {0:?}")]
+    Timeout(Duration),
+    /// The process does not exist (never did, or had already exited when the call was sent).
+    #[error("no such process")]
+    NoProc,
+    /// The process exited before it replied.
+    #[error("process exited before replying: {0}")]
+    Exited(ExitReason),
+}
+
+/// Why a process could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The requested name is held by another process.
+    #[error("name '{name}' is already registered to {holder}")]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// The process holding it.
+        holder: Pid,
+    },
+    /// `init` returned an error, panicked, or the process was killed while initialising.
+    #[error("init failed: {0}")]
+    Init(ExitReason),
+}
+
+/// Why a name could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The name is held by another process.
+    #[error("name '{name}' is already registered to {holder}")]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// The process holding it.
+        holder: Pid,
+    },
+    /// The process already has a name (a process has at most one, as in Erlang).
+    #[error("process {pid} is already registered as '{name}'")]
+    AlreadyNamed {
+        /// The process.
+        pid: Pid,
+        /// Its current name.
+        name: String,
+    },
+    /// The process does not exist.
+    #[error("no such process")]
+    NoProc,
+}
+
+/// Why `stop` did not end the process cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StopError {
+    /// The process was not running.
+    #[error("no such process")]
+    NoProc,
+    /// The process did not finish within the timeout and was killed.
+    #[error("process did not stop within {0:?} and was killed")]
+    Timeout(Duration),
+}
+
+/// Why an encoded message could not be delivered to a local process.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliverError {
+    /// No process with that pid or name.
+    #[error("no such process")]
+    NoProc,
+    /// The process was not started with encodable message types.
+    #[error("process does not accept encoded messages")]
+    NotEncodable,
+    /// The payload is not a valid message for that process.
+    #[error("cannot decode message: {0}")]
+    Decode(String),
+}
+
+/// Why a lifecycle subscription returned no event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// The subscriber fell behind and this many events were dropped; the next `recv` continues after them.
+    #[error("subscriber lagged; {0} events were dropped")]
+    Lagged(u64),
+    /// The runtime is gone.
+    #[error("runtime closed")]
+    Closed,
+}

@@ -1,0 +1,167 @@
+//! A process's mailbox: an unbounded FIFO with one consumer, drained a batch at a time.
+//!
+//! Why not `tokio::sync::mpsc`: an idle process must cost almost nothing (tokio's unbounded channel allocates a
+//! 32-slot block up front), the runtime needs the queue length for introspection, closing must hand back what is
+//! still queued (pending calls get a typed error, monitor requests get their `DOWN`), and the exit-signal decision
+//! (kill or deliver as a message) must be atomic with the process's `trap_exit` flag. A mutex around a `VecDeque`
+//! does all of that; the consumer swaps the whole queue out under one lock, so producers and the consumer touch the
+//! lock once per batch, not once per message.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::ExitReason;
+
+pub(crate) struct Mailbox<T> {
+    state: Mutex<State<T>>,
+}
+
+pub(crate) struct State<T> {
+    pub(crate) queue: VecDeque<T>,
+    waiter: Option<Waker>,
+    /// Set once, when the process ends; afterwards every push fails.
+    pub(crate) exit: Option<ExitReason>,
+    pub(crate) trap_exit: bool,
+    /// Messages (not system signals) ever pushed; with the consumer's processed count this gives the queue length.
+    pub(crate) enqueued: u64,
+}
+
+/// What a poll of the mailbox produced.
+pub(crate) enum Batch {
+    /// `out` now holds at least one message.
+    Ready,
+    /// The process was ended from outside (exit signal); stop with this reason.
+    Closed(ExitReason),
+}
+
+impl<T> Mailbox<T> {
+    pub(crate) fn new() -> Self {
+        Mailbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                waiter: None,
+                exit: None,
+                trap_exit: false,
+                enqueued: 0,
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A poisoned lock can only come from a panic while holding it, and no code here panics under the lock;
+        // the data is still a consistent queue, so keep going.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends a message; hands it back if the process has ended.
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
+        self.push_counted(item, true)
+    }
+
+    /// Appends a message, counting it towards the queue length only if it is a user message.
+    pub(crate) fn push_counted(&self, item: T, counted: bool) -> Result<(), T> {
+        let waker = {
+            let mut state = self.lock();
+            if state.exit.is_some() {
+                return Err(item);
+            }
+            state.push_locked(item, counted)
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Moves every queued message into `out` (which must be empty), or registers the consumer's waker.
+    pub(crate) fn poll_batch(&self, cx: &mut Context<'_>, out: &mut VecDeque<T>) -> Poll<Batch> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.exit {
+            return Poll::Ready(Batch::Closed(reason.clone()));
+        }
+        if state.queue.is_empty() {
+            match &state.waiter {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => state.waiter = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        std::mem::swap(&mut state.queue, out);
+        Poll::Ready(Batch::Ready)
+    }
+
+    /// Records the exit reason (the first one wins) and takes what is still queued.
+    pub(crate) fn close(&self, reason: ExitReason) -> (ExitReason, VecDeque<T>) {
+        let mut state = self.lock();
+        let reason = state.exit.get_or_insert(reason).clone();
+        state.waiter = None;
+        (reason, std::mem::take(&mut state.queue))
+    }
+
+    pub(crate) fn enqueued(&self) -> u64 {
+        self.lock().enqueued
+    }
+}
+
+impl<T> State<T> {
+    /// Pushes under an already held lock; returns the waker to wake once the lock is released.
+    pub(crate) fn push_locked(&mut self, item: T, counted: bool) -> Option<Waker> {
+        self.queue.push_back(item);
+        self.enqueued += u64::from(counted);
+        self.waiter.take()
+    }
+
+    /// Marks the process ended from outside; the caller then aborts its task.
+    pub(crate) fn close_locked(&mut self, reason: ExitReason) -> bool {
+        if self.exit.is_some() {
+            return false;
+        }
+        self.exit = Some(reason);
+        // Normally the caller aborts the task; waking covers a task whose abort handle is not recorded yet.
+        if let Some(waker) = self.waiter.take() {
+            waker.wake();
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+
+    #[tokio::test]
+    async fn batches_preserve_order_and_close_returns_the_rest() {
+        let mailbox = Mailbox::new();
+        for i in 0..5 {
+            mailbox.push(i).unwrap();
+        }
+        let mut out = VecDeque::new();
+        let polled = poll_fn(|cx| mailbox.poll_batch(cx, &mut out)).await;
+        assert!(matches!(polled, Batch::Ready));
+        assert_eq!(out.drain(..).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        mailbox.push(9).unwrap();
+        let (reason, rest) = mailbox.close(ExitReason::Normal);
+        assert_eq!(reason, ExitReason::Normal);
+        assert_eq!(rest, VecDeque::from([9]));
+        assert_eq!(mailbox.push(10), Err(10), "a closed mailbox refuses messages");
+        assert_eq!(mailbox.close(ExitReason::Killed).0, ExitReason::Normal, "the first reason wins");
+    }
+
+    #[tokio::test]
+    async fn a_push_wakes_the_waiting_consumer() {
+        let mailbox = std::sync::Arc::new(Mailbox::new());
+        let consumer = {
+            let mailbox = mailbox.clone();
+            tokio::spawn(async move {
+                let mut out = VecDeque::new();
+                poll_fn(|cx| mailbox.poll_batch(cx, &mut out)).await;
+                out.pop_front()
+            })
+        };
+        tokio::task::yield_now().await;
+        mailbox.push(42).unwrap();
+        assert_eq!(consumer.await.unwrap(), Some(42));
+    }
+}

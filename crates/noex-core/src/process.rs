@@ -1,0 +1,287 @@
+//! A process as the runtime sees it: its shared cell (identity, mailbox, counters) and its main loop.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use futures_util::FutureExt;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::encoded::{EncodedDelivery, EncodedMessage};
+use crate::introspection::{ProcessKind, ProcessStatus, SupervisorStats};
+use crate::mailbox::{Batch, Mailbox};
+use crate::{Context, DeliverError, ExitReason, ExitSignal, GenServer, Info, MonitorRef, Pid, ProcessDown};
+
+/// The type-erased face of a process: what other processes and the runtime need without knowing its messages.
+pub(crate) trait ProcessCell: Send + Sync + 'static {
+    fn core(&self) -> &ProcessCore;
+    /// Queues a system signal behind the messages already sent; hands it back if the process has ended.
+    fn signal(&self, signal: Signal) -> Result<(), Signal>;
+    /// An exit signal, as from a link: trapped (queued as `EXIT`), ignored (`normal`), or fatal at once.
+    fn exit_signal(&self, from: Pid, reason: ExitReason);
+    /// The untrappable kill: ends the process now with reason `killed`, without `terminate`.
+    fn kill(&self);
+    fn enqueued(&self) -> u64;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn deliver_encoded(&self, message: EncodedMessage) -> Result<(), DeliverError>;
+}
+
+/// What every process has, whatever its message types.
+pub(crate) struct ProcessCore {
+    pub(crate) pid: Pid,
+    pub(crate) kind: ProcessKind,
+    pub(crate) system: bool,
+    pub(crate) started_at: SystemTime,
+    pub(crate) parent: Option<Pid>,
+    pub(crate) processed: AtomicU64,
+    status: AtomicU8,
+    /// The registered name; only changed under the runtime's name-table lock.
+    pub(crate) name: Mutex<Option<Arc<str>>>,
+    pub(crate) abort: OnceLock<AbortHandle>,
+    pub(crate) supervisor: Option<SupervisorStats>,
+}
+
+impl ProcessCore {
+    pub(crate) fn new(pid: Pid, kind: ProcessKind, system: bool, parent: Option<Pid>) -> Self {
+        ProcessCore {
+            pid,
+            kind,
+            system,
+            started_at: SystemTime::now(),
+            parent,
+            processed: AtomicU64::new(0),
+            status: AtomicU8::new(ProcessStatus::Initializing as u8),
+            name: Mutex::new(None),
+            abort: OnceLock::new(),
+            supervisor: None,
+        }
+    }
+
+    pub(crate) fn status(&self) -> ProcessStatus {
+        ProcessStatus::from_u8(self.status.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_status(&self, status: ProcessStatus) {
+        self.status.store(status as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn name(&self) -> Option<Arc<str>> {
+        self.name.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn abort(&self) {
+        if let Some(handle) = self.abort.get() {
+            handle.abort();
+        }
+    }
+}
+
+/// System signals travel in the same queue as messages, so a sender's messages and signals keep their order.
+pub(crate) enum Signal {
+    Monitor {
+        monitor: MonitorRef,
+        watcher: Watcher,
+    },
+    Demonitor(MonitorRef),
+    Link(Arc<dyn ProcessCell>),
+    /// The peer removed its side of a link (unlink, or it ended normally while we do not trap exits).
+    Unlinked(Pid),
+    Down(ProcessDown),
+    /// A trapped exit signal, to become an `EXIT` info message.
+    Exit(ExitSignal),
+    Stop(ExitReason),
+}
+
+/// Who receives a `DOWN`.
+pub(crate) enum Watcher {
+    Process(Arc<dyn ProcessCell>),
+    External(oneshot::Sender<ProcessDown>),
+}
+
+impl Watcher {
+    pub(crate) fn deliver(self, down: ProcessDown) {
+        match self {
+            Watcher::Process(cell) => {
+                let _ = cell.signal(Signal::Down(down));
+            }
+            Watcher::External(sender) => {
+                let _ = sender.send(down);
+            }
+        }
+    }
+}
+
+/// Where a call's reply goes: back to a local caller, or through an encoder to a remote one.
+pub(crate) enum ReplyTo<R> {
+    Local(oneshot::Sender<Result<R, ExitReason>>),
+    Encoded(Box<dyn FnOnce(Result<R, ExitReason>) + Send>),
+}
+
+impl<R> ReplyTo<R> {
+    pub(crate) fn send(self, result: Result<R, ExitReason>) {
+        match self {
+            ReplyTo::Local(sender) => {
+                let _ = sender.send(result);
+            }
+            ReplyTo::Encoded(reply) => reply(result),
+        }
+    }
+}
+
+pub(crate) enum Envelope<S: GenServer> {
+    Call(S::Call, ReplyTo<S::Reply>),
+    Cast(S::Cast),
+    Signal(Signal),
+}
+
+/// A server process's shared cell: held by the runtime's table, by every `ServerRef`, and by its own task.
+pub(crate) struct ServerCell<S: GenServer> {
+    pub(crate) core: ProcessCore,
+    pub(crate) mailbox: Mailbox<Envelope<S>>,
+    pub(crate) encoded: Option<EncodedDelivery<S>>,
+}
+
+impl<S: GenServer> ProcessCell for ServerCell<S> {
+    fn core(&self) -> &ProcessCore {
+        &self.core
+    }
+
+    fn signal(&self, signal: Signal) -> Result<(), Signal> {
+        self.mailbox.push_counted(Envelope::Signal(signal), false).map_err(|envelope| match envelope {
+            Envelope::Signal(signal) => signal,
+            _ => unreachable!("push hands back what it was given"),
+        })
+    }
+
+    fn exit_signal(&self, from: Pid, reason: ExitReason) {
+        let waker = {
+            let mut state = self.mailbox.lock();
+            if state.exit.is_some() {
+                return;
+            }
+            if state.trap_exit {
+                state.push_locked(Envelope::Signal(Signal::Exit(ExitSignal { from, reason })), false)
+            } else if reason.is_normal() {
+                state.push_locked(Envelope::Signal(Signal::Unlinked(from)), false)
+            } else {
+                state.close_locked(reason);
+                drop(state);
+                self.core.abort();
+                return;
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn kill(&self) {
+        if self.mailbox.lock().close_locked(ExitReason::Killed) {
+            self.core.abort();
+        }
+    }
+
+    fn enqueued(&self) -> u64 {
+        self.mailbox.enqueued()
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn deliver_encoded(&self, message: EncodedMessage) -> Result<(), DeliverError> {
+        match self.encoded {
+            Some(deliver) => deliver(self, message),
+            None => Err(DeliverError::NotEncodable),
+        }
+    }
+}
+
+/// How the main loop ended.
+enum Ending {
+    /// By the server's choice, a stop request or a panic: `terminate` runs.
+    Terminate(ExitReason),
+    /// From outside (an exit signal it does not trap): no `terminate`.
+    Closed(ExitReason),
+}
+
+/// The process's task. `ctx` is built before the task is spawned, so that its `Drop` (which does all the
+/// cleanup) runs even if the task is aborted before its first poll.
+pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
+    match AssertUnwindSafe(server.init(&mut ctx)).catch_unwind().await {
+        Ok(Ok(())) => ctx.mark_started(),
+        Ok(Err(reason)) => return ctx.set_exit(reason),
+        Err(panic) => return ctx.set_exit(ExitReason::from_panic(&*panic)),
+    }
+    let ending = loop {
+        if let Some(reason) = ctx.take_stop() {
+            break Ending::Terminate(reason);
+        }
+        let envelope = match ctx.batch.pop_front() {
+            Some(envelope) => envelope,
+            None => match ctx.next_batch().await {
+                Batch::Ready => continue,
+                Batch::Closed(reason) => break Ending::Closed(reason),
+            },
+        };
+        match envelope {
+            Envelope::Call(msg, reply) => {
+                ctx.in_flight = Some(reply);
+                ctx.count_processed();
+                let handled = AssertUnwindSafe(server.handle_call(msg, &mut ctx)).catch_unwind().await;
+                match handled {
+                    Ok(value) => {
+                        if let Some(reply) = ctx.in_flight.take() {
+                            reply.send(Ok(value));
+                        }
+                    }
+                    Err(panic) => {
+                        let reason = ExitReason::from_panic(&*panic);
+                        if let Some(reply) = ctx.in_flight.take() {
+                            reply.send(Err(reason.clone()));
+                        }
+                        break Ending::Terminate(reason);
+                    }
+                }
+            }
+            Envelope::Cast(msg) => {
+                ctx.count_processed();
+                let handled = AssertUnwindSafe(server.handle_cast(msg, &mut ctx)).catch_unwind().await;
+                if let Err(panic) = handled {
+                    break Ending::Terminate(ExitReason::from_panic(&*panic));
+                }
+            }
+            Envelope::Signal(signal) => match ctx.system_signal(signal) {
+                SignalOutcome::Handled => {}
+                SignalOutcome::Stop(reason) => break Ending::Terminate(reason),
+                SignalOutcome::Info(info) => {
+                    let handled = AssertUnwindSafe(server.handle_info(info, &mut ctx)).catch_unwind().await;
+                    if let Err(panic) = handled {
+                        break Ending::Terminate(ExitReason::from_panic(&*panic));
+                    }
+                }
+            },
+        }
+    };
+    match ending {
+        Ending::Terminate(reason) => {
+            ctx.core().set_status(ProcessStatus::Stopping);
+            let terminated = AssertUnwindSafe(server.terminate(&reason, &mut ctx)).catch_unwind().await;
+            if let Err(panic) = terminated {
+                tracing::warn!(pid = %ctx.pid(), error = %ExitReason::from_panic(&*panic), "terminate panicked");
+            }
+            ctx.set_exit(reason);
+        }
+        Ending::Closed(reason) => ctx.set_exit(reason),
+    }
+}
+
+/// What the loop does after the context has digested a system signal.
+pub(crate) enum SignalOutcome {
+    Handled,
+    Info(Info),
+    Stop(ExitReason),
+}

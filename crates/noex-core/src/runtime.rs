@@ -1,0 +1,399 @@
+//! `Runtime`: one node's process table, name table and event stream. A value, never a global: several runtimes
+//! can live in one OS process, each with its own node name.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::deadline::Deadlines;
+use crate::encoded::EncodedDelivery;
+use crate::introspection::{ProcessKind, SupervisorStats};
+use crate::lifecycle::{LifecycleEvent, LifecycleEvents};
+use crate::mailbox::Mailbox;
+use crate::monitor::Monitor;
+use crate::process::{ProcessCell, ProcessCore, ServerCell, Signal, Watcher, run};
+use crate::{
+    Context, ExitReason, GenServer, MonitorRef, NodeName, Pid, RegistryError, ServerRef, StartError, StopError,
+};
+
+/// One node's processes. Cheap to clone (a shared handle).
+///
+/// Must be created inside a tokio runtime; its processes are tokio tasks on that runtime.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    node: NodeName,
+    creation: u32,
+    handle: tokio::runtime::Handle,
+    next_id: AtomicU64,
+    next_ref: AtomicU64,
+    processes: DashMap<u64, Arc<dyn ProcessCell>>,
+    names: Mutex<HashMap<Arc<str>, Pid>>,
+    lifecycle: broadcast::Sender<LifecycleEvent>,
+    deadlines: Arc<Deadlines>,
+}
+
+/// Settings for a new [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The node's name; the cluster layer sets `name@host:port`. Default `nonode@nohost`.
+    pub node: NodeName,
+    /// The node's incarnation number; a restarted node must use a new one. Default 0.
+    pub creation: u32,
+    /// Lifecycle events buffered per subscriber before the slowest one starts losing them (it is told how
+    /// many it lost). Default 4096.
+    pub lifecycle_buffer: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { node: NodeName::local(), creation: 0, lifecycle_buffer: 4096 }
+    }
+}
+
+/// Options for starting a process.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// Register the process under this local name before `init` runs.
+    pub name: Option<String>,
+    /// Mark it as an internal system process, which user-facing counts leave out.
+    pub system: bool,
+}
+
+impl StartOptions {
+    /// Options with a local name.
+    pub fn named(name: impl Into<String>) -> Self {
+        StartOptions { name: Some(name.into()), ..Self::default() }
+    }
+
+    /// Marks the process as an internal system process.
+    pub fn system(mut self) -> Self {
+        self.system = true;
+        self
+    }
+}
+
+/// Resolves when a new process's `init` has finished.
+type InitResult = oneshot::Receiver<Result<(), ExitReason>>;
+
+/// The runtime-internal part of spawning: what users cannot set directly.
+pub(crate) struct Spawn<S: GenServer> {
+    pub(crate) options: StartOptions,
+    pub(crate) parent: Option<Arc<dyn ProcessCell>>,
+    pub(crate) kind: ProcessKind,
+    pub(crate) supervisor: Option<SupervisorStats>,
+    pub(crate) encoded: Option<EncodedDelivery<S>>,
+}
+
+impl<S: GenServer> Spawn<S> {
+    pub(crate) fn new(options: StartOptions) -> Self {
+        Spawn { options, parent: None, kind: ProcessKind::Server, supervisor: None, encoded: None }
+    }
+}
+
+impl Runtime {
+    /// A runtime for a node outside any cluster (`nonode@nohost`).
+    pub fn new() -> Self {
+        Self::with_config(RuntimeConfig::default())
+    }
+
+    /// A runtime with explicit settings.
+    pub fn with_config(config: RuntimeConfig) -> Self {
+        let (lifecycle, _) = broadcast::channel(config.lifecycle_buffer.max(1));
+        let handle = tokio::runtime::Handle::current();
+        Runtime {
+            inner: Arc::new(RuntimeInner {
+                deadlines: Deadlines::start(&handle),
+                node: config.node,
+                creation: config.creation,
+                handle,
+                // 0 names the runtime itself as the sender of exit signals that come from no process.
+                next_id: AtomicU64::new(1),
+                next_ref: AtomicU64::new(1),
+                processes: DashMap::new(),
+                names: Mutex::new(HashMap::new()),
+                lifecycle,
+            }),
+        }
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &NodeName {
+        &self.inner.node
+    }
+
+    /// This node's incarnation.
+    pub fn creation(&self) -> u32 {
+        self.inner.creation
+    }
+
+    /// Starts `server` as a new process and waits for its `init`.
+    pub async fn start<S: GenServer>(&self, server: S) -> Result<ServerRef<S>, StartError> {
+        self.start_with(server, StartOptions::default()).await
+    }
+
+    /// Starts `server` with options (a local name, system marking) and waits for its `init`.
+    pub async fn start_with<S: GenServer>(&self, server: S, options: StartOptions) -> Result<ServerRef<S>, StartError> {
+        self.start_spawn(server, Spawn::new(options)).await
+    }
+
+    pub(crate) async fn start_linked<S: GenServer>(
+        &self,
+        server: S,
+        options: StartOptions,
+        parent: Arc<dyn ProcessCell>,
+    ) -> Result<ServerRef<S>, StartError> {
+        let mut spawn = Spawn::new(options);
+        spawn.parent = Some(parent);
+        self.start_spawn(server, spawn).await
+    }
+
+    pub(crate) async fn start_spawn<S: GenServer>(
+        &self,
+        server: S,
+        spawn: Spawn<S>,
+    ) -> Result<ServerRef<S>, StartError> {
+        let (server_ref, init) = self.spawn(server, spawn)?;
+        match init.await {
+            Ok(Ok(())) => Ok(server_ref),
+            Ok(Err(reason)) => Err(StartError::Init(reason)),
+            Err(_) => Err(StartError::Init(ExitReason::Killed)),
+        }
+    }
+
+    fn spawn<S: GenServer>(&self, server: S, spawn: Spawn<S>) -> Result<(ServerRef<S>, InitResult), StartError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let pid = Pid::new(self.inner.node.clone(), self.inner.creation, id);
+        let parent_pid = spawn.parent.as_ref().map(|p| p.core().pid.clone());
+        let mut core = ProcessCore::new(pid.clone(), spawn.kind, spawn.options.system, parent_pid);
+        core.supervisor = spawn.supervisor;
+        let cell = Arc::new(ServerCell { core, mailbox: Mailbox::new(), encoded: spawn.encoded });
+        let dyn_cell: Arc<dyn ProcessCell> = cell.clone();
+        self.inner.processes.insert(id, dyn_cell.clone());
+        if let Some(name) = spawn.options.name {
+            if let Err(RegistryError::NameTaken { name, holder }) = self.register_cell(name.into(), &dyn_cell) {
+                self.inner.processes.remove(&id);
+                return Err(StartError::NameTaken { name, holder });
+            }
+        }
+        if let Some(parent) = &spawn.parent {
+            if parent.signal(Signal::Link(dyn_cell.clone())).is_err() {
+                // The parent died while starting us; behave as if its exit signal had arrived.
+                dyn_cell.exit_signal(parent.core().pid.clone(), ExitReason::NoProc);
+            }
+        }
+        let (init_reply, init) = oneshot::channel();
+        let ctx = Context::new(self.clone(), cell.clone(), init_reply, spawn.parent);
+        let task = self.inner.handle.spawn(run(server, ctx));
+        let _ = cell.core.abort.set(task.abort_handle());
+        Ok((ServerRef::from_cell(cell, self.clone()), init))
+    }
+
+    /// The pid registered under `name`, if any.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.names().get(name).cloned()
+    }
+
+    /// A typed reference to the process registered under `name`, if it exists and runs server type `S`.
+    pub fn whereis_server<S: GenServer>(&self, name: &str) -> Option<ServerRef<S>> {
+        self.server_ref(&self.whereis(name)?)
+    }
+
+    /// A typed reference to a local process, if it exists and runs server type `S`.
+    pub fn server_ref<S: GenServer>(&self, pid: &Pid) -> Option<ServerRef<S>> {
+        let cell = self.cell(pid)?.into_any().downcast::<ServerCell<S>>().ok()?;
+        Some(ServerRef::from_cell(cell, self.clone()))
+    }
+
+    /// Registers `pid` under `name`. The name is freed when the process exits.
+    pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegistryError> {
+        let cell = self.cell(pid).ok_or(RegistryError::NoProc)?;
+        self.register_cell(name.into(), &cell)
+    }
+
+    /// Frees `name`. Returns whether it was registered.
+    pub fn unregister(&self, name: &str) -> bool {
+        let mut names = self.names();
+        let Some(pid) = names.remove(name) else { return false };
+        if let Some(cell) = self.cell(&pid) {
+            *cell.core().name.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        true
+    }
+
+    /// All registered names with their pids.
+    pub fn registered(&self) -> Vec<(String, Pid)> {
+        self.names().iter().map(|(name, pid)| (name.to_string(), pid.clone())).collect()
+    }
+
+    /// Whether `pid` is a live process of this runtime.
+    pub fn is_alive(&self, pid: &Pid) -> bool {
+        self.cell(pid).is_some()
+    }
+
+    /// Monitors `pid` from outside any process: the returned future resolves to the one `DOWN`.
+    pub fn monitor(&self, pid: &Pid) -> Monitor {
+        let monitor = self.new_monitor_ref();
+        let (sender, down) = oneshot::channel();
+        let target = self.cell(pid);
+        let watcher = Watcher::External(sender);
+        let undelivered = match &target {
+            Some(cell) => match cell.signal(Signal::Monitor { monitor: monitor.clone(), watcher }) {
+                Ok(()) => None,
+                Err(Signal::Monitor { watcher, .. }) => Some(watcher),
+                Err(_) => None,
+            },
+            None => Some(watcher),
+        };
+        if let Some(watcher) = undelivered {
+            watcher.deliver(crate::ProcessDown {
+                monitor: monitor.clone(),
+                pid: pid.clone(),
+                reason: ExitReason::NoProc,
+            });
+        }
+        Monitor { monitor, pid: pid.clone(), target, down, fired: false }
+    }
+
+    /// Sends an exit signal to `pid`, as Erlang's `exit(Pid, Reason)`: a process that traps exits gets an `EXIT`
+    /// message, one that does not dies at once (without `terminate`) unless the reason is `normal`.
+    pub fn exit(&self, pid: &Pid, reason: ExitReason) {
+        if let Some(cell) = self.cell(pid) {
+            cell.exit_signal(self.runtime_pid(), reason);
+        }
+    }
+
+    /// Kills `pid` unconditionally (reason `killed`; no `terminate`; exits cannot be trapped).
+    pub fn kill(&self, pid: &Pid) {
+        if let Some(cell) = self.cell(pid) {
+            cell.kill();
+        }
+    }
+
+    /// Asks `pid` to stop with `reason` after the messages already queued, runs its `terminate`, and waits until
+    /// it has exited. Past `timeout` it is killed.
+    pub async fn stop(&self, pid: &Pid, reason: ExitReason, timeout: Duration) -> Result<(), StopError> {
+        let cell = self.cell(pid).ok_or(StopError::NoProc)?;
+        let mut down = self.monitor(pid);
+        if cell.signal(Signal::Stop(reason)).is_err() {
+            return Err(StopError::NoProc);
+        }
+        match tokio::time::timeout(timeout, &mut down).await {
+            Ok(down) if down.reason == ExitReason::NoProc => Err(StopError::NoProc),
+            Ok(_) => Ok(()),
+            Err(_) => {
+                cell.kill();
+                down.await;
+                Err(StopError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// A subscription to process started / terminated / restarted / down events.
+    pub fn lifecycle_events(&self) -> LifecycleEvents {
+        LifecycleEvents::new(self.inner.lifecycle.subscribe())
+    }
+
+    /// Stops every process (reason `shutdown`, each within `timeout`, killed past it) and waits for them.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let pids: Vec<Pid> = self.inner.processes.iter().map(|e| e.value().core().pid.clone()).collect();
+        let stops = pids.iter().map(|pid| self.stop(pid, ExitReason::Shutdown, timeout));
+        futures_util::future::join_all(stops).await;
+    }
+
+    pub(crate) fn cell(&self, pid: &Pid) -> Option<Arc<dyn ProcessCell>> {
+        if pid.creation() != self.inner.creation || *pid.node() != self.inner.node {
+            return None;
+        }
+        self.inner.processes.get(&pid.id()).map(|cell| cell.value().clone())
+    }
+
+    pub(crate) fn cells(&self) -> Vec<Arc<dyn ProcessCell>> {
+        self.inner.processes.iter().map(|e| e.value().clone()).collect()
+    }
+
+    pub(crate) fn process_total(&self) -> usize {
+        self.inner.processes.len()
+    }
+
+    pub(crate) fn deadlines(&self) -> &Arc<Deadlines> {
+        &self.inner.deadlines
+    }
+
+    pub(crate) fn new_monitor_ref(&self) -> MonitorRef {
+        MonitorRef::new(self.inner.node.clone(), self.inner.next_ref.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn emit(&self, event: impl FnOnce() -> LifecycleEvent) {
+        if self.inner.lifecycle.receiver_count() > 0 {
+            let _ = self.inner.lifecycle.send(event());
+        }
+    }
+
+    /// Removes an ended process from the process and name tables; returns the name it held.
+    pub(crate) fn forget(&self, core: &ProcessCore) -> Option<Arc<str>> {
+        let name = {
+            let mut names = self.names();
+            let name = core.name.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(name) = &name {
+                if names.get(name) == Some(&core.pid) {
+                    names.remove(name);
+                }
+            }
+            name
+        };
+        self.inner.processes.remove(&core.pid.id());
+        name
+    }
+
+    fn register_cell(&self, name: Arc<str>, cell: &Arc<dyn ProcessCell>) -> Result<(), RegistryError> {
+        let core = cell.core();
+        let mut names = self.names();
+        if let Some(holder) = names.get(&name) {
+            return Err(RegistryError::NameTaken { name: name.to_string(), holder: holder.clone() });
+        }
+        // Checked under the name lock: `forget` takes the same lock after the process is marked exited, so a
+        // name can never be left behind by a process that ended during registration.
+        if core.status() == crate::introspection::ProcessStatus::Exited {
+            return Err(RegistryError::NoProc);
+        }
+        let mut own = core.name.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = own.as_ref() {
+            return Err(RegistryError::AlreadyNamed { pid: core.pid.clone(), name: existing.to_string() });
+        }
+        *own = Some(name.clone());
+        names.insert(name, core.pid.clone());
+        Ok(())
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Pid>> {
+        self.inner.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn runtime_pid(&self) -> Pid {
+        Pid::new(self.inner.node.clone(), self.inner.creation, 0)
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("node", &self.inner.node)
+            .field("creation", &self.inner.creation)
+            .field("processes", &self.inner.processes.len())
+            .finish()
+    }
+}

@@ -1,0 +1,188 @@
+//! What a supervisor is told: its strategy, its restart intensity, and how to start each child.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::process::ProcessCell;
+use crate::supervisor::server::SupervisorServer;
+use crate::supervisor::supervisor_spawn;
+use crate::{GenServer, Pid, Runtime, StartError, StartOptions};
+
+/// Which children a supervisor restarts when one ends and must be restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Only that child.
+    OneForOne,
+    /// All children: the others are stopped (in reverse order), then all are started again (in order).
+    OneForAll,
+    /// That child and the children started after it.
+    RestForOne,
+}
+
+/// When a child that ended is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Restart {
+    /// Always.
+    Permanent,
+    /// Only after an abnormal exit (not `normal` or `shutdown`).
+    Transient,
+    /// Never; its spec is removed when it ends.
+    Temporary,
+}
+
+/// How a supervisor stops a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shutdown {
+    /// Ask it to stop (its `terminate` runs) and kill it past this timeout.
+    Timeout(Duration),
+    /// Ask it to stop and wait as long as it takes (the default for supervisors).
+    Infinity,
+    /// Kill it at once.
+    BrutalKill,
+}
+
+/// Whether a child is a worker or a supervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChildKind {
+    /// A server.
+    Worker,
+    /// A supervisor.
+    Supervisor,
+}
+
+/// What starts a child: given the supervisor to link to, starts the process and returns its pid.
+type StartFn = Arc<dyn Fn(ChildStart) -> BoxFuture<'static, Result<Pid, StartError>> + Send + Sync>;
+
+/// How to start and treat one child.
+#[derive(Clone)]
+pub struct ChildSpec {
+    pub(crate) id: Arc<str>,
+    pub(crate) start: StartFn,
+    pub(crate) restart: Restart,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) kind: ChildKind,
+    pub(crate) name: Option<String>,
+}
+
+/// Passed to a start function: the runtime, the supervisor to link to, and the child's name.
+pub(crate) struct ChildStart {
+    pub(crate) runtime: Runtime,
+    pub(crate) supervisor: Arc<dyn ProcessCell>,
+    pub(crate) name: Option<String>,
+}
+
+impl ChildSpec {
+    /// A worker built by `make` each time it is (re)started. Permanent, with a 5 s shutdown timeout.
+    pub fn worker<S, F>(id: impl Into<Arc<str>>, make: F) -> Self
+    where
+        S: GenServer,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let start: StartFn = Arc::new(move |child: ChildStart| {
+            let server = make();
+            Box::pin(async move {
+                let options = StartOptions { name: child.name, system: false };
+                let server = child.runtime.start_linked(server, options, child.supervisor).await?;
+                Ok(server.pid().clone())
+            })
+        });
+        ChildSpec {
+            id: id.into(),
+            start,
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Timeout(Duration::from_secs(5)),
+            kind: ChildKind::Worker,
+            name: None,
+        }
+    }
+
+    /// A nested supervisor. Permanent, with an infinite shutdown timeout (it stops its own children first).
+    pub fn supervisor(id: impl Into<Arc<str>>, spec: SupervisorSpec) -> Self {
+        let start: StartFn = Arc::new(move |child: ChildStart| {
+            let spec = spec.clone();
+            Box::pin(async move {
+                let mut spawn = supervisor_spawn(&spec, StartOptions { name: child.name, system: false });
+                spawn.parent = Some(child.supervisor);
+                let server = child.runtime.start_spawn(SupervisorServer::new(spec), spawn).await?;
+                Ok(server.pid().clone())
+            })
+        });
+        ChildSpec {
+            id: id.into(),
+            start,
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Infinity,
+            kind: ChildKind::Supervisor,
+            name: None,
+        }
+    }
+
+    /// Sets the restart policy.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// Sets how the child is stopped.
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// Registers each incarnation of the child under this local name.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The child's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl std::fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("id", &self.id)
+            .field("restart", &self.restart)
+            .field("shutdown", &self.shutdown)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// A supervisor's configuration.
+#[derive(Clone, Debug)]
+pub struct SupervisorSpec {
+    /// Which children to restart.
+    pub strategy: Strategy,
+    /// At most this many restarts...
+    pub max_restarts: u32,
+    /// ...within this window; one more and the supervisor stops its children and exits with `shutdown`.
+    pub within: Duration,
+    /// The children, in start order.
+    pub children: Vec<ChildSpec>,
+}
+
+impl SupervisorSpec {
+    /// A spec with OTP's default intensity (3 restarts in 5 s) and no children yet.
+    pub fn new(strategy: Strategy) -> Self {
+        SupervisorSpec { strategy, max_restarts: 3, within: Duration::from_secs(5), children: Vec::new() }
+    }
+
+    /// Adds a child.
+    pub fn child(mut self, child: ChildSpec) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// Sets the restart intensity.
+    pub fn intensity(mut self, max_restarts: u32, within: Duration) -> Self {
+        self.max_restarts = max_restarts;
+        self.within = within;
+        self
+    }
+}

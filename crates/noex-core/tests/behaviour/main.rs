@@ -1,0 +1,11 @@
+//! Behaviour tests of `noex-core`: what a user of one runtime can observe.
+
+mod encoded;
+mod introspection;
+mod lifecycle;
+mod link;
+mod monitor;
+mod registry;
+mod server;
+mod supervisor;
+mod support;
