@@ -15,7 +15,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use slab::Slab;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
+#[cfg(test)]
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// The longest the watchdog sleeps, so that it notices its runtime is gone.
@@ -58,7 +60,7 @@ impl Deadlines {
     }
 
     /// Waits for `reply` until `timeout` has passed.
-    pub(crate) fn wait<T>(&self, reply: oneshot::Receiver<T>, timeout: Duration) -> WaitReply<'_, T> {
+    pub(crate) fn wait<F: Future + Unpin>(&self, reply: F, timeout: Duration) -> WaitReply<'_, F> {
         WaitReply { reply, timeout: Some(timeout), phase: Phase::Fresh, deadlines: self }
     }
 
@@ -138,8 +140,8 @@ async fn watchdog(deadlines: std::sync::Weak<Deadlines>) {
 }
 
 /// A reply awaited with a deadline; `Err(())` means the deadline passed. Cancel safe.
-pub(crate) struct WaitReply<'a, T> {
-    reply: oneshot::Receiver<T>,
+pub(crate) struct WaitReply<'a, F> {
+    reply: F,
     /// `None` once timed out, or if the timeout is too long to represent (then there is none).
     timeout: Option<Duration>,
     phase: Phase,
@@ -155,8 +157,8 @@ enum Phase {
     Registered(Ticket, Instant),
 }
 
-impl<T> Future for WaitReply<'_, T> {
-    type Output = Result<Result<T, oneshot::error::RecvError>, ()>;
+impl<F: Future + Unpin> Future for WaitReply<'_, F> {
+    type Output = Result<F::Output, ()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -190,7 +192,7 @@ impl<T> Future for WaitReply<'_, T> {
     }
 }
 
-impl<T> Drop for WaitReply<'_, T> {
+impl<F> Drop for WaitReply<'_, F> {
     fn drop(&mut self) {
         if let Phase::Registered(ticket, _) = self.phase {
             self.deadlines.cancel(ticket);

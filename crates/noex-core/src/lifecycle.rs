@@ -1,6 +1,7 @@
 //! Lifecycle events: a subscription to processes starting, ending, being restarted, and monitors firing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::broadcast;
 
@@ -56,11 +57,13 @@ pub enum LifecycleEvent {
 /// A subscription to a runtime's [`LifecycleEvent`]s, from the moment it was made.
 pub struct LifecycleEvents {
     receiver: broadcast::Receiver<LifecycleEvent>,
+    subscribers: Arc<AtomicUsize>,
 }
 
 impl LifecycleEvents {
-    pub(crate) fn new(receiver: broadcast::Receiver<LifecycleEvent>) -> Self {
-        LifecycleEvents { receiver }
+    pub(crate) fn new(receiver: broadcast::Receiver<LifecycleEvent>, subscribers: Arc<AtomicUsize>) -> Self {
+        subscribers.fetch_add(1, Ordering::Relaxed);
+        LifecycleEvents { receiver, subscribers }
     }
 
     /// The next event. A subscriber that falls more than the runtime's buffer behind is told how many events it
@@ -70,5 +73,11 @@ impl LifecycleEvents {
             broadcast::error::RecvError::Lagged(missed) => LifecycleError::Lagged(missed),
             broadcast::error::RecvError::Closed => LifecycleError::Closed,
         })
+    }
+}
+
+impl Drop for LifecycleEvents {
+    fn drop(&mut self) {
+        self.subscribers.fetch_sub(1, Ordering::Relaxed);
     }
 }

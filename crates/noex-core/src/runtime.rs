@@ -2,11 +2,12 @@
 //! can live in one OS process, each with its own node name.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::deadline::Deadlines;
@@ -34,10 +35,13 @@ struct RuntimeInner {
     handle: tokio::runtime::Handle,
     next_id: AtomicU64,
     next_ref: AtomicU64,
-    processes: DashMap<u64, Arc<dyn ProcessCell>>,
+    /// Keyed by pid number; Fx hashing, because SipHash showed up in spawn profiles and the keys are our own.
+    processes: DashMap<u64, Arc<dyn ProcessCell>, FxBuildHasher>,
     names: Mutex<HashMap<Arc<str>, Pid>>,
     lifecycle: broadcast::Sender<LifecycleEvent>,
     deadlines: Arc<Deadlines>,
+    /// Live lifecycle subscriptions.
+    subscribers: Arc<AtomicUsize>,
 }
 
 /// Settings for a new [`Runtime`].
@@ -117,9 +121,10 @@ impl Runtime {
                 // 0 names the runtime itself as the sender of exit signals that come from no process.
                 next_id: AtomicU64::new(1),
                 next_ref: AtomicU64::new(1),
-                processes: DashMap::new(),
+                processes: DashMap::with_hasher(FxBuildHasher),
                 names: Mutex::new(HashMap::new()),
                 lifecycle,
+                subscribers: Arc::default(),
             }),
         }
     }
@@ -240,9 +245,12 @@ impl Runtime {
 
     /// Monitors `pid` from outside any process: the returned future resolves to the one `DOWN`.
     pub fn monitor(&self, pid: &Pid) -> Monitor {
+        self.monitor_cell(pid, self.cell(pid))
+    }
+
+    fn monitor_cell(&self, pid: &Pid, target: Option<Arc<dyn ProcessCell>>) -> Monitor {
         let monitor = self.new_monitor_ref();
         let (sender, down) = oneshot::channel();
-        let target = self.cell(pid);
         let watcher = Watcher::External(sender);
         let undelivered = match &target {
             Some(cell) => match cell.signal(Signal::Monitor { monitor: monitor.clone(), watcher }) {
@@ -281,11 +289,11 @@ impl Runtime {
     /// it has exited. Past `timeout` it is killed.
     pub async fn stop(&self, pid: &Pid, reason: ExitReason, timeout: Duration) -> Result<(), StopError> {
         let cell = self.cell(pid).ok_or(StopError::NoProc)?;
-        let mut down = self.monitor(pid);
+        let mut down = self.monitor_cell(pid, Some(cell.clone()));
         if cell.signal(Signal::Stop(reason)).is_err() {
             return Err(StopError::NoProc);
         }
-        match tokio::time::timeout(timeout, &mut down).await {
+        match self.inner.deadlines.wait(&mut down, timeout).await {
             Ok(down) if down.reason == ExitReason::NoProc => Err(StopError::NoProc),
             Ok(_) => Ok(()),
             Err(_) => {
@@ -298,7 +306,7 @@ impl Runtime {
 
     /// A subscription to process started / terminated / restarted / down events.
     pub fn lifecycle_events(&self) -> LifecycleEvents {
-        LifecycleEvents::new(self.inner.lifecycle.subscribe())
+        LifecycleEvents::new(self.inner.lifecycle.subscribe(), self.inner.subscribers.clone())
     }
 
     /// Stops every process (reason `shutdown`, each within `timeout`, killed past it) and waits for them.
@@ -332,7 +340,8 @@ impl Runtime {
     }
 
     pub(crate) fn emit(&self, event: impl FnOnce() -> LifecycleEvent) {
-        if self.inner.lifecycle.receiver_count() > 0 {
+        // An atomic read, where the broadcast's own receiver count takes a lock: this runs for every process.
+        if self.inner.subscribers.load(Ordering::Relaxed) > 0 {
             let _ = self.inner.lifecycle.send(event());
         }
     }
