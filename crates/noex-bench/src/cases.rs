@@ -187,7 +187,7 @@ async fn spawn() -> String {
         start.elapsed()
     })
     .await;
-    throughput_line("spawn", SPAWNS, "process", ours, base)
+    throughput_line("spawn", SPAWNS, "proc", ours, base)
 }
 
 fn idle_memory() -> String {

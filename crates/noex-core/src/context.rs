@@ -23,10 +23,9 @@ pub struct Context<S: GenServer> {
     state: ProcessState,
 }
 
-/// The untyped part of a process's bookkeeping. Lists, not maps: a process usually has a handful of links and
-/// monitors, and an empty `Vec` costs no allocation, which keeps idle processes small.
+/// The untyped part of a process's bookkeeping (links live in the cell, see `mailbox::State::links`). Lists, not
+/// maps: a process usually has a handful of monitors, and an empty `Vec` costs no allocation.
 struct ProcessState {
-    links: Vec<(Pid, Arc<dyn ProcessCell>)>,
     /// Monitors this process holds on others; a `DOWN` for a reference not listed here is dropped.
     monitors: Vec<(MonitorRef, Option<Arc<dyn ProcessCell>>)>,
     /// Monitors others hold on this process.
@@ -43,16 +42,13 @@ impl<S: GenServer> Context<S> {
         runtime: Runtime,
         cell: Arc<ServerCell<S>>,
         init_reply: oneshot::Sender<Result<(), ExitReason>>,
-        parent: Option<Arc<dyn ProcessCell>>,
     ) -> Self {
-        let links = parent.map(|p| (p.core().pid.clone(), p)).into_iter().collect();
         Context {
             runtime,
             cell,
             batch: VecDeque::new(),
             in_flight: None,
             state: ProcessState {
-                links,
                 monitors: Vec::new(),
                 watchers: Vec::new(),
                 stop: None,
@@ -129,22 +125,24 @@ impl<S: GenServer> Context<S> {
     /// Links this process with `pid`: when either ends abnormally, the other is killed with the same reason
     /// unless it traps exits. Fails with `NoProc` if `pid` is not running.
     pub fn link(&mut self, pid: &Pid) -> Result<(), NoProc> {
-        if self.state.links.iter().any(|(p, _)| p == pid) || pid == self.pid() {
+        if pid == self.pid() {
             return Ok(());
         }
         let target = self.runtime.cell(pid).ok_or_else(|| NoProc(pid.clone()))?;
-        if target.signal(Signal::Link(self.cell.clone())).is_err() {
+        // Our side first: if the target dies right after accepting, its exit signal must find the link here.
+        self.cell.add_link(target.clone());
+        if !target.add_link(self.cell.clone()) {
+            self.cell.remove_link(pid);
             return Err(NoProc(pid.clone()));
         }
-        self.state.links.push((pid.clone(), target));
         Ok(())
     }
 
-    /// Removes the link with `pid`, on both sides.
+    /// Removes the link with `pid`, on both sides. After this returns, an exit of `pid` has no effect here.
     pub fn unlink(&mut self, pid: &Pid) {
-        if let Some(index) = self.state.links.iter().position(|(p, _)| p == pid) {
-            let (_, target) = self.state.links.swap_remove(index);
-            let _ = target.signal(Signal::Unlinked(self.pid().clone()));
+        self.cell.remove_link(pid);
+        if let Some(target) = self.runtime.cell(pid) {
+            target.remove_link(self.pid());
         }
     }
 
@@ -185,6 +183,10 @@ impl<S: GenServer> Context<S> {
         });
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        self.cell.mailbox.lock().exit.is_some()
+    }
+
     pub(crate) fn set_exit(&mut self, reason: ExitReason) {
         self.state.exit = Some(reason);
     }
@@ -214,13 +216,6 @@ impl<S: GenServer> Context<S> {
         match signal {
             Signal::Monitor { monitor, watcher } => state.watchers.push((monitor, watcher)),
             Signal::Demonitor(monitor) => state.watchers.retain(|(m, _)| *m != monitor),
-            Signal::Link(peer) => {
-                let pid = peer.core().pid.clone();
-                if !state.links.iter().any(|(p, _)| *p == pid) {
-                    state.links.push((pid, peer));
-                }
-            }
-            Signal::Unlinked(pid) => state.links.retain(|(p, _)| *p != pid),
             Signal::Down(down) => {
                 let Some(index) = state.monitors.iter().position(|(m, _)| *m == down.monitor) else {
                     return SignalOutcome::Handled;
@@ -231,7 +226,6 @@ impl<S: GenServer> Context<S> {
                 return SignalOutcome::Info(Info::Down(down));
             }
             Signal::Exit(exit) => {
-                state.links.retain(|(p, _)| *p != exit.from);
                 // As in OTP: an EXIT from the parent ends a trapping server, with `terminate`.
                 if self.cell.core.parent.as_ref() == Some(&exit.from) {
                     return SignalOutcome::Stop(exit.reason);
@@ -254,57 +248,45 @@ impl<S: GenServer> Drop for Context<S> {
                 ExitReason::Killed
             }
         });
-        let (reason, queued) = self.cell.mailbox.close(fallback);
+        let closed = self.cell.mailbox.close(fallback);
+        let reason = closed.reason;
+        let core = &self.cell.core;
+        core.set_status(ProcessStatus::Exited);
+        // Out of the tables before anyone hears of the exit: a caller told `Exited` may retry under the same name.
+        let name = self.runtime.forget(core);
+        tracing::debug!(pid = %core.pid, %reason, "process exited");
+
+        if let Some(reply) = self.state.init_reply.take() {
+            let _ = reply.send(Err(reason.clone()));
+        }
         if let Some(reply) = self.in_flight.take() {
             reply.send(Err(reason.clone()));
         }
-        let mut signals = Vec::new();
-        for envelope in self.batch.drain(..).chain(queued) {
+        let mut watchers = std::mem::take(&mut self.state.watchers);
+        for envelope in self.batch.drain(..).chain(closed.queued) {
             match envelope {
                 Envelope::Call(_, reply) => reply.send(Err(reason.clone())),
                 Envelope::Cast(_) => {}
-                Envelope::Signal(signal) => signals.push(signal),
+                // Monitors requested before the end but not yet processed still get their DOWN.
+                Envelope::Signal(Signal::Monitor { monitor, watcher }) => watchers.push((monitor, watcher)),
+                Envelope::Signal(_) => {}
             }
         }
-        let cell: Arc<dyn ProcessCell> = self.cell.clone();
-        self.state.finish(&self.runtime, &cell, reason, signals);
-    }
-}
-
-impl ProcessState {
-    /// Everything a process owes the world once it has ended, in an order that lets observers trust what they see:
-    /// by the time a `DOWN` or `EXIT` arrives, the process is out of the table and its name is free.
-    fn finish(&mut self, runtime: &Runtime, cell: &Arc<dyn ProcessCell>, reason: ExitReason, signals: Vec<Signal>) {
-        let core = cell.core();
         let pid = &core.pid;
-        core.set_status(ProcessStatus::Exited);
-        if let Some(reply) = self.init_reply.take() {
-            let _ = reply.send(Err(reason.clone()));
+        for (monitor, watcher) in watchers {
+            watcher.deliver(ProcessDown { monitor, pid: pid.clone(), reason: reason.clone() });
         }
-        let name = runtime.forget(core);
-        tracing::debug!(%pid, %reason, "process exited");
-
-        let down = |monitor: MonitorRef| ProcessDown { monitor, pid: pid.clone(), reason: reason.clone() };
-        for signal in signals {
-            match signal {
-                Signal::Monitor { monitor, watcher } => watcher.deliver(down(monitor)),
-                Signal::Link(peer) => peer.exit_signal(pid.clone(), reason.clone()),
-                _ => {}
-            }
+        for (_, peer) in closed.links {
+            peer.link_exit(pid.clone(), reason.clone());
         }
-        for (monitor, watcher) in self.watchers.drain(..) {
-            watcher.deliver(down(monitor));
-        }
-        for (_, peer) in self.links.drain(..) {
-            peer.exit_signal(pid.clone(), reason.clone());
-        }
-        for (monitor, target) in self.monitors.drain(..) {
+        for (monitor, target) in self.state.monitors.drain(..) {
             if let Some(target) = target {
                 let _ = target.signal(Signal::Demonitor(monitor));
             }
         }
-        if self.started {
-            runtime.emit(|| LifecycleEvent::Terminated { pid: pid.clone(), name, reason, system: core.system });
+        if self.state.started {
+            let system = core.system;
+            self.runtime.emit(|| LifecycleEvent::Terminated { pid: pid.clone(), name, reason, system });
         }
     }
 }

@@ -8,10 +8,11 @@
 //! lock once per batch, not once per message.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use crate::ExitReason;
+use crate::process::ProcessCell;
+use crate::{ExitReason, Pid};
 
 pub(crate) struct Mailbox<T> {
     state: Mutex<State<T>>,
@@ -23,8 +24,19 @@ pub(crate) struct State<T> {
     /// Set once, when the process ends; afterwards every push fails.
     pub(crate) exit: Option<ExitReason>,
     pub(crate) trap_exit: bool,
+    /// The processes this one is linked with. Kept under the same lock as `exit` and `trap_exit`, so that linking,
+    /// unlinking and a link's exit signal are decided atomically: after `unlink` returns, no exit signal from that
+    /// link has any effect, and a process that is ending takes its links in the same step that closes it.
+    pub(crate) links: Vec<(Pid, Arc<dyn ProcessCell>)>,
     /// Messages (not system signals) ever pushed; with the consumer's processed count this gives the queue length.
     pub(crate) enqueued: u64,
+}
+
+/// What an ended process still has to answer for.
+pub(crate) struct Closed<T> {
+    pub(crate) reason: ExitReason,
+    pub(crate) queued: VecDeque<T>,
+    pub(crate) links: Vec<(Pid, Arc<dyn ProcessCell>)>,
 }
 
 /// What a poll of the mailbox produced.
@@ -43,6 +55,7 @@ impl<T> Mailbox<T> {
                 waiter: None,
                 exit: None,
                 trap_exit: false,
+                links: Vec::new(),
                 enqueued: 0,
             }),
         }
@@ -91,12 +104,12 @@ impl<T> Mailbox<T> {
         Poll::Ready(Batch::Ready)
     }
 
-    /// Records the exit reason (the first one wins) and takes what is still queued.
-    pub(crate) fn close(&self, reason: ExitReason) -> (ExitReason, VecDeque<T>) {
+    /// Records the exit reason (the first one wins) and takes what is still queued and the links.
+    pub(crate) fn close(&self, reason: ExitReason) -> Closed<T> {
         let mut state = self.lock();
         let reason = state.exit.get_or_insert(reason).clone();
         state.waiter = None;
-        (reason, std::mem::take(&mut state.queue))
+        Closed { reason, queued: std::mem::take(&mut state.queue), links: std::mem::take(&mut state.links) }
     }
 
     pub(crate) fn enqueued(&self) -> u64 {
@@ -142,11 +155,11 @@ mod tests {
         assert!(matches!(polled, Batch::Ready));
         assert_eq!(out.drain(..).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
         mailbox.push(9).unwrap();
-        let (reason, rest) = mailbox.close(ExitReason::Normal);
-        assert_eq!(reason, ExitReason::Normal);
-        assert_eq!(rest, VecDeque::from([9]));
+        let closed = mailbox.close(ExitReason::Normal);
+        assert_eq!(closed.reason, ExitReason::Normal);
+        assert_eq!(closed.queued, VecDeque::from([9]));
         assert_eq!(mailbox.push(10), Err(10), "a closed mailbox refuses messages");
-        assert_eq!(mailbox.close(ExitReason::Killed).0, ExitReason::Normal, "the first reason wins");
+        assert_eq!(mailbox.close(ExitReason::Killed).reason, ExitReason::Normal, "the first reason wins");
     }
 
     #[tokio::test]

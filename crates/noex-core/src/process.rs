@@ -20,8 +20,14 @@ pub(crate) trait ProcessCell: Send + Sync + 'static {
     fn core(&self) -> &ProcessCore;
     /// Queues a system signal behind the messages already sent; hands it back if the process has ended.
     fn signal(&self, signal: Signal) -> Result<(), Signal>;
-    /// An exit signal, as from a link: trapped (queued as `EXIT`), ignored (`normal`), or fatal at once.
+    /// An exit signal (Erlang's `exit/2`): trapped (queued as `EXIT`), ignored (`normal`), or fatal at once.
     fn exit_signal(&self, from: Pid, reason: ExitReason);
+    /// The exit signal of a linked process that ended; ignored unless `from` is still linked with this one.
+    fn link_exit(&self, from: Pid, reason: ExitReason);
+    /// Adds `peer` to this process's links; false if this process has ended.
+    fn add_link(&self, peer: Arc<dyn ProcessCell>) -> bool;
+    /// Removes `pid` from this process's links.
+    fn remove_link(&self, pid: &Pid);
     /// The untrappable kill: ends the process now with reason `killed`, without `terminate`.
     fn kill(&self);
     fn enqueued(&self) -> u64;
@@ -72,6 +78,11 @@ impl ProcessCore {
         self.name.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// This process's pid if nobody started it linked.
+    pub(crate) fn root_pid(&self) -> Option<Pid> {
+        self.parent.is_none().then(|| self.pid.clone())
+    }
+
     fn abort(&self) {
         if let Some(handle) = self.abort.get() {
             handle.abort();
@@ -86,9 +97,6 @@ pub(crate) enum Signal {
         watcher: Watcher,
     },
     Demonitor(MonitorRef),
-    Link(Arc<dyn ProcessCell>),
-    /// The peer removed its side of a link (unlink, or it ended normally while we do not trap exits).
-    Unlinked(Pid),
     Down(ProcessDown),
     /// A trapped exit signal, to become an `EXIT` info message.
     Exit(ExitSignal),
@@ -126,7 +134,12 @@ impl<R> ReplyTo<R> {
             ReplyTo::Local(sender) => {
                 let _ = sender.send(result);
             }
-            ReplyTo::Encoded(reply) => reply(result),
+            // The sink is another layer's code; a panic in it must not skip the process's cleanup.
+            ReplyTo::Encoded(reply) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply(result))).is_err() {
+                    tracing::error!("an encoded reply sink panicked");
+                }
+            }
         }
     }
 }
@@ -157,25 +170,27 @@ impl<S: GenServer> ProcessCell for ServerCell<S> {
     }
 
     fn exit_signal(&self, from: Pid, reason: ExitReason) {
-        let waker = {
-            let mut state = self.mailbox.lock();
-            if state.exit.is_some() {
-                return;
-            }
-            if state.trap_exit {
-                state.push_locked(Envelope::Signal(Signal::Exit(ExitSignal { from, reason })), false)
-            } else if reason.is_normal() {
-                state.push_locked(Envelope::Signal(Signal::Unlinked(from)), false)
-            } else {
-                state.close_locked(reason);
-                drop(state);
-                self.core.abort();
-                return;
-            }
-        };
-        if let Some(waker) = waker {
-            waker.wake();
+        self.deliver_exit(from, reason, false);
+    }
+
+    fn link_exit(&self, from: Pid, reason: ExitReason) {
+        self.deliver_exit(from, reason, true);
+    }
+
+    fn add_link(&self, peer: Arc<dyn ProcessCell>) -> bool {
+        let mut state = self.mailbox.lock();
+        if state.exit.is_some() {
+            return false;
         }
+        let pid = &peer.core().pid;
+        if !state.links.iter().any(|(p, _)| p == pid) {
+            state.links.push((pid.clone(), peer));
+        }
+        true
+    }
+
+    fn remove_link(&self, pid: &Pid) {
+        self.mailbox.lock().links.retain(|(p, _)| p != pid);
     }
 
     fn kill(&self) {
@@ -200,6 +215,36 @@ impl<S: GenServer> ProcessCell for ServerCell<S> {
     }
 }
 
+impl<S: GenServer> ServerCell<S> {
+    fn deliver_exit(&self, from: Pid, reason: ExitReason, via_link: bool) {
+        let waker = {
+            let mut state = self.mailbox.lock();
+            if state.exit.is_some() {
+                return;
+            }
+            if via_link {
+                let Some(index) = state.links.iter().position(|(p, _)| *p == from) else {
+                    return; // unlinked meanwhile
+                };
+                state.links.swap_remove(index);
+            }
+            if state.trap_exit {
+                state.push_locked(Envelope::Signal(Signal::Exit(ExitSignal { from, reason })), false)
+            } else if reason.is_normal() {
+                None
+            } else {
+                state.close_locked(reason);
+                drop(state);
+                self.core.abort();
+                return;
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
 /// How the main loop ended.
 enum Ending {
     /// By the server's choice, a stop request or a panic: `terminate` runs.
@@ -211,6 +256,9 @@ enum Ending {
 /// The process's task. `ctx` is built before the task is spawned, so that its `Drop` (which does all the
 /// cleanup) runs even if the task is aborted before its first poll.
 pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
+    if ctx.is_closed() {
+        return; // killed before the task started; `Drop` reports the reason
+    }
     match AssertUnwindSafe(server.init(&mut ctx)).catch_unwind().await {
         Ok(Ok(())) => ctx.mark_started(),
         Ok(Err(reason)) => return ctx.set_exit(reason),

@@ -181,23 +181,28 @@ impl Runtime {
         core.supervisor = spawn.supervisor;
         let cell = Arc::new(ServerCell { core, mailbox: Mailbox::new(), encoded: spawn.encoded });
         let dyn_cell: Arc<dyn ProcessCell> = cell.clone();
-        self.inner.processes.insert(id, dyn_cell.clone());
+        // The name first: a start refused for its name must leave no trace anyone could have queued work for.
         if let Some(name) = spawn.options.name {
             if let Err(RegistryError::NameTaken { name, holder }) = self.register_cell(name.into(), &dyn_cell) {
-                self.inner.processes.remove(&id);
                 return Err(StartError::NameTaken { name, holder });
             }
         }
+        self.inner.processes.insert(id, dyn_cell.clone());
         if let Some(parent) = &spawn.parent {
-            if parent.signal(Signal::Link(dyn_cell.clone())).is_err() {
+            dyn_cell.add_link(parent.clone());
+            if !parent.add_link(dyn_cell.clone()) {
                 // The parent died while starting us; behave as if its exit signal had arrived.
-                dyn_cell.exit_signal(parent.core().pid.clone(), ExitReason::NoProc);
+                dyn_cell.link_exit(parent.core().pid.clone(), ExitReason::NoProc);
             }
         }
         let (init_reply, init) = oneshot::channel();
-        let ctx = Context::new(self.clone(), cell.clone(), init_reply, spawn.parent);
+        let ctx = Context::new(self.clone(), cell.clone(), init_reply);
         let task = self.inner.handle.spawn(run(server, ctx));
         let _ = cell.core.abort.set(task.abort_handle());
+        // A kill that came before the abort handle existed only closed the mailbox; honour it now.
+        if cell.mailbox.lock().exit.is_some() {
+            task.abort();
+        }
         Ok((ServerRef::from_cell(cell, self.clone()), init))
     }
 
@@ -294,7 +299,6 @@ impl Runtime {
             return Err(StopError::NoProc);
         }
         match self.inner.deadlines.wait(&mut down, timeout).await {
-            Ok(down) if down.reason == ExitReason::NoProc => Err(StopError::NoProc),
             Ok(_) => Ok(()),
             Err(_) => {
                 cell.kill();
@@ -309,11 +313,24 @@ impl Runtime {
         LifecycleEvents::new(self.inner.lifecycle.subscribe(), self.inner.subscribers.clone())
     }
 
-    /// Stops every process (reason `shutdown`, each within `timeout`, killed past it) and waits for them.
+    /// Stops every process with reason `shutdown`, newest root first (a root is a process nobody started linked;
+    /// supervisors stop their own children in order), each within `timeout` or killed past it.
     pub async fn shutdown(&self, timeout: Duration) {
-        let pids: Vec<Pid> = self.inner.processes.iter().map(|e| e.value().core().pid.clone()).collect();
-        let stops = pids.iter().map(|pid| self.stop(pid, ExitReason::Shutdown, timeout));
-        futures_util::future::join_all(stops).await;
+        loop {
+            let mut roots: Vec<Pid> =
+                self.inner.processes.iter().filter_map(|entry| entry.value().core().root_pid()).collect();
+            if roots.is_empty() {
+                // Only linked children are left, their parents gone; stop them too.
+                roots = self.inner.processes.iter().map(|entry| entry.value().core().pid.clone()).collect();
+                if roots.is_empty() {
+                    return;
+                }
+            }
+            roots.sort_unstable_by_key(|pid| std::cmp::Reverse(pid.id()));
+            for pid in roots {
+                let _ = self.stop(&pid, ExitReason::Shutdown, timeout).await;
+            }
+        }
     }
 
     pub(crate) fn cell(&self, pid: &Pid) -> Option<Arc<dyn ProcessCell>> {

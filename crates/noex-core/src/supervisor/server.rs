@@ -34,6 +34,12 @@ pub(crate) enum SupervisorCall {
     WhichChildren,
 }
 
+/// A supervisor's message to itself: retry a restart that failed, after whatever else is queued (as OTP does),
+/// so that a child that cannot start does not lock the supervisor in a loop.
+pub(crate) enum SupervisorCast {
+    RetryRestart { id: Arc<str>, old: Pid },
+}
+
 pub(crate) enum SupervisorReply {
     Started(Result<Pid, SupervisorError>),
     Done(Result<(), SupervisorError>),
@@ -43,7 +49,7 @@ pub(crate) enum SupervisorReply {
 impl GenServer for SupervisorServer {
     type Call = SupervisorCall;
     type Reply = SupervisorReply;
-    type Cast = ();
+    type Cast = SupervisorCast;
 
     async fn init(&mut self, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
         ctx.trap_exits(true);
@@ -68,6 +74,14 @@ impl GenServer for SupervisorServer {
         };
         self.publish_count(ctx);
         reply
+    }
+
+    async fn handle_cast(&mut self, cast: SupervisorCast, ctx: &mut Context<Self>) {
+        let SupervisorCast::RetryRestart { id, old } = cast;
+        if let Some(index) = self.position(&id).filter(|&index| self.children[index].pid.is_none()) {
+            self.restart_after_exit(ctx, index, old).await;
+            self.publish_count(ctx);
+        }
     }
 
     async fn handle_info(&mut self, info: Info, ctx: &mut Context<Self>) {
@@ -115,38 +129,40 @@ impl SupervisorServer {
         Ok(pid)
     }
 
-    /// Applies the strategy after child `index` (formerly `old`) ended, retrying failed starts until the
-    /// restart intensity is exceeded, at which point the supervisor gives up and exits with `shutdown`.
+    /// Applies the strategy after child `index` (formerly `old`) ended. A failed start counts as another restart
+    /// and is retried through the mailbox, until the restart intensity is exceeded; then the supervisor gives up
+    /// and exits with `shutdown`.
     async fn restart_after_exit(&mut self, ctx: &mut Context<Self>, index: usize, old: Pid) {
-        loop {
-            if !self.record_restart(ctx) {
-                tracing::error!(
-                    supervisor = %ctx.pid(),
-                    max_restarts = self.max_restarts,
-                    within = ?self.within,
-                    "restart intensity exceeded; shutting down"
-                );
-                ctx.stop(ExitReason::Shutdown);
-                return;
-            }
-            let affected = match self.strategy {
-                Strategy::OneForOne => index..index + 1,
-                Strategy::OneForAll => 0..self.children.len(),
-                Strategy::RestForOne => index..self.children.len(),
-            };
-            self.stop_children(ctx.runtime(), affected.clone()).await;
-            match self.start_range(ctx, affected).await {
-                Ok(()) => {
-                    if let Some(new) = self.children[index].pid.clone() {
-                        let supervisor = ctx.pid().clone();
-                        let child_id = self.children[index].spec.id.clone();
-                        ctx.runtime().emit(|| LifecycleEvent::Restarted { supervisor, child_id, old, new });
-                    }
-                    // Temporary siblings stopped for a group restart are not restarted (as in OTP).
-                    self.children.retain(|child| child.pid.is_some() || child.spec.restart != Restart::Temporary);
-                    return;
+        if !self.record_restart(ctx) {
+            tracing::error!(
+                supervisor = %ctx.pid(),
+                max_restarts = self.max_restarts,
+                within = ?self.within,
+                "restart intensity exceeded; shutting down"
+            );
+            ctx.stop(ExitReason::Shutdown);
+            return;
+        }
+        let affected = match self.strategy {
+            Strategy::OneForOne => index..index + 1,
+            Strategy::OneForAll => 0..self.children.len(),
+            Strategy::RestForOne => index..self.children.len(),
+        };
+        self.stop_children(ctx.runtime(), affected.clone()).await;
+        match self.start_range(ctx, affected).await {
+            Ok(()) => {
+                if let Some(new) = self.children[index].pid.clone() {
+                    let supervisor = ctx.pid().clone();
+                    let child_id = self.children[index].spec.id.clone();
+                    ctx.runtime().emit(|| LifecycleEvent::Restarted { supervisor, child_id, old, new });
                 }
-                Err(error) => tracing::warn!(supervisor = %ctx.pid(), %error, "restart failed; retrying"),
+                // Temporary siblings stopped for a group restart are not restarted (as in OTP).
+                self.children.retain(|child| child.pid.is_some() || child.spec.restart != Restart::Temporary);
+            }
+            Err(error) => {
+                tracing::warn!(supervisor = %ctx.pid(), %error, "restart failed; retrying");
+                let id = self.children[index].spec.id.clone();
+                ctx.myself().cast(SupervisorCast::RetryRestart { id, old });
             }
         }
     }

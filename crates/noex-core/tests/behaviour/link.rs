@@ -115,3 +115,18 @@ async fn start_link_ties_the_child_to_its_parent() {
     parent.cast(());
     assert_eq!(within(child_down).await.reason, ExitReason::error("panic: parent crash"));
 }
+
+#[tokio::test]
+async fn after_unlink_an_exit_has_no_effect() {
+    let runtime = Runtime::new();
+    let (a, _infos) = Probe::with_infos();
+    let a = runtime.start(a).await.unwrap();
+    let b = runtime.start(Probe::new()).await.unwrap();
+    a.call(Call::TrapExits).await.unwrap();
+    a.call(Call::Link(b.pid().clone())).await.unwrap();
+    a.call(Call::Unlink(b.pid().clone())).await.unwrap();
+    let b_down = runtime.monitor(b.pid());
+    b.cast(Cast::Panic);
+    within(b_down).await;
+    assert_eq!(a.call(Call::Infos).await.unwrap(), Reply::Infos(vec![]), "no EXIT after unlink");
+}

@@ -125,3 +125,56 @@ async fn two_runtimes_in_one_process_are_separate_nodes() {
     assert_eq!((on_b.pid().node().as_str(), on_b.pid().creation()), ("b@127.0.0.1:2", 7));
     assert!(!a.is_alive(on_b.pid()), "a runtime does not see another node's processes as its own");
 }
+
+#[tokio::test]
+async fn a_failed_start_has_freed_its_name_when_it_returns() {
+    let runtime = Runtime::new();
+    for _ in 0..50 {
+        let failing = Probe { fail_init: Some(ExitReason::error("no")), ..Probe::new() };
+        assert!(runtime.start_with(failing, StartOptions::named("retry")).await.is_err());
+        let ok = runtime.start_with(Probe::new(), StartOptions::named("retry")).await.expect("the name is free");
+        ok.stop(ExitReason::Normal, Duration::from_secs(1)).await.unwrap();
+    }
+}
+
+/// Kills itself during `init`, then would wait forever.
+struct SelfKiller;
+
+impl noex_core::GenServer for SelfKiller {
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+
+    async fn init(&mut self, ctx: &mut noex_core::Context<Self>) -> Result<(), ExitReason> {
+        ctx.runtime().kill(ctx.pid());
+        std::future::pending().await
+    }
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut noex_core::Context<Self>) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_init_is_never_lost() {
+    let runtime = Runtime::new();
+    for _ in 0..100 {
+        let started = within(runtime.start(SelfKiller)).await;
+        assert_eq!(started.unwrap_err(), StartError::Init(ExitReason::Killed));
+    }
+    assert_eq!(runtime.process_count(), 0);
+}
+
+#[tokio::test]
+async fn shutdown_stops_roots_newest_first_and_lets_supervisors_stop_their_children() {
+    use noex_core::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
+    let runtime = Runtime::new();
+    let log = journal();
+    let (a, b) = (log.clone(), log.clone());
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .child(ChildSpec::worker("a", move || Probe::journaled("a", &a)))
+        .child(ChildSpec::worker("b", move || Probe::journaled("b", &b)));
+    Supervisor::start(&runtime, spec, StartOptions::default()).await.unwrap();
+    runtime.start(Probe::journaled("c", &log)).await.unwrap();
+    within(runtime.shutdown(Duration::from_secs(1))).await;
+    assert_eq!(entries(&log), ["start a", "start b", "start c", "stop c", "stop b", "stop a"], "no restarts");
+    assert_eq!(runtime.process_count(), 0);
+}

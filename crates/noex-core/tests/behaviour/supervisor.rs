@@ -197,3 +197,23 @@ async fn a_child_that_fails_to_start_fails_the_supervisor_start() {
     assert_eq!(entries(&log), ["start good", "stop good"], "the started child is stopped again");
     assert_eq!(runtime.process_count(), 0);
 }
+
+#[tokio::test]
+async fn a_child_that_cannot_restart_exhausts_the_intensity_without_blocking_the_supervisor() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runtime = Runtime::new();
+    let starts = Arc::new(AtomicUsize::new(0));
+    let counter = starts.clone();
+    let flaky = ChildSpec::worker("flaky", move || {
+        let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+        Probe { fail_init: (!first).then(|| ExitReason::error("cannot start again")), ..Probe::new() }
+    });
+    let spec = SupervisorSpec::new(Strategy::OneForOne).intensity(3, Duration::from_secs(5)).child(flaky);
+    let supervisor = Supervisor::start(&runtime, spec, StartOptions::default()).await.unwrap();
+    let supervisor_down = runtime.monitor(supervisor.pid());
+    let child = children(&supervisor).await[0].clone().unwrap();
+    crash(&runtime, &child);
+    assert_eq!(within(supervisor_down).await.reason, ExitReason::Shutdown);
+    assert_eq!(starts.load(Ordering::SeqCst), 4, "the first start and three failed restarts");
+}

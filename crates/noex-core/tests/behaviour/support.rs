@@ -71,6 +71,7 @@ pub(crate) enum Call {
     StopWith(ExitReason),
     Monitor(Pid),
     Link(Pid),
+    Unlink(Pid),
     TrapExits,
     KillThenDemonitor(Pid, MonitorRef),
 }
@@ -120,6 +121,10 @@ impl GenServer for Probe {
             }
             Call::Monitor(pid) => Reply::Monitor(ctx.monitor(&pid)),
             Call::Link(pid) => Reply::Linked(ctx.link(&pid)),
+            Call::Unlink(pid) => {
+                ctx.unlink(&pid);
+                Reply::Done
+            }
             Call::TrapExits => {
                 ctx.trap_exits(true);
                 Reply::Done
