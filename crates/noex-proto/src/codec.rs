@@ -1,0 +1,82 @@
+//! Framing: each frame is a 4-byte big-endian length followed by one protobuf `Envelope`.
+
+use bytes::{BufMut, BytesMut};
+use prost::Message;
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use crate::{Frame, ProtoError, wire};
+
+/// The largest frame accepted once a connection is authenticated, unless configured otherwise.
+pub const DEFAULT_MAX_FRAME: usize = 8 * 1024 * 1024;
+
+/// The largest frame accepted before authentication: handshake frames are tiny, and a stranger must not make
+/// a node buffer megabytes.
+pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
+
+/// Encodes [`Frame`]s and decodes them, for `tokio_util::codec::Framed`.
+///
+/// A length prefix above the limit is an error as soon as the 4 bytes are read, before any payload is buffered;
+/// that error ends the stream. A frame whose payload is not a valid message yields `Ok(Some(Err(..)))`: the
+/// stream stays in sync and the caller decides whether to drop the frame or the connection.
+#[derive(Debug)]
+pub struct FrameCodec {
+    lengths: LengthDelimitedCodec,
+}
+
+impl FrameCodec {
+    /// A codec for a connection that has not authenticated yet ([`HANDSHAKE_MAX_FRAME`]).
+    pub fn handshake() -> Self {
+        Self::with_limit(HANDSHAKE_MAX_FRAME)
+    }
+
+    /// A codec with the given frame limit.
+    pub fn with_limit(max_frame: usize) -> Self {
+        FrameCodec {
+            lengths: LengthDelimitedCodec::builder()
+                .big_endian()
+                .length_field_length(4)
+                .max_frame_length(max_frame)
+                .new_codec(),
+        }
+    }
+
+    /// Changes the frame limit (after authentication, say).
+    pub fn set_limit(&mut self, max_frame: usize) {
+        self.lengths.set_max_frame_length(max_frame);
+    }
+
+    /// The current frame limit.
+    pub fn limit(&self) -> usize {
+        self.lengths.max_frame_length()
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Result<Frame, ProtoError>;
+    type Error = ProtoError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
+        let Some(payload) = self.lengths.decode(src)? else { return Ok(None) };
+        // `freeze` keeps the buffer: the envelope's `bytes` fields become slices of it, not copies.
+        let decoded = wire::Envelope::decode(payload.freeze()).map_err(ProtoError::from).and_then(Frame::try_from);
+        Ok(Some(decoded))
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = ProtoError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
+        let envelope = wire::Envelope::from(frame);
+        let len = envelope.encoded_len();
+        if len > self.limit() {
+            let message = format!("frame of {len} bytes exceeds the limit of {}", self.limit());
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, message).into());
+        }
+        dst.reserve(4 + len);
+        // The limit is at most what fits in the prefix: `LengthDelimitedCodec` refuses larger limits on decode.
+        dst.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        envelope.encode(dst).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,45 @@
+//! The noex-rs wire protocol.
+//!
+//! The protocol is defined in `proto/noex/v1/noex.proto` and described in `docs/protocol.md`. This crate compiles
+//! it (with protox, no system `protoc`), keeps the generated types to itself, and gives the layers above:
+//!
+//! - [`Frame`]: every message kind as hand-written types, converted with `TryFrom`, so a malformed message is a
+//!   [`ProtoError`], never a panic;
+//! - [`FrameCodec`]: 4-byte big-endian length-prefixed framing with a frame limit enforced before buffering;
+//! - [`NodeId`]: a node's `name@host:port` identity, validated;
+//! - [`auth`]: the handshake's HMAC-SHA256 proofs.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use noex_proto::{Frame, FrameCodec};
+//! use tokio_util::codec::{Decoder, Encoder};
+//!
+//! let mut codec = FrameCodec::handshake();
+//! let mut buffer = BytesMut::new();
+//! codec.encode(Frame::Heartbeat, &mut buffer).unwrap();
+//! assert_eq!(&buffer[..4], &[0, 0, 0, 2], "length prefix, then the envelope");
+//! assert_eq!(codec.decode(&mut buffer).unwrap().unwrap().unwrap(), Frame::Heartbeat);
+//! ```
+
+pub mod auth;
+mod codec;
+mod error;
+mod frame;
+mod node_id;
+
+/// The generated protobuf types; private so that only [`Frame`] crosses the crate boundary.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+mod wire {
+    include!(concat!(env!("OUT_DIR"), "/noex.v1.rs"));
+}
+
+pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, HANDSHAKE_MAX_FRAME};
+pub use error::ProtoError;
+pub use frame::{
+    Call, CallFailure, Cast, Challenge, Demonitor, Down, Exit, Frame, Hello, LinkPair, Member, Monitor, Registration,
+    RegistryEntry, RegistrySync, RejectReason, Reply, SpawnFailure, SpawnReply, SpawnRequest, Target,
+};
+pub use node_id::{Host, MAX_NAME_LEN, NodeId, NodeIdError};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
