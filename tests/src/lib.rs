@@ -1,4 +1,6 @@
-//! Shared support for the workspace-level tests: the layering rule now; node fixtures, the fault-injecting TCP
-//! proxy and helpers to drive the app binaries as the cluster layers land.
+//! Shared support for the workspace-level tests: the layering rule, and fixtures for in-process cluster nodes
+//! (ephemeral ports, short timers, a shared test cookie). The fault-injecting proxy and helpers to drive the app
+//! binaries join them as the tests need them.
 
+pub mod cluster;
 pub mod layering;

@@ -1,0 +1,452 @@
+//! `Cluster`: one node's membership. It owns the listener, the connections, the dialing with backoff, and
+//! the event stream; all of its I/O runs on a dedicated thread so busy user processes cannot starve heartbeats.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use noex_proto::{Frame, FrameCodec, Member, NodeId, RejectReason};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::codec::{Framed, FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::{self, Admission};
+use crate::connection::{self, Connection};
+use crate::event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
+use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer};
+use crate::{ClusterConfig, StartError};
+
+/// Receives the frames of one kind that arrive from other nodes (process traffic, registry, observer).
+///
+/// Called on the cluster's I/O thread, in arrival order per peer: it must not block (hand the frame on).
+pub trait FrameHandler: Send + Sync + 'static {
+    /// One frame from `from`.
+    fn handle(&self, from: &NodeId, frame: Frame);
+}
+
+impl<F: Fn(&NodeId, Frame) + Send + Sync + 'static> FrameHandler for F {
+    fn handle(&self, from: &NodeId, frame: Frame) {
+        self(from, frame)
+    }
+}
+
+/// The kinds of traffic a layer above can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Calls, casts, replies, spawns, monitors and links.
+    Process = 0,
+    /// Global registry sync.
+    Registry = 1,
+    /// Observer queries and replies.
+    Observer = 2,
+}
+
+/// Why a frame could not be queued for a node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The node is not connected.
+    #[error("node {0} is not connected")]
+    NotConnected(NodeId),
+    /// The node's outbound queue is full (it is not reading fast enough); the frame was not queued.
+    #[error("outbound queue to {0} is full")]
+    QueueFull(NodeId),
+}
+
+/// One node's view of the cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    local: NodeId,
+    creation: u32,
+    pub(crate) settings: crate::Settings,
+    pub(crate) io: tokio::runtime::Handle,
+    state: Mutex<State>,
+    events: broadcast::Sender<ClusterEvent>,
+    handlers: RwLock<[Option<Arc<dyn FrameHandler>>; 3]>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    peers: HashMap<NodeId, Link>,
+    known: HashMap<NodeId, (u32, NodeStatus)>,
+    /// Nodes with a dial loop running.
+    dialing: HashSet<NodeId>,
+    /// Nodes with a connection attempt (TCP connect or handshake) in flight, for the simultaneous-dial rule.
+    attempting: HashSet<NodeId>,
+    next_connection: u64,
+    stopping: bool,
+}
+
+struct Link {
+    creation: u32,
+    connection: u64,
+    /// Who opened this connection; decides which of two connections survives.
+    dialer: NodeId,
+    outbox: mpsc::Sender<Frame>,
+    close: CancellationToken,
+    writer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Validates `config`, binds the listener, and starts dialing the seeds. Returns once the node accepts
+    /// connections; seeds that are unreachable are retried in the background with backoff.
+    pub async fn start(config: ClusterConfig) -> Result<Cluster, StartError> {
+        let settings = config.validate()?;
+        let (io, io_thread_done) = io_runtime()?;
+        let listener = {
+            let bind = settings.bind_address();
+            io.spawn(async move { TcpListener::bind(bind).await }).await.map_err(|e| StartError::Io(e.to_string()))?
+        }
+        .map_err(|e| StartError::Bind(settings.bind_address(), e.to_string()))?;
+        let port = listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?.port();
+        let local = settings.node_id(port);
+        let mut creation = 0;
+        while creation == 0 {
+            creation = getrandom::u32().map_err(|e| StartError::Io(e.to_string()))?;
+        }
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            local,
+            creation,
+            settings,
+            io,
+            state: Mutex::default(),
+            events,
+            handlers: RwLock::new([None, None, None]),
+            shutdown: io_thread_done,
+        });
+        inner.io.spawn(accept_loop(inner.clone(), listener));
+        for seed in inner.settings.seeds().to_vec() {
+            inner.dial(seed);
+        }
+        tracing::info!(node = %inner.local, creation, "cluster node started");
+        Ok(Cluster { inner })
+    }
+
+    /// This node's id.
+    pub fn local(&self) -> &NodeId {
+        &self.inner.local
+    }
+
+    /// This node's incarnation (random, non-zero, new at every start).
+    pub fn creation(&self) -> u32 {
+        self.inner.creation
+    }
+
+    /// A subscription to nodes coming up and going down, from now on.
+    pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Every node this one has known, with its status (this node excluded).
+    pub fn nodes(&self) -> Vec<(NodeInfo, NodeStatus)> {
+        let state = self.inner.lock();
+        let mut nodes: Vec<_> = state
+            .known
+            .iter()
+            .map(|(node, (creation, status))| (NodeInfo { node: node.clone(), creation: *creation }, *status))
+            .collect();
+        nodes.sort_by(|a, b| a.0.node.cmp(&b.0.node));
+        nodes
+    }
+
+    /// The connected nodes (this node excluded).
+    pub fn connected(&self) -> Vec<NodeId> {
+        let mut nodes: Vec<_> = self.inner.lock().peers.keys().cloned().collect();
+        nodes.sort();
+        nodes
+    }
+
+    /// Whether `node` is connected.
+    pub fn is_connected(&self, node: &NodeId) -> bool {
+        self.inner.lock().peers.contains_key(node)
+    }
+
+    /// Queues `frame` for `node`. Frames to one node are delivered in the order queued. Never waits: a full
+    /// queue is an error, and the frame is not sent.
+    pub fn send(&self, node: &NodeId, frame: Frame) -> Result<(), SendError> {
+        let outbox = self.inner.lock().peers.get(node).map(|link| link.outbox.clone());
+        let outbox = outbox.ok_or_else(|| SendError::NotConnected(node.clone()))?;
+        outbox.try_send(frame).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => SendError::QueueFull(node.clone()),
+            mpsc::error::TrySendError::Closed(_) => SendError::NotConnected(node.clone()),
+        })
+    }
+
+    /// Routes incoming frames of `kind` to `handler` (replacing any previous one). Frames of a kind with no
+    /// handler are dropped with a debug log.
+    pub fn set_handler(&self, kind: FrameKind, handler: impl FrameHandler) {
+        self.inner.handlers.write().unwrap_or_else(|p| p.into_inner())[kind as usize] = Some(Arc::new(handler));
+    }
+
+    /// Leaves the cluster: says goodbye to every peer (they report `graceful_shutdown`), closes the connections
+    /// and stops the I/O thread. Waits at most about a second for the goodbyes to be written.
+    pub async fn shutdown(&self) {
+        let writers: Vec<_> = {
+            let mut state = self.inner.lock();
+            state.stopping = true;
+            state
+                .peers
+                .values_mut()
+                .filter_map(|link| {
+                    let _ = link.outbox.try_send(Frame::Goodbye);
+                    link.writer.take()
+                })
+                .collect()
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::future::join_all(writers)).await;
+        self.inner.shutdown.cancel();
+    }
+}
+
+impl Cluster {
+    /// Drops every connection and stops the I/O thread without saying goodbye, as a crash would: peers report
+    /// this node down with `connection_closed`. For tests and fault drills.
+    pub fn crash(&self) {
+        self.inner.lock().stopping = true;
+        self.inner.shutdown.cancel();
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("local", &self.inner.local).field("creation", &self.inner.creation).finish()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn dispatch(&self, from: &NodeId, frame: Frame) {
+        let kind = match &frame {
+            Frame::RegistrySync(_) => FrameKind::Registry,
+            Frame::ObserverQuery { .. } | Frame::ObserverReply { .. } => FrameKind::Observer,
+            _ => FrameKind::Process,
+        };
+        let handler = self.handlers.read().unwrap_or_else(|p| p.into_inner())[kind as usize].clone();
+        match handler {
+            Some(handler) => handler.handle(from, frame),
+            None => tracing::debug!(%from, ?kind, "no handler; frame dropped"),
+        }
+    }
+
+    /// Starts a dial loop for `node` unless it is this node, connected, already being dialed, or we are stopping.
+    pub(crate) fn dial(self: &Arc<Self>, node: NodeId) {
+        {
+            let mut state = self.lock();
+            if node == self.local
+                || state.stopping
+                || state.peers.contains_key(&node)
+                || !state.dialing.insert(node.clone())
+            {
+                return;
+            }
+        }
+        self.io.spawn(dial_loop(self.clone(), node));
+    }
+
+    /// Registers an authenticated connection; false if it lost to an existing one (the caller drops it).
+    fn register<T>(self: &Arc<Self>, peer: Peer, dialer: NodeId, framed: Framed<T, FrameCodec>) -> bool
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let mut state = self.lock();
+        if state.stopping {
+            return false;
+        }
+        let mut announce = true;
+        if let Some(existing) = state.peers.get(&peer.node) {
+            if existing.creation == peer.creation {
+                // Two connections to one incarnation: the one opened by the smaller node id survives; if both
+                // were opened by the same node, the newer one (the peer gave up on the older).
+                let smaller = if self.local < peer.node { &self.local } else { &peer.node };
+                if existing.dialer != dialer && existing.dialer == *smaller {
+                    return false;
+                }
+                announce = false;
+            }
+            let old = state.peers.remove(&peer.node).expect("just seen");
+            old.close.cancel();
+            if announce {
+                let node = NodeInfo { node: peer.node.clone(), creation: old.creation };
+                tracing::info!(%node.node, "node restarted; old incarnation down");
+                let _ = self.events.send(ClusterEvent::NodeDown { node, reason: DownReason::ConnectionClosed });
+            }
+        }
+        state.next_connection += 1;
+        let id = state.next_connection;
+        let (outbox_tx, outbox) = mpsc::channel(self.settings.config.outbound_queue);
+        let close = CancellationToken::new();
+        let info = NodeInfo { node: peer.node.clone(), creation: peer.creation };
+        // Tell the new peer whom we know, so that it meshes with them too.
+        let members: Vec<Member> =
+            state.peers.iter().map(|(node, link)| Member { node: node.clone(), creation: link.creation }).collect();
+        let _ = outbox_tx.try_send(Frame::Members(members));
+
+        let mut parts = framed.into_parts();
+        parts.codec.set_limit(self.settings.config.max_frame);
+        let (read_half, write_half) = tokio::io::split(parts.io);
+        let mut reader = FramedRead::new(read_half, parts.codec);
+        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        let mut writer_codec = FrameCodec::with_limit(self.settings.config.max_frame);
+        writer_codec.set_limit(self.settings.config.max_frame);
+        let writer = FramedWrite::new(write_half, writer_codec);
+        let connection = Connection { id, peer: info.clone(), close: close.clone() };
+        let writer = connection::spawn(self, connection, reader, writer, outbox);
+
+        state.peers.insert(
+            peer.node.clone(),
+            Link { creation: peer.creation, connection: id, dialer, outbox: outbox_tx, close, writer: Some(writer) },
+        );
+        state.known.insert(peer.node.clone(), (peer.creation, NodeStatus::Connected));
+        if announce {
+            tracing::info!(node = %peer.node, "node up");
+            let _ = self.events.send(ClusterEvent::NodeUp(info));
+        }
+        true
+    }
+
+    /// A connection's reader ended. Reports the node down if this was its current connection, and redials it
+    /// unless it said goodbye.
+    pub(crate) fn connection_lost(self: &Arc<Self>, connection: &Connection, reason: DownReason) {
+        let node = &connection.peer.node;
+        {
+            let mut state = self.lock();
+            if state.peers.get(node).is_none_or(|link| link.connection != connection.id) {
+                return; // replaced by a newer connection
+            }
+            state.peers.remove(node);
+            state.known.insert(node.clone(), (connection.peer.creation, NodeStatus::Disconnected));
+            tracing::info!(%node, %reason, "node down");
+            let _ = self.events.send(ClusterEvent::NodeDown { node: connection.peer.clone(), reason });
+            if state.stopping || reason == DownReason::GracefulShutdown {
+                return;
+            }
+        }
+        self.dial(node.clone());
+    }
+
+    fn admit(&self, peer: &Peer) -> Admission {
+        let state = self.lock();
+        if state.stopping {
+            return Admission::Refuse(RejectReason::NotAllowed);
+        }
+        // Simultaneous dials: our own attempt survives if we are the smaller node.
+        if state.attempting.contains(&peer.node) && self.local < peer.node {
+            return Admission::Refuse(RejectReason::Duplicate);
+        }
+        Admission::Admit
+    }
+}
+
+/// A current-thread tokio runtime on its own OS thread, for all of the cluster's I/O. It runs until the
+/// returned token is cancelled.
+fn io_runtime() -> Result<(tokio::runtime::Handle, CancellationToken), StartError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    let handle = runtime.handle().clone();
+    let done = CancellationToken::new();
+    let until = done.clone();
+    std::thread::Builder::new()
+        .name("noex-cluster-io".into())
+        .spawn(move || runtime.block_on(until.cancelled()))
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    Ok((handle, done))
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, address)) => {
+                inner.io.spawn(accept_one(inner.clone(), stream, address));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: std::net::SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let config = &inner.settings.config;
+    let mut framed = Framed::new(stream, FrameCodec::with_limit(config.handshake_max_frame));
+    let acceptor = Acceptor::new(inner.local.clone(), inner.creation, inner.settings.cookie.clone());
+    let handshake = connect::accept(&mut framed, acceptor, |peer| inner.admit(peer));
+    match tokio::time::timeout(config.handshake_timeout, handshake).await {
+        Ok(Ok(peer)) => {
+            let dialer = peer.node.clone();
+            inner.register(peer, dialer, framed);
+        }
+        Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
+            tracing::debug!(%address, "refused a duplicate connection");
+        }
+        Ok(Err(error)) => tracing::warn!(%address, %error, "inbound handshake failed"),
+        Err(_) => tracing::warn!(%address, "inbound handshake timed out"),
+    }
+}
+
+async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
+    let config = &inner.settings.config;
+    let mut delay = config.reconnect_min;
+    loop {
+        if inner.shutdown.is_cancelled() || inner.lock().peers.contains_key(&node) {
+            break;
+        }
+        inner.lock().attempting.insert(node.clone());
+        let attempt = tokio::time::timeout(config.handshake_timeout, dial_once(&inner, &node)).await;
+        inner.lock().attempting.remove(&node);
+        match attempt {
+            Ok(Ok(())) => break,
+            Ok(Err(error)) => tracing::debug!(%node, %error, "dial failed; will retry"),
+            Err(_) => tracing::debug!(%node, "dial timed out; will retry"),
+        }
+        tokio::select! {
+            () = inner.shutdown.cancelled() => break,
+            () = tokio::time::sleep(jittered(delay)) => {}
+        }
+        delay = (delay * 2).min(config.reconnect_max);
+    }
+    inner.lock().dialing.remove(&node);
+}
+
+async fn dial_once(inner: &Arc<Inner>, node: &NodeId) -> Result<(), HandshakeError> {
+    let stream = TcpStream::connect(node.address()).await.map_err(|_| HandshakeError::Closed)?;
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, FrameCodec::with_limit(inner.settings.config.handshake_max_frame));
+    let (dialer, hello) =
+        Dialer::start(inner.local.clone(), inner.creation, node.clone(), inner.settings.cookie.clone());
+    match connect::dial(&mut framed, dialer, hello).await {
+        Ok(peer) => {
+            inner.register(peer, inner.local.clone(), framed);
+            Ok(())
+        }
+        Err(HandshakeError::Rejected(RejectReason::Duplicate)) => Ok(()), // the other connection wins
+        Err(error @ (HandshakeError::BadProof | HandshakeError::Rejected(_) | HandshakeError::WrongPeer { .. })) => {
+            tracing::warn!(%node, %error, "handshake refused");
+            Err(error)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `delay` scaled by a random factor in [0.5, 1.5), so that nodes that lost each other do not redial in step.
+fn jittered(delay: Duration) -> Duration {
+    let random = getrandom::u32().unwrap_or(u32::MAX / 2);
+    delay.mul_f64(0.5 + f64::from(random) / f64::from(u32::MAX))
+}

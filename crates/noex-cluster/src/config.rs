@@ -1,0 +1,220 @@
+//! `ClusterConfig`: how a node joins a cluster, with defaults, validated before anything starts.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use noex_proto::{DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, Host, NodeId};
+
+use crate::{ConfigError, Cookie};
+
+/// The default cluster port (Erlang's EPMD port, as noex uses).
+pub const DEFAULT_PORT: u16 = 4369;
+
+/// How a node joins a cluster. Build with [`ClusterConfig::new`] and adjust the public fields.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// The node's name: a letter, then letters, digits, `_` or `-`; at most 64 characters.
+    pub name: String,
+    /// The host other nodes dial to reach this one (the advertised address). Default `127.0.0.1`.
+    pub host: String,
+    /// The port to listen on and advertise. Default 4369; 0 picks a free port (the node id then carries it).
+    pub port: u16,
+    /// The address to bind. Default: `host` when it is an IP address, else all interfaces. Binding all
+    /// interfaces never changes what is advertised.
+    pub bind: Option<IpAddr>,
+    /// Nodes to dial at start (`name@host:port`); unreachable ones are retried with backoff.
+    pub seeds: Vec<String>,
+    /// How often an idle connection sends a heartbeat. Default 500 ms.
+    pub heartbeat_interval: Duration,
+    /// How long a connection may stay silent before its node is declared down. Default 3 s.
+    pub failure_timeout: Duration,
+    /// How long a handshake may take. Default 5 s.
+    pub handshake_timeout: Duration,
+    /// The first reconnect delay; it doubles (with jitter) up to `reconnect_max`. Default 200 ms.
+    pub reconnect_min: Duration,
+    /// The longest reconnect delay. Default 10 s.
+    pub reconnect_max: Duration,
+    /// The largest frame accepted after authentication. Default 8 MiB.
+    pub max_frame: usize,
+    /// The largest frame accepted before authentication. Default 64 KiB.
+    pub handshake_max_frame: usize,
+    /// Frames queued per connection before senders are told the queue is full. Default 65536.
+    pub outbound_queue: usize,
+    /// The cluster secret; `None` reads `NOEX_COOKIE`, else `~/.noex.cookie` (created on first use).
+    pub cookie: Option<Cookie>,
+}
+
+impl ClusterConfig {
+    /// A configuration with every default, for a node called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        ClusterConfig {
+            name: name.into(),
+            host: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            bind: None,
+            seeds: Vec::new(),
+            heartbeat_interval: Duration::from_millis(500),
+            failure_timeout: Duration::from_secs(3),
+            handshake_timeout: Duration::from_secs(5),
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(10),
+            max_frame: DEFAULT_MAX_FRAME,
+            handshake_max_frame: HANDSHAKE_MAX_FRAME,
+            outbound_queue: 65_536,
+            cookie: None,
+        }
+    }
+
+    /// Checks every setting and resolves the cookie; the first problem is the error.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        // Port 0 means "pick one"; check the identity with a placeholder port.
+        let probe = format!("{}@{}:{}", self.name, bracket(&self.host), self.port.max(1));
+        let identity: NodeId = probe.parse().map_err(ConfigError::Identity)?;
+        let seeds = self
+            .seeds
+            .iter()
+            .map(|seed| seed.parse::<NodeId>().map_err(ConfigError::Seed))
+            .collect::<Result<Vec<_>, _>>()?;
+        let setting = |setting, reason: &str| Err(ConfigError::Setting { setting, reason: reason.into() });
+        if self.heartbeat_interval < Duration::from_millis(10) {
+            return setting("heartbeat_interval", "must be at least 10 ms");
+        }
+        if self.failure_timeout <= self.heartbeat_interval {
+            return setting("failure_timeout", "must be longer than heartbeat_interval");
+        }
+        if self.handshake_timeout.is_zero() {
+            return setting("handshake_timeout", "must be positive");
+        }
+        if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
+            return setting("reconnect_min/reconnect_max", "need 0 < reconnect_min <= reconnect_max");
+        }
+        if self.handshake_max_frame < 1024 || self.handshake_max_frame > self.max_frame {
+            return setting("handshake_max_frame", "must be between 1 KiB and max_frame");
+        }
+        if self.max_frame > u32::MAX as usize {
+            return setting("max_frame", "must fit a 4-byte length prefix");
+        }
+        if self.outbound_queue == 0 {
+            return setting("outbound_queue", "must be positive");
+        }
+        let cookie = match &self.cookie {
+            Some(cookie) if cookie.as_bytes().is_empty() => {
+                return Err(ConfigError::Cookie("the cookie is empty".into()));
+            }
+            Some(cookie) => cookie.clone(),
+            None => Cookie::from_environment()?,
+        };
+        let bind_ip = self.bind.unwrap_or(match identity.host() {
+            Host::Ipv4(ip) => IpAddr::V4(*ip),
+            Host::Ipv6(ip) => IpAddr::V6(*ip),
+            Host::Name(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        });
+        Ok(Settings {
+            config: self.clone(),
+            host: identity.host().clone(),
+            bind: SocketAddr::new(bind_ip, self.port),
+            seeds,
+            cookie,
+        })
+    }
+}
+
+/// A validated configuration, ready to start a node.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub(crate) config: ClusterConfig,
+    pub(crate) host: Host,
+    pub(crate) bind: SocketAddr,
+    pub(crate) seeds: Vec<NodeId>,
+    pub(crate) cookie: Cookie,
+}
+
+impl Settings {
+    /// The node id once the listener is bound to `port`.
+    pub(crate) fn node_id(&self, port: u16) -> NodeId {
+        NodeId::new(&self.config.name, self.host.clone(), port).expect("name and host were validated")
+    }
+
+    /// The address to bind.
+    pub fn bind_address(&self) -> SocketAddr {
+        self.bind
+    }
+
+    /// The seeds, parsed.
+    pub fn seeds(&self) -> &[NodeId] {
+        &self.seeds
+    }
+}
+
+/// IPv6 hosts are written bracketed inside a node id.
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: &str) -> ClusterConfig {
+        ClusterConfig { cookie: Some(Cookie::new("test")), ..ClusterConfig::new(name) }
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c = ClusterConfig::new("a");
+        assert_eq!((c.port, c.host.as_str()), (4369, "127.0.0.1"));
+        assert_eq!((c.heartbeat_interval, c.failure_timeout), (Duration::from_millis(500), Duration::from_secs(3)));
+        assert_eq!((c.reconnect_min, c.reconnect_max), (Duration::from_millis(200), Duration::from_secs(10)));
+        assert_eq!((c.max_frame, c.handshake_max_frame), (8 << 20, 64 << 10));
+        let settings = config("a").validate().unwrap();
+        assert_eq!(settings.bind_address(), "127.0.0.1:4369".parse().unwrap(), "binds the advertised IP");
+        assert_eq!(settings.node_id(4369).as_str(), "a@127.0.0.1:4369");
+    }
+
+    #[test]
+    fn binding_all_interfaces_keeps_the_advertised_host() {
+        let c = ClusterConfig { bind: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), host: "10.1.2.3".into(), ..config("a") };
+        let settings = c.validate().unwrap();
+        assert_eq!(settings.bind_address().ip(), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(settings.node_id(7000).as_str(), "a@10.1.2.3:7000");
+        let v6 = ClusterConfig { host: "::1".into(), ..config("b") }.validate().unwrap();
+        assert_eq!(v6.node_id(1).as_str(), "b@[::1]:1");
+    }
+
+    #[test]
+    fn invalid_settings_are_typed_errors_with_clear_text() {
+        let cases: Vec<(ClusterConfig, &str)> = vec![
+            (
+                config("1abc"),
+                "invalid node identity: invalid node id '1abc@127.0.0.1:4369': name must start with a letter",
+            ),
+            (
+                ClusterConfig { seeds: vec!["nope".into()], ..config("a") },
+                "invalid seed: invalid node id 'nope': missing '@' between name and host",
+            ),
+            (
+                ClusterConfig { host: "bad host".into(), ..config("a") },
+                "invalid node identity: invalid node id 'a@bad host:4369': host is not a valid IPv4 address, bracketed IPv6 address or hostname",
+            ),
+            (
+                ClusterConfig { failure_timeout: Duration::from_millis(100), ..config("a") },
+                "invalid setting 'failure_timeout': must be longer than heartbeat_interval",
+            ),
+            (
+                ClusterConfig { reconnect_max: Duration::from_millis(1), ..config("a") },
+                "invalid setting 'reconnect_min/reconnect_max': need 0 < reconnect_min <= reconnect_max",
+            ),
+            (
+                ClusterConfig { handshake_max_frame: 16 << 20, ..config("a") },
+                "invalid setting 'handshake_max_frame': must be between 1 KiB and max_frame",
+            ),
+            (
+                ClusterConfig { cookie: Some(Cookie::new("")), ..config("a") },
+                "cannot obtain the cluster cookie: the cookie is empty",
+            ),
+        ];
+        for (config, text) in cases {
+            assert_eq!(config.validate().unwrap_err().to_string(), text);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! In-process cluster nodes for tests: port 0, a fixed cookie, fast timers, and event waits with deadlines.
+
+use std::time::Duration;
+
+use noex_cluster::{Cluster, ClusterConfig, ClusterEvent, Cookie, DownReason, NodeId};
+use tokio::sync::broadcast;
+
+/// The cookie every test node shares unless a test says otherwise.
+pub const TEST_COOKIE: &str = "noex-test-cookie";
+
+/// How long any single wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A configuration for a test node: ephemeral port, test cookie, timers short enough for fast tests.
+pub fn config(name: &str) -> ClusterConfig {
+    let mut config = ClusterConfig::new(name);
+    config.port = 0;
+    config.cookie = Some(Cookie::new(TEST_COOKIE));
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.failure_timeout = Duration::from_millis(1000);
+    config.reconnect_min = Duration::from_millis(50);
+    config.reconnect_max = Duration::from_millis(500);
+    config
+}
+
+/// Starts a test node seeded with `seeds`.
+pub async fn node(name: &str, seeds: &[&NodeId]) -> Cluster {
+    let mut config = config(name);
+    config.seeds = seeds.iter().map(|seed| seed.to_string()).collect();
+    Cluster::start(config).await.expect("test node starts")
+}
+
+/// A port that was free a moment ago (for tests that must name a node before it exists).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+/// Waits for the first event that `wanted` accepts, failing the test after [`DEADLINE`].
+pub async fn wait_for(
+    events: &mut broadcast::Receiver<ClusterEvent>,
+    mut wanted: impl FnMut(&ClusterEvent) -> bool,
+) -> ClusterEvent {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let event = events.recv().await.expect("event stream open");
+            if wanted(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for a cluster event")
+}
+
+/// Waits until `node` is reported up.
+pub async fn wait_up(events: &mut broadcast::Receiver<ClusterEvent>, node: &NodeId) {
+    wait_for(events, |e| matches!(e, ClusterEvent::NodeUp(info) if info.node == *node)).await;
+}
+
+/// Waits until `node` is reported down; returns the reason.
+pub async fn wait_down(events: &mut broadcast::Receiver<ClusterEvent>, node: &NodeId) -> DownReason {
+    match wait_for(events, |e| matches!(e, ClusterEvent::NodeDown { node: info, .. } if info.node == *node)).await {
+        ClusterEvent::NodeDown { reason, .. } => reason,
+        ClusterEvent::NodeUp(_) => unreachable!("filtered"),
+    }
+}
+
+/// Waits until `cluster` is connected to exactly `count` nodes (re-checked at every membership event).
+pub async fn wait_connected(cluster: &Cluster, count: usize) {
+    let mut events = cluster.events();
+    tokio::time::timeout(DEADLINE, async {
+        while cluster.connected().len() != count {
+            let _ = events.recv().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} has {:?}, wanted {count} peers", cluster.local(), cluster.connected()));
+}

@@ -1,0 +1,169 @@
+//! Cluster membership with in-process nodes on ephemeral ports.
+
+use std::time::{Duration, Instant};
+
+use noex_cluster::{Cluster, ClusterConfig, ClusterEvent, Cookie, DownReason, NodeStatus};
+use noex_tests::cluster::{config, free_port, node, wait_connected, wait_down, wait_for, wait_up};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_see_each_other_quickly() {
+    let a = node("a", &[]).await;
+    let mut a_events = a.events();
+    let started = Instant::now();
+    let b = node("b", &[a.local()]).await;
+    let mut b_events = b.events();
+    if !b.is_connected(a.local()) {
+        wait_up(&mut b_events, a.local()).await;
+    }
+    if !a.is_connected(b.local()) {
+        wait_up(&mut a_events, b.local()).await;
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(100), "join took {took:?}");
+    assert_eq!(a.connected(), [b.local().clone()]);
+    assert_eq!(b.nodes()[0].1, NodeStatus::Connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_from_one_seed_form_a_full_mesh() {
+    let seed = node("seed", &[]).await;
+    let mut others = Vec::new();
+    for i in 0..4 {
+        others.push(node(&format!("n{i}"), &[seed.local()]).await);
+    }
+    wait_connected(&seed, 4).await;
+    for other in &others {
+        wait_connected(other, 4).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_seed_does_not_block_start_and_is_joined_once_it_appears() {
+    let port = free_port();
+    let future_seed: noex_cluster::NodeId = format!("late@127.0.0.1:{port}").parse().unwrap();
+    let early = node("early", &[&future_seed]).await;
+    assert!(early.connected().is_empty());
+    let mut events = early.events();
+    let late = Cluster::start(ClusterConfig { port, ..config("late") }).await.unwrap();
+    wait_up(&mut events, late.local()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_node_is_reported_down_with_connection_closed_by_every_survivor() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local()]).await;
+    let c = node("c", &[a.local()]).await;
+    for n in [&a, &b, &c] {
+        wait_connected(n, 2).await;
+    }
+    let (mut a_events, mut b_events) = (a.events(), b.events());
+    let started = Instant::now();
+    c.crash();
+    assert_eq!(wait_down(&mut a_events, c.local()).await, DownReason::ConnectionClosed);
+    assert_eq!(wait_down(&mut b_events, c.local()).await, DownReason::ConnectionClosed);
+    assert!(started.elapsed() < Duration::from_millis(500), "detected in {:?}", started.elapsed());
+    assert!(a.nodes().iter().any(|(info, status)| info.node == *c.local() && *status == NodeStatus::Disconnected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_is_reported_as_graceful_shutdown() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local()]).await;
+    wait_connected(&a, 1).await;
+    let mut events = a.events();
+    b.shutdown().await;
+    assert_eq!(wait_down(&mut events, b.local()).await, DownReason::GracefulShutdown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_comes_up_again_with_a_new_incarnation() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local()]).await;
+    wait_connected(&a, 1).await;
+    let (port, old_creation) = (b.local().port(), b.creation());
+    let mut events = a.events();
+    b.crash();
+    wait_down(&mut events, b.local()).await;
+    let b2 = Cluster::start(ClusterConfig { port, seeds: vec![a.local().to_string()], ..config("b") }).await.unwrap();
+    let up = wait_for(&mut events, |e| matches!(e, ClusterEvent::NodeUp(info) if info.node == *b2.local())).await;
+    let ClusterEvent::NodeUp(info) = up else { unreachable!() };
+    assert_ne!(info.creation, old_creation);
+    assert_eq!(info.creation, b2.creation());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_leave_exactly_one_connection() {
+    let (pa, pb) = (free_port(), free_port());
+    let a_id = format!("a@127.0.0.1:{pa}");
+    let b_id = format!("b@127.0.0.1:{pb}");
+    let (a, b) = tokio::join!(
+        Cluster::start(ClusterConfig { port: pa, seeds: vec![b_id], ..config("a") }),
+        Cluster::start(ClusterConfig { port: pb, seeds: vec![a_id], ..config("b") }),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    wait_connected(&a, 1).await;
+    wait_connected(&b, 1).await;
+    // Give any duplicate connection time to show up as a flap; none may.
+    let mut events = a.events();
+    let flap = tokio::time::timeout(Duration::from_millis(300), events.recv()).await;
+    assert!(flap.is_err(), "no further membership events: {flap:?}");
+    assert_eq!((a.connected().len(), b.connected().len()), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_different_cookies_never_join_and_keep_running() {
+    let a = node("a", &[]).await;
+    let mut stranger_config = config("stranger");
+    stranger_config.cookie = Some(Cookie::new("wrong"));
+    stranger_config.seeds = vec![a.local().to_string()];
+    let stranger = Cluster::start(stranger_config).await.unwrap();
+    let mut events = a.events();
+    let joined = tokio::time::timeout(Duration::from_millis(400), events.recv()).await;
+    assert!(joined.is_err(), "no membership event: {joined:?}");
+    assert!(a.connected().is_empty() && stranger.connected().is_empty());
+    let friend = node("friend", &[a.local()]).await;
+    wait_connected(&friend, 1).await;
+}
+
+/// Opens a raw TCP connection to `cluster`, sends `bytes`, and reports whether the node closed it.
+async fn closed_after(cluster: &Cluster, bytes: &[u8]) -> bool {
+    let mut stream = tokio::net::TcpStream::connect(cluster.local().address()).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut buffer = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(8), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue, // a Reject frame, say
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_closes_that_connection_and_the_node_serves_others() {
+    let a = node("a", &[]).await;
+    let heartbeat_before_auth = [0, 0, 0, 2, 0x52, 0x00];
+    let cases: [(&str, &[u8]); 4] = [
+        ("garbage", b"GET / HTTP/1.1\r\n\r\n"),
+        ("huge length prefix", &[0xff, 0xff, 0xff, 0xff]),
+        ("not a protobuf", &[0, 0, 0, 3, 0xff, 0xff, 0xff]),
+        ("a frame before authentication", &heartbeat_before_auth),
+    ];
+    for (what, bytes) in cases {
+        assert!(closed_after(&a, bytes).await, "{what}: connection closed");
+    }
+    let b = node("b", &[a.local()]).await;
+    wait_connected(&b, 1).await;
+    assert_eq!(a.connected(), [b.local().clone()], "membership untouched by the hostile connections");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_the_handshake_is_cut_off() {
+    let mut slow = config("slow");
+    slow.handshake_timeout = Duration::from_millis(200);
+    let a = Cluster::start(slow).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_after(&a, &[0, 0]).await, "a truncated frame, then silence");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
