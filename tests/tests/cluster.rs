@@ -167,3 +167,30 @@ async fn a_client_that_never_finishes_the_handshake_is_cut_off() {
     assert!(closed_after(&a, &[0, 0]).await, "a truncated frame, then silence");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_reported_down_with_heartbeat_timeout() {
+    use noex_tests::proxy::Proxy;
+    let proxy = Proxy::start().await;
+    // b advertises the proxy's port and listens elsewhere, so a reaches it only through the proxy.
+    let b = Cluster::start(ClusterConfig {
+        port: proxy.address().port(),
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        ..config("b")
+    })
+    .await
+    .unwrap();
+    proxy.set_target(b.listening_address());
+    let a = node("a", &[b.local()]).await;
+    wait_connected(&a, 1).await;
+    let (mut a_events, mut b_events) = (a.events(), b.events());
+    let silent_since = Instant::now();
+    proxy.pause();
+    assert_eq!(wait_down(&mut a_events, b.local()).await, DownReason::HeartbeatTimeout);
+    assert_eq!(wait_down(&mut b_events, a.local()).await, DownReason::HeartbeatTimeout);
+    let took = silent_since.elapsed();
+    // The failure timeout is 1 s in the test config; the bound allows for a busy machine.
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2500), "detected after {took:?}");
+    proxy.resume();
+    wait_up(&mut a_events, b.local()).await;
+}

@@ -62,6 +62,7 @@ pub struct Cluster {
 
 pub(crate) struct Inner {
     local: NodeId,
+    listening: std::net::SocketAddr,
     creation: u32,
     pub(crate) settings: crate::Settings,
     pub(crate) io: tokio::runtime::Handle,
@@ -104,8 +105,8 @@ impl Cluster {
             io.spawn(async move { TcpListener::bind(bind).await }).await.map_err(|e| StartError::Io(e.to_string()))?
         }
         .map_err(|e| StartError::Bind(settings.bind_address(), e.to_string()))?;
-        let port = listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?.port();
-        let local = settings.node_id(port);
+        let listening = listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+        let local = settings.node_id(listening.port());
         let mut creation = 0;
         while creation == 0 {
             creation = getrandom::u32().map_err(|e| StartError::Io(e.to_string()))?;
@@ -113,6 +114,7 @@ impl Cluster {
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             local,
+            listening,
             creation,
             settings,
             io,
@@ -132,6 +134,11 @@ impl Cluster {
     /// This node's id.
     pub fn local(&self) -> &NodeId {
         &self.inner.local
+    }
+
+    /// The address the listener is bound to (what the node id advertises may differ, see `ClusterConfig::bind`).
+    pub fn listening_address(&self) -> std::net::SocketAddr {
+        self.inner.listening
     }
 
     /// This node's incarnation (random, non-zero, new at every start).

@@ -17,11 +17,13 @@ pub struct ClusterConfig {
     pub name: String,
     /// The host other nodes dial to reach this one (the advertised address). Default `127.0.0.1`.
     pub host: String,
-    /// The port to listen on and advertise. Default 4369; 0 picks a free port (the node id then carries it).
+    /// The port to advertise, and to listen on unless `bind` says otherwise. Default 4369; 0 picks a free port
+    /// (the node id then carries it).
     pub port: u16,
-    /// The address to bind. Default: `host` when it is an IP address, else all interfaces. Binding all
-    /// interfaces never changes what is advertised.
-    pub bind: Option<IpAddr>,
+    /// The address to bind, when it differs from what is advertised (all interfaces, or a port forwarded from
+    /// `port`). Default: `host`:`port` when `host` is an IP address, else all interfaces on `port`. What is bound
+    /// never changes what is advertised.
+    pub bind: Option<SocketAddr>,
     /// Nodes to dial at start (`name@host:port`); unreachable ones are retried with backoff.
     pub seeds: Vec<String>,
     /// How often an idle connection sends a heartbeat. Default 500 ms.
@@ -104,18 +106,15 @@ impl ClusterConfig {
             Some(cookie) => cookie.clone(),
             None => Cookie::from_environment()?,
         };
-        let bind_ip = self.bind.unwrap_or(match identity.host() {
-            Host::Ipv4(ip) => IpAddr::V4(*ip),
-            Host::Ipv6(ip) => IpAddr::V6(*ip),
-            Host::Name(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        let bind = self.bind.unwrap_or_else(|| {
+            let ip = match identity.host() {
+                Host::Ipv4(ip) => IpAddr::V4(*ip),
+                Host::Ipv6(ip) => IpAddr::V6(*ip),
+                Host::Name(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            };
+            SocketAddr::new(ip, self.port)
         });
-        Ok(Settings {
-            config: self.clone(),
-            host: identity.host().clone(),
-            bind: SocketAddr::new(bind_ip, self.port),
-            seeds,
-            cookie,
-        })
+        Ok(Settings { config: self.clone(), host: identity.host().clone(), bind, seeds, cookie })
     }
 }
 
@@ -130,8 +129,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The node id once the listener is bound to `port`.
-    pub(crate) fn node_id(&self, port: u16) -> NodeId {
+    /// The node id once the listener is bound to `bound_port`: the configured port, unless that is 0.
+    pub(crate) fn node_id(&self, bound_port: u16) -> NodeId {
+        let port = if self.config.port == 0 { bound_port } else { self.config.port };
         NodeId::new(&self.config.name, self.host.clone(), port).expect("name and host were validated")
     }
 
@@ -173,12 +173,19 @@ mod tests {
 
     #[test]
     fn binding_all_interfaces_keeps_the_advertised_host() {
-        let c = ClusterConfig { bind: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), host: "10.1.2.3".into(), ..config("a") };
+        let all = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7000);
+        let c = ClusterConfig { bind: Some(all), host: "10.1.2.3".into(), port: 7000, ..config("a") };
         let settings = c.validate().unwrap();
-        assert_eq!(settings.bind_address().ip(), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(settings.bind_address(), all);
         assert_eq!(settings.node_id(7000).as_str(), "a@10.1.2.3:7000");
+        let forwarded = ClusterConfig { bind: Some("127.0.0.1:9000".parse().unwrap()), port: 80, ..config("f") };
+        assert_eq!(
+            forwarded.validate().unwrap().node_id(9000).as_str(),
+            "f@127.0.0.1:80",
+            "advertises the forwarded port"
+        );
         let v6 = ClusterConfig { host: "::1".into(), ..config("b") }.validate().unwrap();
-        assert_eq!(v6.node_id(1).as_str(), "b@[::1]:1");
+        assert_eq!(v6.node_id(4369).as_str(), "b@[::1]:4369");
     }
 
     #[test]
