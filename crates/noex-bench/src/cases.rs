@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 4] = ["local_call", "local_cast", "spawn", "idle_memory"];
+pub(crate) const ALL: [&str; 6] = ["local_call", "local_cast", "spawn", "idle_memory", "frame_rtt", "mesh_16"];
 pub(crate) const IDLE_MEMORY_CHILD: &str = "--idle-memory-child";
 
 const CALLS: usize = 100_000;
@@ -23,6 +23,8 @@ pub(crate) async fn run(case: &str) -> String {
         "local_cast" => local_cast().await,
         "spawn" => spawn().await,
         "idle_memory" => idle_memory(),
+        "frame_rtt" => crate::cluster_cases::frame_rtt().await,
+        "mesh_16" => crate::cluster_cases::mesh_16().await,
         _ => unreachable!("main only passes known cases"),
     }
 }

@@ -8,11 +8,12 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cases;
+mod cluster_cases;
 mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: noex-bench <case|all>   (cases: local_call local_cast spawn idle_memory)";
+const USAGE: &str = "usage: noex-bench <case|all>   (cases: local_call local_cast spawn idle_memory frame_rtt mesh_16)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
