@@ -194,3 +194,22 @@ async fn a_silent_peer_is_reported_down_with_heartbeat_timeout() {
     proxy.resume();
     wait_up(&mut a_events, b.local()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_application_threads_do_not_starve_heartbeats() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local()]).await;
+    wait_connected(&a, 1).await;
+    wait_connected(&b, 1).await;
+    let mut events = a.events();
+    // Hog both worker threads of the application's runtime for longer than the failure timeout (1 s).
+    let hogs: Vec<_> = (0..2)
+        .map(|_| tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(1500))))
+        .chain((0..2).map(|_| tokio::spawn(async { std::thread::sleep(Duration::from_millis(1500)) })))
+        .collect();
+    for hog in hogs {
+        hog.await.unwrap();
+    }
+    assert!(events.try_recv().is_err(), "no node went down while the application was busy");
+    assert_eq!(a.connected(), [b.local().clone()]);
+}
