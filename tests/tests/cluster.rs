@@ -74,6 +74,30 @@ async fn a_graceful_stop_is_reported_as_graceful_shutdown() {
     let mut events = a.events();
     b.shutdown().await;
     assert_eq!(wait_down(&mut events, b.local()).await, DownReason::GracefulShutdown);
+    assert!(b.connected().is_empty(), "the leaving node forgets its connections");
+    let redial = tokio::time::timeout(Duration::from_millis(300), events.recv()).await;
+    assert!(redial.is_err(), "a node that said goodbye is not redialed: {redial:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_frame_handler_loses_that_frame_but_not_the_connection() {
+    use noex_cluster::FrameKind;
+    use noex_proto::Frame;
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local()]).await;
+    wait_connected(&b, 1).await;
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    a.set_handler(FrameKind::Observer, move |_: &noex_cluster::NodeId, frame: Frame| {
+        if let Frame::ObserverQuery { query_id } = frame {
+            assert!(query_id != 0, "handler bug on query 0");
+            let _ = seen_tx.send(query_id);
+        }
+    });
+    b.send(a.local(), Frame::ObserverQuery { query_id: 0 }).unwrap();
+    b.send(a.local(), Frame::ObserverQuery { query_id: 1 }).unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.unwrap();
+    assert_eq!(next, Some(1));
+    assert!(a.is_connected(b.local()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

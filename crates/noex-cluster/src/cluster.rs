@@ -69,8 +69,16 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     events: broadcast::Sender<ClusterEvent>,
     handlers: RwLock<[Option<Arc<dyn FrameHandler>>; 3]>,
+    /// Cancelled when the node starts leaving: dial loops stop, no connection is registered any more.
+    leaving: CancellationToken,
+    /// Cancelled to stop the I/O thread.
     shutdown: CancellationToken,
+    /// Bounds the handshakes in progress, so unauthenticated clients cannot exhaust the node.
+    handshakes: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most handshakes a node runs at once; more connections are closed at once.
+const MAX_PENDING_HANDSHAKES: usize = 256;
 
 #[derive(Default)]
 struct State {
@@ -87,10 +95,13 @@ struct State {
 struct Link {
     creation: u32,
     connection: u64,
+    established: std::time::Instant,
     /// Who opened this connection; decides which of two connections survives.
     dialer: NodeId,
     outbox: mpsc::Sender<Frame>,
     close: CancellationToken,
+    /// Cancelled to make the writer send `Goodbye` (out of band: a full outbox cannot hold it back) and stop.
+    leave: CancellationToken,
     writer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -100,6 +111,8 @@ impl Cluster {
     pub async fn start(config: ClusterConfig) -> Result<Cluster, StartError> {
         let settings = config.validate()?;
         let (io, io_thread_done) = io_runtime()?;
+        // Stops the I/O thread again if anything below fails.
+        let io_guard = io_thread_done.clone().drop_guard();
         let listener = {
             let bind = settings.bind_address();
             io.spawn(async move { TcpListener::bind(bind).await }).await.map_err(|e| StartError::Io(e.to_string()))?
@@ -121,8 +134,11 @@ impl Cluster {
             state: Mutex::default(),
             events,
             handlers: RwLock::new([None, None, None]),
+            leaving: CancellationToken::new(),
             shutdown: io_thread_done,
+            handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
         });
+        io_guard.disarm();
         inner.io.spawn(accept_loop(inner.clone(), listener));
         for seed in inner.settings.seeds().to_vec() {
             inner.dial(seed);
@@ -195,6 +211,7 @@ impl Cluster {
     /// Leaves the cluster: says goodbye to every peer (they report `graceful_shutdown`), closes the connections
     /// and stops the I/O thread. Waits at most about a second for the goodbyes to be written.
     pub async fn shutdown(&self) {
+        self.inner.leaving.cancel();
         let writers: Vec<_> = {
             let mut state = self.inner.lock();
             state.stopping = true;
@@ -202,13 +219,13 @@ impl Cluster {
                 .peers
                 .values_mut()
                 .filter_map(|link| {
-                    let _ = link.outbox.try_send(Frame::Goodbye);
+                    link.leave.cancel();
                     link.writer.take()
                 })
                 .collect()
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::future::join_all(writers)).await;
-        self.inner.shutdown.cancel();
+        self.inner.stop();
     }
 }
 
@@ -216,8 +233,9 @@ impl Cluster {
     /// Drops every connection and stops the I/O thread without saying goodbye, as a crash would: peers report
     /// this node down with `connection_closed`. For tests and fault drills.
     pub fn crash(&self) {
+        self.inner.leaving.cancel();
         self.inner.lock().stopping = true;
-        self.inner.shutdown.cancel();
+        self.inner.stop();
     }
 }
 
@@ -228,6 +246,19 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Inner {
+    /// Stops the I/O thread and forgets every connection (they die with the thread).
+    fn stop(&self) {
+        {
+            let mut state = self.lock();
+            state.stopping = true;
+            for (node, link) in state.peers.drain().collect::<Vec<_>>() {
+                link.close.cancel();
+                state.known.insert(node, (link.creation, NodeStatus::Disconnected));
+            }
+        }
+        self.shutdown.cancel();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -263,28 +294,36 @@ impl Inner {
     /// Registers an authenticated connection; false if it lost to an existing one (the caller drops it).
     fn register<T>(self: &Arc<Self>, peer: Peer, dialer: NodeId, framed: Framed<T, FrameCodec>) -> bool
     where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let mut state = self.lock();
         if state.stopping {
+            // Authenticated while we are leaving: tell the peer, so that it does not take it for a crash.
+            let mut framed = framed;
+            self.io.spawn(async move {
+                use futures_util::SinkExt;
+                let _ = framed.send(Frame::Goodbye).await;
+            });
             return false;
         }
         let mut announce = true;
         if let Some(existing) = state.peers.get(&peer.node) {
             if existing.creation == peer.creation {
-                // Two connections to one incarnation: the one opened by the smaller node id survives; if both
-                // were opened by the same node, the newer one (the peer gave up on the older).
                 let smaller = if self.local < peer.node { &self.local } else { &peer.node };
-                if existing.dialer != dialer && existing.dialer == *smaller {
-                    return false;
+                let race = existing.dialer != dialer
+                    && existing.established.elapsed() < self.settings.config.handshake_timeout;
+                if race && existing.dialer == *smaller {
+                    return false; // simultaneous dials: the connection opened by the smaller node id survives
                 }
-                announce = false;
+                // A race the new connection wins is swapped in quietly. Otherwise the peer reconnected after
+                // losing the old connection: report the old one down, so layers above clean up, then up again.
+                announce = !race;
             }
             let old = state.peers.remove(&peer.node).expect("just seen");
             old.close.cancel();
             if announce {
                 let node = NodeInfo { node: peer.node.clone(), creation: old.creation };
-                tracing::info!(%node.node, "node restarted; old incarnation down");
+                tracing::info!(%node.node, "node reconnected or restarted; old connection down");
                 let _ = self.events.send(ClusterEvent::NodeDown { node, reason: DownReason::ConnectionClosed });
             }
         }
@@ -292,6 +331,7 @@ impl Inner {
         let id = state.next_connection;
         let (outbox_tx, outbox) = mpsc::channel(self.settings.config.outbound_queue);
         let close = CancellationToken::new();
+        let leave = CancellationToken::new();
         let info = NodeInfo { node: peer.node.clone(), creation: peer.creation };
         // Tell the new peer whom we know, so that it meshes with them too.
         let members: Vec<Member> =
@@ -306,12 +346,21 @@ impl Inner {
         let mut writer_codec = FrameCodec::with_limit(self.settings.config.max_frame);
         writer_codec.set_limit(self.settings.config.max_frame);
         let writer = FramedWrite::new(write_half, writer_codec);
-        let connection = Connection { id, peer: info.clone(), close: close.clone() };
+        let connection = Connection { id, peer: info.clone(), close: close.clone(), leave: leave.clone() };
         let writer = connection::spawn(self, connection, reader, writer, outbox);
 
         state.peers.insert(
             peer.node.clone(),
-            Link { creation: peer.creation, connection: id, dialer, outbox: outbox_tx, close, writer: Some(writer) },
+            Link {
+                creation: peer.creation,
+                connection: id,
+                established: std::time::Instant::now(),
+                dialer,
+                outbox: outbox_tx,
+                close,
+                leave,
+                writer: Some(writer),
+            },
         );
         state.known.insert(peer.node.clone(), (peer.creation, NodeStatus::Connected));
         if announce {
@@ -378,9 +427,16 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, address)) => {
-                inner.io.spawn(accept_one(inner.clone(), stream, address));
-            }
+            Ok((stream, address)) => match inner.handshakes.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let connection_inner = inner.clone();
+                    inner.io.spawn(async move {
+                        accept_one(connection_inner, stream, address).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => tracing::warn!(%address, "too many handshakes in progress; connection refused"),
+            },
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -412,7 +468,7 @@ async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
     let config = &inner.settings.config;
     let mut delay = config.reconnect_min;
     loop {
-        if inner.shutdown.is_cancelled() || inner.lock().peers.contains_key(&node) {
+        if inner.leaving.is_cancelled() || inner.lock().peers.contains_key(&node) {
             break;
         }
         inner.lock().attempting.insert(node.clone());
@@ -424,7 +480,7 @@ async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
             Err(_) => tracing::debug!(%node, "dial timed out; will retry"),
         }
         tokio::select! {
-            () = inner.shutdown.cancelled() => break,
+            () = inner.leaving.cancelled() => break,
             () = tokio::time::sleep(jittered(delay)) => {}
         }
         delay = (delay * 2).min(config.reconnect_max);
@@ -443,7 +499,8 @@ async fn dial_once(inner: &Arc<Inner>, node: &NodeId) -> Result<(), HandshakeErr
             inner.register(peer, inner.local.clone(), framed);
             Ok(())
         }
-        Err(HandshakeError::Rejected(RejectReason::Duplicate)) => Ok(()), // the other connection wins
+        // The peer's own connection to us should win; keep checking until it is up (the loop ends then).
+        Err(error @ HandshakeError::Rejected(RejectReason::Duplicate)) => Err(error),
         Err(error @ (HandshakeError::BadProof | HandshakeError::Rejected(_) | HandshakeError::WrongPeer { .. })) => {
             tracing::warn!(%node, %error, "handshake refused");
             Err(error)

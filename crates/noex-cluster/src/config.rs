@@ -90,6 +90,9 @@ impl ClusterConfig {
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
             return setting("reconnect_min/reconnect_max", "need 0 < reconnect_min <= reconnect_max");
         }
+        if self.reconnect_max > Duration::from_secs(3600) || self.failure_timeout > Duration::from_secs(3600) {
+            return setting("reconnect_max/failure_timeout", "must be at most an hour");
+        }
         if self.handshake_max_frame < 1024 || self.handshake_max_frame > self.max_frame {
             return setting("handshake_max_frame", "must be between 1 KiB and max_frame");
         }

@@ -20,6 +20,8 @@ pub(crate) struct Connection {
     pub(crate) id: u64,
     pub(crate) peer: NodeInfo,
     pub(crate) close: CancellationToken,
+    /// Cancelled when this node leaves: the writer sends `Goodbye` and stops.
+    pub(crate) leave: CancellationToken,
 }
 
 /// Spawns the reader and writer of an authenticated connection on the cluster's I/O runtime.
@@ -76,7 +78,14 @@ async fn read<R: AsyncRead + Send + Unpin>(
                     tracing::warn!(%peer, "closing connection: handshake frame after authentication");
                     break DownReason::ConnectionClosed;
                 }
-                other => inner.dispatch(peer, other),
+                other => {
+                    // A layer above that panics must not leave a connection that heartbeats but never reads.
+                    let dispatched =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.dispatch(peer, other)));
+                    if dispatched.is_err() {
+                        tracing::error!(%peer, "a frame handler panicked; the frame was dropped");
+                    }
+                }
             },
         }
     };
@@ -91,9 +100,11 @@ async fn write<W: AsyncWrite + Send + Unpin>(
     mut outbox: mpsc::Receiver<Frame>,
 ) {
     let idle = inner.settings.config.heartbeat_interval;
+    let peer = &connection.peer.node;
     loop {
         let first = tokio::select! {
             () = connection.close.cancelled() => break,
+            () = connection.leave.cancelled() => Frame::Goodbye,
             next = tokio::time::timeout(idle, outbox.recv()) => match next {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -101,7 +112,7 @@ async fn write<W: AsyncWrite + Send + Unpin>(
             },
         };
         let mut goodbye = first == Frame::Goodbye;
-        let mut written = writer.feed(first).await.is_ok();
+        let mut written = feed(&mut writer, first, peer).await;
         // Encode what else is queued, then one flush: many frames per write syscall when busy.
         for _ in 0..WRITE_BATCH {
             if goodbye || !written {
@@ -109,12 +120,33 @@ async fn write<W: AsyncWrite + Send + Unpin>(
             }
             let Ok(frame) = outbox.try_recv() else { break };
             goodbye = frame == Frame::Goodbye;
-            written = writer.feed(frame).await.is_ok();
+            written = feed(&mut writer, frame, peer).await;
         }
-        if !written || writer.flush().await.is_err() || goodbye {
+        let flushed = tokio::select! {
+            () = connection.close.cancelled() => false,
+            flushed = writer.flush() => flushed.is_ok(),
+        };
+        if !written || !flushed || goodbye {
             break;
         }
     }
-    let _ = writer.close().await;
+    let _ = tokio::time::timeout(idle, writer.close()).await;
     connection.close.cancel();
+}
+
+/// Encodes one frame into the write buffer; false if the connection is unusable. A frame over the size limit
+/// is dropped with an error log (nothing of it was written), and the connection goes on.
+async fn feed<W: AsyncWrite + Send + Unpin>(
+    writer: &mut FramedWrite<W, FrameCodec>,
+    frame: Frame,
+    peer: &noex_proto::NodeId,
+) -> bool {
+    match writer.feed(frame).await {
+        Ok(()) => true,
+        Err(ProtoError::TooLarge { len, limit }) => {
+            tracing::error!(%peer, len, limit, "frame over the size limit was not sent");
+            true
+        }
+        Err(_) => false,
+    }
 }

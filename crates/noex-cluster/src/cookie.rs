@@ -57,9 +57,15 @@ impl Cookie {
                 let mut random = [0u8; 32];
                 getrandom::fill(&mut random).map_err(|e| fail("cannot generate a secret for", &e))?;
                 let secret: String = random.iter().map(|b| format!("{b:02x}")).collect();
-                create_private(path, secret.as_bytes()).map_err(|e| fail("cannot create", &e))?;
-                tracing::info!(path = %path.display(), "created a new cluster cookie");
-                Ok(Cookie(secret.into_bytes()))
+                match create_private(path, secret.as_bytes()) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "created a new cluster cookie");
+                        Ok(Cookie(secret.into_bytes()))
+                    }
+                    // Another node created it first (nodes started together): use theirs.
+                    Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Self::from_file(path),
+                    Err(error) => Err(fail("cannot create", &error)),
+                }
             }
             Err(error) => Err(fail("cannot read", &error)),
         }
@@ -72,15 +78,23 @@ impl fmt::Debug for Cookie {
     }
 }
 
-/// Creates `path` readable and writable by its owner only; fails if it appeared meanwhile.
+/// Creates `path`, readable and writable by its owner only, complete or not at all: the contents go to a
+/// temporary file that is then linked into place, so a concurrent reader never sees a half-written cookie.
+/// Fails with `AlreadyExists` if another process created `path` first.
 fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension(format!("tmp-{}-{}", std::process::id(), getrandom::u32().unwrap_or(0)));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.write_all(b"\n")
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.write_all(b"\n")?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    linked
 }
 
 /// Where the home cookie file is, for messages and tests.

@@ -70,8 +70,7 @@ impl Encoder<Frame> for FrameCodec {
         let envelope = wire::Envelope::from(frame);
         let len = envelope.encoded_len();
         if len > self.limit() {
-            let message = format!("frame of {len} bytes exceeds the limit of {}", self.limit());
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, message).into());
+            return Err(ProtoError::TooLarge { len, limit: self.limit() });
         }
         dst.reserve(4 + len);
         // The limit is at most what fits in the prefix: `LengthDelimitedCodec` refuses larger limits on decode.

@@ -8,6 +8,14 @@ pub enum ProtoError {
     /// The stream failed or a length prefix exceeded the frame limit (rejected before its payload is buffered).
     #[error("framing: {0}")]
     Io(#[from] std::io::Error),
+    /// A frame to send is larger than the frame limit; nothing of it was written.
+    #[error("frame of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// The frame's encoded size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The payload is not a valid protobuf `Envelope`.
     #[error("cannot decode frame: {0}")]
     Decode(#[from] prost::DecodeError),

@@ -153,7 +153,9 @@ fn two_frames_in_one_read_both_decode() {
 fn encoding_refuses_frames_over_the_limit() {
     let mut codec = FrameCodec::with_limit(16);
     let big = Frame::ObserverReply { query_id: 1, snapshot: Bytes::from(vec![0; 64]) };
-    assert!(codec.encode(big, &mut BytesMut::new()).is_err());
+    let mut buffer = BytesMut::new();
+    assert!(matches!(codec.encode(big, &mut buffer), Err(ProtoError::TooLarge { len: 70.., limit: 16 })));
+    assert!(buffer.is_empty(), "nothing of a refused frame is written");
 }
 
 #[test]
