@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use noex_proto::{Frame, FrameCodec, Member, NodeId, RejectReason};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc};
-use tokio_util::codec::{Framed, FramedRead, FramedWrite};
+use tokio::sync::broadcast;
+use tokio_util::codec::{Framed, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::{self, Admission};
 use crate::connection::{self, Connection};
 use crate::event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer};
+use crate::outbound::{Outbound, Refused};
 use crate::{ClusterConfig, StartError};
 
 /// Receives the frames of one kind that arrive from other nodes (process traffic, registry, observer).
@@ -52,6 +53,14 @@ pub enum SendError {
     /// The node's outbound queue is full (it is not reading fast enough); the frame was not queued.
     #[error("outbound queue to {0} is full")]
     QueueFull(NodeId),
+    /// The frame is larger than the frame limit; it was not sent.
+    #[error("frame of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// The frame's encoded size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// One node's view of the cluster. Cheap to clone.
@@ -98,9 +107,9 @@ struct Link {
     established: std::time::Instant,
     /// Who opened this connection; decides which of two connections survives.
     dialer: NodeId,
-    outbox: mpsc::Sender<Frame>,
+    outbound: Arc<Outbound>,
     close: CancellationToken,
-    /// Cancelled to make the writer send `Goodbye` (out of band: a full outbox cannot hold it back) and stop.
+    /// Cancelled to make the writer send `Goodbye` (past the queue limit, so a full queue cannot hold it back).
     leave: CancellationToken,
     writer: Option<tokio::task::JoinHandle<()>>,
 }
@@ -194,11 +203,12 @@ impl Cluster {
     /// Queues `frame` for `node`. Frames to one node are delivered in the order queued. Never waits: a full
     /// queue is an error, and the frame is not sent.
     pub fn send(&self, node: &NodeId, frame: Frame) -> Result<(), SendError> {
-        let outbox = self.inner.lock().peers.get(node).map(|link| link.outbox.clone());
-        let outbox = outbox.ok_or_else(|| SendError::NotConnected(node.clone()))?;
-        outbox.try_send(frame).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => SendError::QueueFull(node.clone()),
-            mpsc::error::TrySendError::Closed(_) => SendError::NotConnected(node.clone()),
+        let outbound = self.inner.lock().peers.get(node).map(|link| link.outbound.clone());
+        let outbound = outbound.ok_or_else(|| SendError::NotConnected(node.clone()))?;
+        outbound.send(frame).map_err(|refused| match refused {
+            Refused::Full => SendError::QueueFull(node.clone()),
+            Refused::Closed => SendError::NotConnected(node.clone()),
+            Refused::TooLarge { len, limit } => SendError::TooLarge { len, limit },
         })
     }
 
@@ -292,10 +302,7 @@ impl Inner {
     }
 
     /// Registers an authenticated connection; false if it lost to an existing one (the caller drops it).
-    fn register<T>(self: &Arc<Self>, peer: Peer, dialer: NodeId, framed: Framed<T, FrameCodec>) -> bool
-    where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-    {
+    fn register(self: &Arc<Self>, peer: Peer, dialer: NodeId, framed: Framed<TcpStream, FrameCodec>) -> bool {
         let mut state = self.lock();
         if state.stopping {
             // Authenticated while we are leaving: tell the peer, so that it does not take it for a crash.
@@ -329,25 +336,22 @@ impl Inner {
         }
         state.next_connection += 1;
         let id = state.next_connection;
-        let (outbox_tx, outbox) = mpsc::channel(self.settings.config.outbound_queue);
         let close = CancellationToken::new();
         let leave = CancellationToken::new();
         let info = NodeInfo { node: peer.node.clone(), creation: peer.creation };
+        let config = &self.settings.config;
+        let mut parts = framed.into_parts();
+        parts.codec.set_limit(config.max_frame);
+        let (read_half, write_half) = parts.io.into_split();
+        let mut reader = FramedRead::new(read_half, parts.codec);
+        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        let outbound = Arc::new(Outbound::new(write_half, config.max_frame, config.outbound_queue));
         // Tell the new peer whom we know, so that it meshes with them too.
         let members: Vec<Member> =
             state.peers.iter().map(|(node, link)| Member { node: node.clone(), creation: link.creation }).collect();
-        let _ = outbox_tx.try_send(Frame::Members(members));
-
-        let mut parts = framed.into_parts();
-        parts.codec.set_limit(self.settings.config.max_frame);
-        let (read_half, write_half) = tokio::io::split(parts.io);
-        let mut reader = FramedRead::new(read_half, parts.codec);
-        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
-        let mut writer_codec = FrameCodec::with_limit(self.settings.config.max_frame);
-        writer_codec.set_limit(self.settings.config.max_frame);
-        let writer = FramedWrite::new(write_half, writer_codec);
+        let _ = outbound.send(Frame::Members(members));
         let connection = Connection { id, peer: info.clone(), close: close.clone(), leave: leave.clone() };
-        let writer = connection::spawn(self, connection, reader, writer, outbox);
+        let writer = connection::spawn(self, connection, reader, outbound.clone());
 
         state.peers.insert(
             peer.node.clone(),
@@ -356,7 +360,7 @@ impl Inner {
                 connection: id,
                 established: std::time::Instant::now(),
                 dialer,
-                outbox: outbox_tx,
+                outbound,
                 close,
                 leave,
                 writer: Some(writer),

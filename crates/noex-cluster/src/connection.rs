@@ -1,20 +1,18 @@
 //! An authenticated connection's two tasks: a reader that dispatches frames and watches for silence, and a
-//! writer that drains the outbound queue, many frames per flush, with heartbeats when idle.
+//! writer (`Outbound::run`) that drains what senders could not write directly and heartbeats when idle.
 
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use noex_proto::{Frame, FrameCodec, ProtoError};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio::io::AsyncRead;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Inner;
 use crate::event::{DownReason, NodeInfo};
-
-/// How many queued frames the writer encodes before it flushes, when the queue is busy.
-const WRITE_BATCH: usize = 256;
+use crate::outbound::Outbound;
 
 pub(crate) struct Connection {
     pub(crate) id: u64,
@@ -24,20 +22,18 @@ pub(crate) struct Connection {
     pub(crate) leave: CancellationToken,
 }
 
-/// Spawns the reader and writer of an authenticated connection on the cluster's I/O runtime.
-pub(crate) fn spawn<T>(
+/// Spawns the reader and the writer of an authenticated connection on the cluster's I/O runtime; returns the
+/// writer's handle (it ends after `Goodbye` when leaving).
+pub(crate) fn spawn(
     inner: &Arc<Inner>,
     connection: Connection,
-    reader: FramedRead<tokio::io::ReadHalf<T>, FrameCodec>,
-    writer: FramedWrite<tokio::io::WriteHalf<T>, FrameCodec>,
-    outbox: mpsc::Receiver<Frame>,
-) -> tokio::task::JoinHandle<()>
-where
-    T: AsyncRead + AsyncWrite + Send + 'static,
-{
+    reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    outbound: Arc<Outbound>,
+) -> tokio::task::JoinHandle<()> {
     let connection = Arc::new(connection);
     inner.io.spawn(read(inner.clone(), connection.clone(), reader));
-    inner.io.spawn(write(inner.clone(), connection, writer, outbox))
+    let idle = inner.settings.config.heartbeat_interval;
+    inner.io.spawn(async move { outbound.run(idle, &connection.close, &connection.leave).await })
 }
 
 async fn read<R: AsyncRead + Send + Unpin>(
@@ -91,62 +87,4 @@ async fn read<R: AsyncRead + Send + Unpin>(
     };
     connection.close.cancel();
     inner.connection_lost(&connection, reason);
-}
-
-async fn write<W: AsyncWrite + Send + Unpin>(
-    inner: Arc<Inner>,
-    connection: Arc<Connection>,
-    mut writer: FramedWrite<W, FrameCodec>,
-    mut outbox: mpsc::Receiver<Frame>,
-) {
-    let idle = inner.settings.config.heartbeat_interval;
-    let peer = &connection.peer.node;
-    loop {
-        let first = tokio::select! {
-            () = connection.close.cancelled() => break,
-            () = connection.leave.cancelled() => Frame::Goodbye,
-            next = tokio::time::timeout(idle, outbox.recv()) => match next {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(_) => Frame::Heartbeat,
-            },
-        };
-        let mut goodbye = first == Frame::Goodbye;
-        let mut written = feed(&mut writer, first, peer).await;
-        // Encode what else is queued, then one flush: many frames per write syscall when busy.
-        for _ in 0..WRITE_BATCH {
-            if goodbye || !written {
-                break;
-            }
-            let Ok(frame) = outbox.try_recv() else { break };
-            goodbye = frame == Frame::Goodbye;
-            written = feed(&mut writer, frame, peer).await;
-        }
-        let flushed = tokio::select! {
-            () = connection.close.cancelled() => false,
-            flushed = writer.flush() => flushed.is_ok(),
-        };
-        if !written || !flushed || goodbye {
-            break;
-        }
-    }
-    let _ = tokio::time::timeout(idle, writer.close()).await;
-    connection.close.cancel();
-}
-
-/// Encodes one frame into the write buffer; false if the connection is unusable. A frame over the size limit
-/// is dropped with an error log (nothing of it was written), and the connection goes on.
-async fn feed<W: AsyncWrite + Send + Unpin>(
-    writer: &mut FramedWrite<W, FrameCodec>,
-    frame: Frame,
-    peer: &noex_proto::NodeId,
-) -> bool {
-    match writer.feed(frame).await {
-        Ok(()) => true,
-        Err(ProtoError::TooLarge { len, limit }) => {
-            tracing::error!(%peer, len, limit, "frame over the size limit was not sent");
-            true
-        }
-        Err(_) => false,
-    }
 }

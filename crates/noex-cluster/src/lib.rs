@@ -27,6 +27,7 @@ mod cookie;
 mod error;
 mod event;
 mod handshake;
+mod outbound;
 
 pub use cluster::{Cluster, FrameHandler, FrameKind, SendError};
 pub use config::{ClusterConfig, DEFAULT_PORT, Settings};
