@@ -22,7 +22,7 @@ async fn two_nodes_see_each_other_quickly() {
     let took = started.elapsed();
     assert!(took < Duration::from_millis(100), "join took {took:?}");
     assert_eq!(a.connected(), [b.local().clone()]);
-    assert_eq!(b.nodes()[0].1, NodeStatus::Connected);
+    assert_eq!((a.node_count(), b.nodes()[0].1), (1, NodeStatus::Connected));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,10 +168,14 @@ async fn closed_after(cluster: &Cluster, bytes: &[u8]) -> bool {
 async fn hostile_input_closes_that_connection_and_the_node_serves_others() {
     let a = node("a", &[]).await;
     let heartbeat_before_auth = [0, 0, 0, 2, 0x52, 0x00];
-    let cases: [(&str, &[u8]); 4] = [
+    let hello_with_a_bad_node_id = [0, 0, 0, 7, 0x0a, 0x05, 0x12, 0x03, b'b', b'a', b'd'];
+    let unknown_kind = [0, 0, 0, 3, 0x9a, 0x06, 0x00];
+    let cases: [(&str, &[u8]); 6] = [
         ("garbage", b"GET / HTTP/1.1\r\n\r\n"),
         ("huge length prefix", &[0xff, 0xff, 0xff, 0xff]),
         ("not a protobuf", &[0, 0, 0, 3, 0xff, 0xff, 0xff]),
+        ("a protobuf with wrong fields", &hello_with_a_bad_node_id),
+        ("an unknown message kind", &unknown_kind),
         ("a frame before authentication", &heartbeat_before_auth),
     ];
     for (what, bytes) in cases {

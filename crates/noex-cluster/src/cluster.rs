@@ -195,6 +195,11 @@ impl Cluster {
         nodes
     }
 
+    /// How many nodes are connected (this node excluded).
+    pub fn node_count(&self) -> usize {
+        self.inner.lock().peers.len()
+    }
+
     /// Whether `node` is connected.
     pub fn is_connected(&self, node: &NodeId) -> bool {
         self.inner.lock().peers.contains_key(node)
