@@ -1,5 +1,6 @@
 //! `Cluster`: one node's membership. It owns the listener, the connections, the dialing with backoff, and
-//! the event stream; all of its I/O runs on a dedicated thread so busy user processes cannot starve heartbeats.
+//! the event stream. Connections are read and written on the application's runtime, next to the processes that
+//! use them; heartbeats and failure detection run on a dedicated thread, so busy processes cannot starve them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -20,7 +21,7 @@ use crate::{ClusterConfig, StartError};
 
 /// Receives the frames of one kind that arrive from other nodes (process traffic, registry, observer).
 ///
-/// Called on the cluster's I/O thread, in arrival order per peer: it must not block (hand the frame on).
+/// Called on the connection's reader task, in arrival order per peer: it must not block (hand the frame on).
 pub trait FrameHandler: Send + Sync + 'static {
     /// One frame from `from`.
     fn handle(&self, from: &NodeId, frame: Frame);
@@ -74,13 +75,14 @@ pub(crate) struct Inner {
     listening: std::net::SocketAddr,
     creation: u32,
     pub(crate) settings: crate::Settings,
-    pub(crate) io: tokio::runtime::Handle,
+    /// The application's runtime: accept loop, handshakes, dial loops, connection readers and writers.
+    pub(crate) tasks: tokio::runtime::Handle,
     state: Mutex<State>,
     events: broadcast::Sender<ClusterEvent>,
     handlers: RwLock<[Option<Arc<dyn FrameHandler>>; 3]>,
     /// Cancelled when the node starts leaving: dial loops stop, no connection is registered any more.
     leaving: CancellationToken,
-    /// Cancelled to stop the I/O thread.
+    /// Cancelled to stop the liveness thread and the accept loop.
     shutdown: CancellationToken,
     /// Bounds the handshakes in progress, so unauthenticated clients cannot exhaust the node.
     handshakes: Arc<tokio::sync::Semaphore>,
@@ -103,7 +105,7 @@ struct State {
 
 struct Link {
     creation: u32,
-    connection: u64,
+    connection: Arc<Connection>,
     established: std::time::Instant,
     /// Who opened this connection; decides which of two connections survives.
     dialer: NodeId,
@@ -119,14 +121,9 @@ impl Cluster {
     /// connections; seeds that are unreachable are retried in the background with backoff.
     pub async fn start(config: ClusterConfig) -> Result<Cluster, StartError> {
         let settings = config.validate()?;
-        let (io, io_thread_done) = io_runtime()?;
-        // Stops the I/O thread again if anything below fails.
-        let io_guard = io_thread_done.clone().drop_guard();
-        let listener = {
-            let bind = settings.bind_address();
-            io.spawn(async move { TcpListener::bind(bind).await }).await.map_err(|e| StartError::Io(e.to_string()))?
-        }
-        .map_err(|e| StartError::Bind(settings.bind_address(), e.to_string()))?;
+        let listener = TcpListener::bind(settings.bind_address())
+            .await
+            .map_err(|e| StartError::Bind(settings.bind_address(), e.to_string()))?;
         let listening = listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
         let local = settings.node_id(listening.port());
         let mut creation = 0;
@@ -134,21 +131,22 @@ impl Cluster {
             creation = getrandom::u32().map_err(|e| StartError::Io(e.to_string()))?;
         }
         let (events, _) = broadcast::channel(1024);
+        let (liveness_runtime, liveness_done) = liveness_runtime()?;
         let inner = Arc::new(Inner {
             local,
             listening,
             creation,
             settings,
-            io,
+            tasks: tokio::runtime::Handle::current(),
             state: Mutex::default(),
             events,
             handlers: RwLock::new([None, None, None]),
             leaving: CancellationToken::new(),
-            shutdown: io_thread_done,
+            shutdown: liveness_done,
             handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
         });
-        io_guard.disarm();
-        inner.io.spawn(accept_loop(inner.clone(), listener));
+        liveness_runtime.spawn(liveness(inner.clone()));
+        inner.tasks.spawn(accept_loop(inner.clone(), listener));
         for seed in inner.settings.seeds().to_vec() {
             inner.dial(seed);
         }
@@ -224,7 +222,7 @@ impl Cluster {
     }
 
     /// Leaves the cluster: says goodbye to every peer (they report `graceful_shutdown`), closes the connections
-    /// and stops the I/O thread. Waits at most about a second for the goodbyes to be written.
+    /// and stops the liveness thread. Waits at most about a second for the goodbyes to be written.
     pub async fn shutdown(&self) {
         self.inner.leaving.cancel();
         let writers: Vec<_> = {
@@ -245,8 +243,8 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Drops every connection and stops the I/O thread without saying goodbye, as a crash would: peers report
-    /// this node down with `connection_closed`. For tests and fault drills.
+    /// Drops every connection without saying goodbye, as a crash would: peers report this node down with
+    /// `connection_closed`. For tests and fault drills.
     pub fn crash(&self) {
         self.inner.leaving.cancel();
         self.inner.lock().stopping = true;
@@ -261,7 +259,7 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Inner {
-    /// Stops the I/O thread and forgets every connection (they die with the thread).
+    /// Closes every connection, stops the liveness thread and the accept loop, and forgets the peers.
     fn stop(&self) {
         {
             let mut state = self.lock();
@@ -303,7 +301,7 @@ impl Inner {
                 return;
             }
         }
-        self.io.spawn(dial_loop(self.clone(), node));
+        self.tasks.spawn(dial_loop(self.clone(), node));
     }
 
     /// Registers an authenticated connection; false if it lost to an existing one (the caller drops it).
@@ -312,7 +310,7 @@ impl Inner {
         if state.stopping {
             // Authenticated while we are leaving: tell the peer, so that it does not take it for a crash.
             let mut framed = framed;
-            self.io.spawn(async move {
+            self.tasks.spawn(async move {
                 use futures_util::SinkExt;
                 let _ = framed.send(Frame::Goodbye).await;
             });
@@ -355,14 +353,14 @@ impl Inner {
         let members: Vec<Member> =
             state.peers.iter().map(|(node, link)| Member { node: node.clone(), creation: link.creation }).collect();
         let _ = outbound.send(Frame::Members(members));
-        let connection = Connection { id, peer: info.clone(), close: close.clone(), leave: leave.clone() };
-        let writer = connection::spawn(self, connection, reader, outbound.clone());
+        let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone()));
+        let writer = connection::spawn(self, connection.clone(), reader, outbound.clone());
 
         state.peers.insert(
             peer.node.clone(),
             Link {
                 creation: peer.creation,
-                connection: id,
+                connection,
                 established: std::time::Instant::now(),
                 dialer,
                 outbound,
@@ -385,7 +383,7 @@ impl Inner {
         let node = &connection.peer.node;
         {
             let mut state = self.lock();
-            if state.peers.get(node).is_none_or(|link| link.connection != connection.id) {
+            if state.peers.get(node).is_none_or(|link| link.connection.id != connection.id) {
                 return; // replaced by a newer connection
             }
             state.peers.remove(node);
@@ -412,21 +410,47 @@ impl Inner {
     }
 }
 
-/// A current-thread tokio runtime on its own OS thread, for all of the cluster's I/O. It runs until the
-/// returned token is cancelled.
-fn io_runtime() -> Result<(tokio::runtime::Handle, CancellationToken), StartError> {
+/// A current-thread tokio runtime on its own OS thread, for heartbeats and failure detection. It runs until
+/// the returned token is cancelled.
+fn liveness_runtime() -> Result<(tokio::runtime::Handle, CancellationToken), StartError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .build()
         .map_err(|e| StartError::Io(e.to_string()))?;
     let handle = runtime.handle().clone();
     let done = CancellationToken::new();
     let until = done.clone();
     std::thread::Builder::new()
-        .name("noex-cluster-io".into())
+        .name("noex-cluster-liveness".into())
         .spawn(move || runtime.block_on(until.cancelled()))
         .map_err(|e| StartError::Io(e.to_string()))?;
     Ok((handle, done))
+}
+
+/// Every half heartbeat interval: heartbeats for connections that sent nothing for an interval, and a node-down
+/// for connections silent past the failure timeout. Silence is judged by what arrived, not by what our reader got
+/// to process: if the peer's bytes are waiting unread, the peer is alive and only our runtime is busy.
+async fn liveness(inner: Arc<Inner>) {
+    let config = &inner.settings.config;
+    let mut tick = tokio::time::interval((config.heartbeat_interval / 2).max(Duration::from_millis(5)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let links: Vec<_> =
+            inner.lock().peers.values().map(|link| (link.connection.clone(), link.outbound.clone())).collect();
+        for (connection, outbound) in links {
+            if outbound.idle_for() >= config.heartbeat_interval {
+                let _ = outbound.send(Frame::Heartbeat);
+            }
+            if connection.silent_for() >= config.failure_timeout && !outbound.has_unread_input() {
+                connection.close.cancel();
+                inner.connection_lost(&connection, DownReason::HeartbeatTimeout);
+            }
+        }
+    }
 }
 
 async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
@@ -439,7 +463,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             Ok((stream, address)) => match inner.handshakes.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let connection_inner = inner.clone();
-                    inner.io.spawn(async move {
+                    inner.tasks.spawn(async move {
                         accept_one(connection_inner, stream, address).await;
                         drop(permit);
                     });

@@ -1,7 +1,9 @@
-//! An authenticated connection's two tasks: a reader that dispatches frames and watches for silence, and a
-//! writer (`Outbound::run`) that drains what senders could not write directly and heartbeats when idle.
+//! An authenticated connection's two tasks: a reader that dispatches frames and notes when the peer was last
+//! heard, and a writer (`Outbound::run`) that drains what senders could not write directly.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use noex_proto::{Frame, FrameCodec, ProtoError};
@@ -20,20 +22,39 @@ pub(crate) struct Connection {
     pub(crate) close: CancellationToken,
     /// Cancelled when this node leaves: the writer sends `Goodbye` and stops.
     pub(crate) leave: CancellationToken,
+    /// When the last frame arrived, in milliseconds since `started`; read by the liveness thread.
+    last_read: AtomicU64,
+    started: Instant,
 }
 
-/// Spawns the reader and the writer of an authenticated connection on the cluster's I/O runtime; returns the
-/// writer's handle (it ends after `Goodbye` when leaving).
+impl Connection {
+    pub(crate) fn new(id: u64, peer: NodeInfo, close: CancellationToken, leave: CancellationToken) -> Self {
+        Connection { id, peer, close, leave, last_read: AtomicU64::new(0), started: Instant::now() }
+    }
+
+    /// How long since the last frame arrived.
+    pub(crate) fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_read.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    fn heard(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_read.store(now, Ordering::Relaxed);
+    }
+}
+
+/// Spawns the reader and the writer of an authenticated connection on the application's runtime (where the
+/// processes that use it run, so that frames reach them without a thread hop); returns the writer's handle (it
+/// ends after `Goodbye` when leaving). Heartbeats and silence detection are the liveness thread's job.
 pub(crate) fn spawn(
     inner: &Arc<Inner>,
-    connection: Connection,
+    connection: Arc<Connection>,
     reader: FramedRead<OwnedReadHalf, FrameCodec>,
     outbound: Arc<Outbound>,
 ) -> tokio::task::JoinHandle<()> {
-    let connection = Arc::new(connection);
-    inner.io.spawn(read(inner.clone(), connection.clone(), reader));
-    let idle = inner.settings.config.heartbeat_interval;
-    inner.io.spawn(async move { outbound.run(idle, &connection.close, &connection.leave).await })
+    inner.tasks.spawn(read(inner.clone(), connection.clone(), reader));
+    inner.tasks.spawn(async move { outbound.run(&connection.close, &connection.leave).await })
 }
 
 async fn read<R: AsyncRead + Send + Unpin>(
@@ -41,28 +62,27 @@ async fn read<R: AsyncRead + Send + Unpin>(
     connection: Arc<Connection>,
     mut reader: FramedRead<R, FrameCodec>,
 ) {
-    let timeout = inner.settings.config.failure_timeout;
     let peer = &connection.peer.node;
     let reason = loop {
         let next = tokio::select! {
             () = connection.close.cancelled() => break DownReason::ConnectionClosed,
-            next = tokio::time::timeout(timeout, reader.next()) => next,
+            next = reader.next() => next,
         };
+        connection.heard();
         match next {
-            Err(_) => break DownReason::HeartbeatTimeout,
-            Ok(None) => break DownReason::ConnectionClosed,
-            Ok(Some(Err(error))) => {
+            None => break DownReason::ConnectionClosed,
+            Some(Err(error)) => {
                 tracing::warn!(%peer, %error, "closing connection: unreadable stream");
                 break DownReason::ConnectionClosed;
             }
-            Ok(Some(Ok(Err(ProtoError::UnknownKind)))) => {
+            Some(Ok(Err(ProtoError::UnknownKind))) => {
                 tracing::debug!(%peer, "ignoring a frame of a kind this version does not know");
             }
-            Ok(Some(Ok(Err(error)))) => {
+            Some(Ok(Err(error))) => {
                 tracing::warn!(%peer, %error, "closing connection: malformed frame");
                 break DownReason::ConnectionClosed;
             }
-            Ok(Some(Ok(Ok(frame)))) => match frame {
+            Some(Ok(Ok(frame))) => match frame {
                 Frame::Heartbeat => {}
                 Frame::Goodbye => break DownReason::GracefulShutdown,
                 Frame::Members(members) => {

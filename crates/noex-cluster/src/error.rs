@@ -35,7 +35,7 @@ pub enum StartError {
     /// The listener could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(std::net::SocketAddr, String),
-    /// The I/O thread or another resource could not be set up.
+    /// The liveness thread or another resource could not be set up.
     #[error("cannot start: {0}")]
     Io(String),
 }

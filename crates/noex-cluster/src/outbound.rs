@@ -1,7 +1,7 @@
 //! The sending side of a connection. A frame is encoded by the sender, under the connection's lock, and when
-//! nothing is waiting to be written it goes straight to the socket from the sender's own thread, without
-//! waking the I/O thread (a thread wake-up costs more than the write). When the socket is busy, frames pile up in
-//! one buffer that the connection's writer task drains: many frames per write syscall.
+//! nothing is waiting to be written it goes straight to the socket from the sender's own thread, without waking
+//! another task (a thread wake-up costs more than the write). When the socket is busy, frames pile up in one
+//! buffer that the connection's writer task drains: many frames per write syscall.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -106,9 +106,21 @@ impl Outbound {
         Ok(())
     }
 
-    /// The connection's writer task: drains what senders could not write, sends heartbeats when nothing was
-    /// sent for `idle`, and on `leave` sends `Goodbye` (past any limit) and stops.
-    pub(crate) async fn run(&self, idle: Duration, close: &CancellationToken, leave: &CancellationToken) {
+    /// How long since a frame was last accepted for this connection.
+    pub(crate) fn idle_for(&self) -> Duration {
+        self.lock().last_send.elapsed()
+    }
+
+    /// Whether the peer has sent bytes that nobody has read yet: then the peer is alive and only our reader is
+    /// late (its runtime is busy). A peek, so nothing is consumed; the socket is non-blocking.
+    pub(crate) fn has_unread_input(&self) -> bool {
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(socket2::SockRef::from(self.socket.as_ref()).peek(&mut probe), Ok(n) if n > 0)
+    }
+
+    /// The connection's writer task: drains what senders could not write directly, and on `leave` sends
+    /// `Goodbye` (past the queue limit) and stops.
+    pub(crate) async fn run(&self, close: &CancellationToken, leave: &CancellationToken) {
         let mut leaving = false;
         loop {
             if !leaving {
@@ -123,12 +135,6 @@ impl Outbound {
                         pending.writer_owns = true;
                     }
                     () = self.wake.notified() => {}
-                    () = tokio::time::sleep(idle) => {
-                        let quiet = self.lock().last_send.elapsed() >= idle;
-                        if quiet && matches!(self.send(Frame::Heartbeat), Err(Refused::Closed)) {
-                            break;
-                        }
-                    }
                 }
             }
             if !self.drain(close).await || leaving {
