@@ -13,7 +13,7 @@ use tokio_util::codec::{Framed, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::{self, Admission};
-use crate::connection::{self, Connection};
+use crate::connection::{self, Connection, Heard};
 use crate::event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer};
 use crate::outbound::{Outbound, Refused};
@@ -145,7 +145,7 @@ impl Cluster {
             shutdown: liveness_done,
             handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
         });
-        liveness_runtime.spawn(liveness(inner.clone()));
+        liveness_runtime.spawn(liveness(Arc::downgrade(&inner)));
         inner.tasks.spawn(accept_loop(inner.clone(), listener));
         for seed in inner.settings.seeds().to_vec() {
             inner.dial(seed);
@@ -346,14 +346,14 @@ impl Inner {
         let mut parts = framed.into_parts();
         parts.codec.set_limit(config.max_frame);
         let (read_half, write_half) = parts.io.into_split();
-        let mut reader = FramedRead::new(read_half, parts.codec);
+        let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone()));
+        let mut reader = FramedRead::new(Heard::new(read_half, connection.clone()), parts.codec);
         reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
         let outbound = Arc::new(Outbound::new(write_half, config.max_frame, config.outbound_queue));
         // Tell the new peer whom we know, so that it meshes with them too.
         let members: Vec<Member> =
             state.peers.iter().map(|(node, link)| Member { node: node.clone(), creation: link.creation }).collect();
         let _ = outbound.send(Frame::Members(members));
-        let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone()));
         let writer = connection::spawn(self, connection.clone(), reader, outbound.clone());
 
         state.peers.insert(
@@ -388,9 +388,12 @@ impl Inner {
             }
             state.peers.remove(node);
             state.known.insert(node.clone(), (connection.peer.creation, NodeStatus::Disconnected));
+            if state.stopping {
+                return; // this node is leaving: it reports nothing about its peers (as `stop` does)
+            }
             tracing::info!(%node, %reason, "node down");
             let _ = self.events.send(ClusterEvent::NodeDown { node: connection.peer.clone(), reason });
-            if state.stopping || reason == DownReason::GracefulShutdown {
+            if reason == DownReason::GracefulShutdown {
                 return;
             }
         }
@@ -430,22 +433,33 @@ fn liveness_runtime() -> Result<(tokio::runtime::Handle, CancellationToken), Sta
 /// Every half heartbeat interval: heartbeats for connections that sent nothing for an interval, and a node-down
 /// for connections silent past the failure timeout. Silence is judged by what arrived, not by what our reader got
 /// to process: if the peer's bytes are waiting unread, the peer is alive and only our runtime is busy.
-async fn liveness(inner: Arc<Inner>) {
-    let config = &inner.settings.config;
-    let mut tick = tokio::time::interval((config.heartbeat_interval / 2).max(Duration::from_millis(5)));
+async fn liveness(inner: std::sync::Weak<Inner>) {
+    let Some(period) =
+        inner.upgrade().map(|i| (i.settings.config.heartbeat_interval / 2).max(Duration::from_millis(5)))
+    else {
+        return;
+    };
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            () = inner.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+        tick.tick().await;
+        // Holding the node only for the duration of a tick: a node nobody holds any more is not kept alive here.
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.shutdown.is_cancelled() {
+            return;
         }
+        let config = &inner.settings.config;
         let links: Vec<_> =
             inner.lock().peers.values().map(|link| (link.connection.clone(), link.outbound.clone())).collect();
         for (connection, outbound) in links {
-            if outbound.idle_for() >= config.heartbeat_interval {
-                let _ = outbound.send(Frame::Heartbeat);
+            outbound.keep_alive(config.heartbeat_interval);
+            if connection.silent_for() < config.failure_timeout {
+                continue;
             }
-            if connection.silent_for() >= config.failure_timeout && !outbound.has_unread_input() {
+            // Unread bytes mean the peer is alive and our reader is late; but not forever (a reader that is stuck
+            // for good must not hide a dead peer). Re-check after the peek: the reader may have just caught up.
+            let stuck = connection.silent_for() >= config.failure_timeout * 3;
+            if (stuck || !outbound.has_unread_input()) && connection.silent_for() >= config.failure_timeout {
                 connection.close.cancel();
                 inner.connection_lost(&connection, DownReason::HeartbeatTimeout);
             }
@@ -500,6 +514,8 @@ async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: std::net::Soc
 async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
     let config = &inner.settings.config;
     let mut delay = config.reconnect_min;
+    // Subscribed before the first attempt, so that a connection the peer opens meanwhile ends the wait at once.
+    let mut events = inner.events.subscribe();
     loop {
         if inner.leaving.is_cancelled() || inner.lock().peers.contains_key(&node) {
             break;
@@ -512,9 +528,19 @@ async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
             Ok(Err(error)) => tracing::debug!(%node, %error, "dial failed; will retry"),
             Err(_) => tracing::debug!(%node, "dial timed out; will retry"),
         }
+        let came_up = async {
+            loop {
+                match events.recv().await {
+                    Ok(ClusterEvent::NodeUp(info)) if info.node == node => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                    _ => {}
+                }
+            }
+        };
         tokio::select! {
             () = inner.leaving.cancelled() => break,
             () = tokio::time::sleep(jittered(delay)) => {}
+            () = came_up => {}
         }
         delay = (delay * 2).min(config.reconnect_max);
     }

@@ -38,7 +38,7 @@ impl Connection {
         self.started.elapsed().saturating_sub(last)
     }
 
-    fn heard(&self) {
+    pub(crate) fn heard(&self) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_read.store(now, Ordering::Relaxed);
     }
@@ -50,7 +50,7 @@ impl Connection {
 pub(crate) fn spawn(
     inner: &Arc<Inner>,
     connection: Arc<Connection>,
-    reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    reader: FramedRead<Heard, FrameCodec>,
     outbound: Arc<Outbound>,
 ) -> tokio::task::JoinHandle<()> {
     inner.tasks.spawn(read(inner.clone(), connection.clone(), reader));
@@ -65,10 +65,13 @@ async fn read<R: AsyncRead + Send + Unpin>(
     let peer = &connection.peer.node;
     let reason = loop {
         let next = tokio::select! {
+            biased;
             () = connection.close.cancelled() => break DownReason::ConnectionClosed,
             next = reader.next() => next,
         };
-        connection.heard();
+        if connection.close.is_cancelled() {
+            break DownReason::ConnectionClosed; // declared down meanwhile: deliver nothing more
+        }
         match next {
             None => break DownReason::ConnectionClosed,
             Some(Err(error)) => {
@@ -107,4 +110,32 @@ async fn read<R: AsyncRead + Send + Unpin>(
     };
     connection.close.cancel();
     inner.connection_lost(&connection, reason);
+}
+
+/// The read half of a connection, noting every read that returns bytes: silence is judged by bytes, not whole
+/// frames, so a large frame arriving slowly does not look like a dead peer.
+pub(crate) struct Heard {
+    inner: OwnedReadHalf,
+    connection: Arc<Connection>,
+}
+
+impl Heard {
+    pub(crate) fn new(inner: OwnedReadHalf, connection: Arc<Connection>) -> Self {
+        Heard { inner, connection }
+    }
+}
+
+impl AsyncRead for Heard {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.connection.heard();
+        }
+        polled
+    }
 }

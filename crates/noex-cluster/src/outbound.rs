@@ -1,7 +1,8 @@
 //! The sending side of a connection. A frame is encoded by the sender, under the connection's lock, and when
 //! nothing is waiting to be written it goes straight to the socket from the sender's own thread, without waking
 //! another task (a thread wake-up costs more than the write). When the socket is busy, frames pile up in one
-//! buffer that the connection's writer task drains: many frames per write syscall.
+//! buffer that the connection's writer task drains: many frames per write syscall. Unwritten bytes stay in that
+//! buffer, under the lock, so the liveness thread can push them out itself when the writer's runtime is busy.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -31,12 +32,23 @@ pub(crate) struct Outbound {
 struct Pending {
     buffer: BytesMut,
     codec: FrameCodec,
-    /// Frames in `buffer`.
+    /// Frames appended since the buffer was last empty.
     frames: usize,
     /// The writer task is draining: senders must append, not write.
     writer_owns: bool,
+    /// The socket failed; nothing more is accepted or written.
     closed: bool,
-    last_send: Instant,
+    /// `Goodbye` is queued; nothing more is accepted, what is buffered is still written.
+    leaving: bool,
+    /// When bytes last reached the socket.
+    last_write: Instant,
+}
+
+/// How a write attempt went.
+enum Wrote {
+    All,
+    Blocked,
+    Failed,
 }
 
 impl Outbound {
@@ -49,7 +61,8 @@ impl Outbound {
                 frames: 0,
                 writer_owns: false,
                 closed: false,
-                last_send: Instant::now(),
+                leaving: false,
+                last_write: Instant::now(),
             }),
             wake: Notify::new(),
             limit,
@@ -63,52 +76,39 @@ impl Outbound {
     /// Queues or writes `frame`; frames are written in the order they were accepted.
     pub(crate) fn send(&self, frame: Frame) -> Result<(), Refused> {
         let mut pending = self.lock();
-        if pending.closed {
+        if pending.closed || pending.leaving {
             return Err(Refused::Closed);
         }
         if pending.frames >= self.limit {
             return Err(Refused::Full);
         }
-        self.append(&mut pending, frame)?;
+        append(&mut pending, frame)?;
         if pending.writer_owns {
             return Ok(());
         }
-        while !pending.buffer.is_empty() {
-            match self.socket.try_write(&pending.buffer) {
-                Ok(written) => pending.buffer.advance(written),
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    pending.closed = true;
-                    break;
-                }
-            }
+        if let Wrote::All = self.write(&mut pending, false) {
+            return Ok(());
         }
-        if pending.buffer.is_empty() && !pending.closed {
-            pending.frames = 0;
-        } else {
-            // Busy socket: the writer takes over. Failed socket: the writer notices and closes the connection.
-            pending.writer_owns = true;
-            drop(pending);
-            self.wake.notify_one();
-        }
+        // Busy socket: the writer takes over. Failed socket: the writer notices and closes the connection.
+        pending.writer_owns = true;
+        drop(pending);
+        self.wake.notify_one();
         Ok(())
     }
 
-    fn append(&self, pending: &mut Pending, frame: Frame) -> Result<(), Refused> {
-        let Pending { codec, buffer, .. } = pending;
-        match codec.encode(frame, buffer) {
-            Ok(()) => {}
-            Err(ProtoError::TooLarge { len, limit }) => return Err(Refused::TooLarge { len, limit }),
-            Err(_) => return Err(Refused::Closed),
+    /// From the liveness thread: a heartbeat if nothing reached the socket for `idle` (past the queue limit:
+    /// it is tiny), and a push of whatever is buffered, with a raw non-blocking send that needs no runtime.
+    pub(crate) fn keep_alive(&self, idle: Duration) {
+        let mut pending = self.lock();
+        if pending.closed {
+            return;
         }
-        pending.frames += 1;
-        pending.last_send = Instant::now();
-        Ok(())
-    }
-
-    /// How long since a frame was last accepted for this connection.
-    pub(crate) fn idle_for(&self) -> Duration {
-        self.lock().last_send.elapsed()
+        if pending.last_write.elapsed() >= idle && append(&mut pending, Frame::Heartbeat).is_err() {
+            return;
+        }
+        if !pending.buffer.is_empty() {
+            self.write(&mut pending, true);
+        }
     }
 
     /// Whether the peer has sent bytes that nobody has read yet: then the peer is alive and only our reader is
@@ -129,9 +129,10 @@ impl Outbound {
                     () = leave.cancelled() => {
                         leaving = true;
                         let mut pending = self.lock();
-                        if self.append(&mut pending, Frame::Goodbye).is_err() {
+                        if append(&mut pending, Frame::Goodbye).is_err() {
                             break;
                         }
+                        pending.leaving = true;
                         pending.writer_owns = true;
                     }
                     () = self.wake.notified() => {}
@@ -148,32 +149,60 @@ impl Outbound {
     /// Writes everything buffered; false if the connection failed or closed meanwhile.
     async fn drain(&self, close: &CancellationToken) -> bool {
         loop {
-            let chunk = {
+            {
                 let mut pending = self.lock();
                 if pending.closed {
                     return false;
                 }
-                if pending.buffer.is_empty() {
-                    pending.writer_owns = false;
-                    pending.frames = 0;
-                    return true;
+                match self.write(&mut pending, false) {
+                    Wrote::All => {
+                        pending.writer_owns = false;
+                        return true;
+                    }
+                    Wrote::Failed => return false,
+                    Wrote::Blocked => pending.writer_owns = true,
                 }
-                pending.writer_owns = true;
-                pending.frames = 0;
-                pending.buffer.split()
-            };
-            let mut chunk = chunk;
-            while !chunk.is_empty() {
-                tokio::select! {
-                    () = close.cancelled() => return false,
-                    ready = self.socket.writable() => if ready.is_err() { return false },
-                }
-                match self.socket.try_write(&chunk) {
-                    Ok(written) => chunk.advance(written),
-                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return false,
-                }
+            }
+            tokio::select! {
+                () = close.cancelled() => return false,
+                ready = self.socket.writable() => if ready.is_err() { return false },
             }
         }
     }
+
+    /// Writes from the buffer until it is empty or the socket is full. `raw` bypasses tokio's cached readiness,
+    /// which only the (possibly busy) runtime refreshes.
+    fn write(&self, pending: &mut Pending, raw: bool) -> Wrote {
+        while !pending.buffer.is_empty() {
+            let written = if raw {
+                socket2::SockRef::from(self.socket.as_ref()).send(&pending.buffer)
+            } else {
+                self.socket.try_write(&pending.buffer)
+            };
+            match written {
+                Ok(n) => {
+                    pending.buffer.advance(n);
+                    pending.last_write = Instant::now();
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Wrote::Blocked,
+                Err(_) => {
+                    pending.closed = true;
+                    return Wrote::Failed;
+                }
+            }
+        }
+        pending.frames = 0;
+        Wrote::All
+    }
+}
+
+fn append(pending: &mut Pending, frame: Frame) -> Result<(), Refused> {
+    let Pending { codec, buffer, .. } = pending;
+    match codec.encode(frame, buffer) {
+        Ok(()) => {}
+        Err(ProtoError::TooLarge { len, limit }) => return Err(Refused::TooLarge { len, limit }),
+        Err(_) => return Err(Refused::Closed),
+    }
+    pending.frames += 1;
+    Ok(())
 }
