@@ -460,8 +460,10 @@ async fn liveness(inner: std::sync::Weak<Inner>) {
             // for good must not hide a dead peer). Re-check after the peek: the reader may have just caught up.
             let stuck = connection.silent_for() >= config.failure_timeout * 3;
             if (stuck || !outbound.has_unread_input()) && connection.silent_for() >= config.failure_timeout {
-                connection.close.cancel();
+                // Report first, then close: the reader, woken by the close, must find the node already down
+                // (else it would report `connection_closed`).
                 inner.connection_lost(&connection, DownReason::HeartbeatTimeout);
+                connection.close.cancel();
             }
         }
     }

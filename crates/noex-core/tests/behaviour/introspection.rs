@@ -41,8 +41,9 @@ async fn processes_report_kind_name_status_counts_and_system_flag() {
 async fn mailbox_length_counts_messages_waiting_behind_the_current_one() {
     let runtime = Runtime::new();
     let probe = runtime.start(Probe::new()).await.unwrap();
-    let busy = probe.call_timeout(Call::Sleep(Duration::from_secs(30)), Duration::from_millis(1));
-    assert!(busy.await.is_err(), "the server is now sleeping in a call");
+    let (started, busy) = tokio::sync::oneshot::channel();
+    probe.cast(Cast::Block(started, Duration::from_secs(30)));
+    within(busy).await.unwrap();
     for n in 0..5 {
         probe.cast(Cast::Push(n));
     }

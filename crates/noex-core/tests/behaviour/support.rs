@@ -89,6 +89,8 @@ pub(crate) enum Reply {
 pub(crate) enum Cast {
     Push(u64),
     Sleep(Duration),
+    /// Says it has started (through the sender), then sleeps.
+    Block(tokio::sync::oneshot::Sender<()>, Duration),
     Panic,
     StopWith(ExitReason),
 }
@@ -143,6 +145,10 @@ impl GenServer for Probe {
         match cast {
             Cast::Push(n) => self.seen.push(n),
             Cast::Sleep(duration) => tokio::time::sleep(duration).await,
+            Cast::Block(started, duration) => {
+                let _ = started.send(());
+                tokio::time::sleep(duration).await;
+            }
             Cast::Panic => panic!("asked to panic"),
             Cast::StopWith(reason) => ctx.stop(reason),
         }
