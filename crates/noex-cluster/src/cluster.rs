@@ -240,9 +240,7 @@ impl Cluster {
         let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::future::join_all(writers)).await;
         self.inner.stop();
     }
-}
 
-impl Cluster {
     /// Drops every connection without saying goodbye, as a crash would: peers report this node down with
     /// `connection_closed`. For tests and fault drills.
     pub fn crash(&self) {
