@@ -155,6 +155,17 @@ impl<S: GenServer> Context<S> {
         self.runtime.start_linked(server, options, self.cell.clone()).await
     }
 
+    /// Casts `msg` to this process after `delay` (Erlang's `send_after` to self): for periodic work and timeouts.
+    /// The timer keeps running if the returned handle is dropped; [`Timer::cancel`] stops it.
+    pub fn cast_after(&self, delay: std::time::Duration, msg: S::Cast) -> Timer {
+        let cell = self.cell.clone();
+        let task = self.runtime.spawn_task(async move {
+            tokio::time::sleep(delay).await;
+            let _ = cell.mailbox.push(Envelope::Cast(msg));
+        });
+        Timer { task }
+    }
+
     /// Messages handled so far (calls and casts).
     pub fn messages_processed(&self) -> u64 {
         self.state.processed
@@ -235,6 +246,19 @@ impl<S: GenServer> Context<S> {
             Signal::Stop(reason) => return SignalOutcome::Stop(reason),
         }
         SignalOutcome::Handled
+    }
+}
+
+/// A pending [`Context::cast_after`].
+#[derive(Debug)]
+pub struct Timer {
+    task: tokio::task::AbortHandle,
+}
+
+impl Timer {
+    /// Stops the timer; if it has not fired yet, its message is never sent.
+    pub fn cancel(&self) {
+        self.task.abort();
     }
 }
 

@@ -60,7 +60,7 @@ mod server;
 mod server_ref;
 mod supervisor;
 
-pub use context::Context;
+pub use context::{Context, Timer};
 pub use encoded::{Encodable, EncodedMessage, EncodedReply, Target};
 pub use error::{CallError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError};
 pub use exit::ExitReason;

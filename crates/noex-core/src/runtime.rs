@@ -2,6 +2,7 @@
 //! can live in one OS process, each with its own node name.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -346,6 +347,11 @@ impl Runtime {
 
     pub(crate) fn process_total(&self) -> usize {
         self.inner.processes.len()
+    }
+
+    /// Runs a helper task (a timer, say) on this runtime's tokio runtime.
+    pub(crate) fn spawn_task(&self, task: impl Future<Output = ()> + Send + 'static) -> tokio::task::AbortHandle {
+        self.inner.handle.spawn(task).abort_handle()
     }
 
     pub(crate) fn deadlines(&self) -> &Arc<Deadlines> {

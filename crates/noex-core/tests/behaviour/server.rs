@@ -178,3 +178,17 @@ async fn shutdown_stops_roots_newest_first_and_lets_supervisors_stop_their_child
     assert_eq!(entries(&log), ["start a", "start b", "start c", "stop c", "stop b", "stop a"], "no restarts");
     assert_eq!(runtime.process_count(), 0);
 }
+
+#[tokio::test]
+async fn cast_after_delivers_later_and_a_cancelled_timer_never_fires() {
+    let runtime = Runtime::new();
+    let probe = runtime.start(Probe::new()).await.unwrap();
+    let (cancelled_tx, cancelled) = tokio::sync::oneshot::channel();
+    let (fired_tx, fired) = tokio::sync::oneshot::channel();
+    let started = tokio::time::Instant::now();
+    probe.call(Call::CastAfter(Duration::from_millis(10), Cast::Notify(cancelled_tx), true)).await.unwrap();
+    probe.call(Call::CastAfter(Duration::from_millis(30), Cast::Notify(fired_tx), false)).await.unwrap();
+    within(fired).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(30));
+    assert!(within(cancelled).await.is_err(), "the cancelled timer dropped its message unsent");
+}

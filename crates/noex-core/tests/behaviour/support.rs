@@ -74,6 +74,8 @@ pub(crate) enum Call {
     Unlink(Pid),
     TrapExits,
     KillThenDemonitor(Pid, MonitorRef),
+    /// Schedules `cast` after the delay; cancels the timer at once if asked.
+    CastAfter(Duration, Cast, bool),
 }
 
 #[derive(Debug, PartialEq)]
@@ -91,6 +93,8 @@ pub(crate) enum Cast {
     Sleep(Duration),
     /// Says it has started (through the sender), then sleeps.
     Block(tokio::sync::oneshot::Sender<()>, Duration),
+    /// Says it was handled.
+    Notify(tokio::sync::oneshot::Sender<()>),
     Panic,
     StopWith(ExitReason),
 }
@@ -131,6 +135,13 @@ impl GenServer for Probe {
                 ctx.trap_exits(true);
                 Reply::Done
             }
+            Call::CastAfter(delay, cast, cancel) => {
+                let timer = ctx.cast_after(delay, cast);
+                if cancel {
+                    timer.cancel();
+                }
+                Reply::Done
+            }
             Call::KillThenDemonitor(pid, monitor) => {
                 // Once the target is dead, its DOWN is already queued here; demonitor must still suppress it.
                 let down = ctx.runtime().monitor(&pid);
@@ -145,6 +156,9 @@ impl GenServer for Probe {
         match cast {
             Cast::Push(n) => self.seen.push(n),
             Cast::Sleep(duration) => tokio::time::sleep(duration).await,
+            Cast::Notify(handled) => {
+                let _ = handled.send(());
+            }
             Cast::Block(started, duration) => {
                 let _ = started.send(());
                 tokio::time::sleep(duration).await;
