@@ -8,6 +8,7 @@
 //!   ([`Context::trap_exits`]), in which case they arrive as [`Info::Exit`];
 //! - **supervisors** ([`Supervisor`]): restart strategies, restart intensity, ordered shutdown;
 //! - a **local name registry** ([`Runtime::register`], [`Runtime::whereis`]);
+//! - **timers** ([`Context::cast_after`]);
 //! - **lifecycle events** ([`Runtime::lifecycle_events`]) and **introspection** ([`Runtime::processes`]) for
 //!   observers;
 //! - an **encoded-message seam** ([`Runtime::deliver_encoded`]) through which the cluster layers deliver calls and
