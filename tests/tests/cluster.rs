@@ -241,3 +241,35 @@ async fn busy_application_threads_do_not_starve_heartbeats() {
     assert!(events.try_recv().is_err(), "no node went down while the application was busy");
     assert_eq!(a.connected(), [b.local().clone()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_sender_delivers_in_order_and_fails_once_its_node_is_gone() {
+    use noex_cluster::{FrameKind, SendError};
+    use noex_proto::Frame;
+    let a = node("a", &[]).await;
+    let b = node("b", &[a.local()]).await;
+    wait_connected(&a, 1).await;
+    wait_connected(&b, 1).await;
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    a.set_handler(FrameKind::Observer, move |_: &noex_cluster::NodeId, frame: Frame| {
+        if let Frame::ObserverQuery { query_id } = frame {
+            let _ = seen_tx.send(query_id);
+        }
+    });
+    let sender = b.sender(a.local()).expect("connected");
+    for query_id in 0..1000 {
+        sender.send(Frame::ObserverQuery { query_id }).unwrap();
+    }
+    for expected in 0..1000 {
+        let got = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.unwrap();
+        assert_eq!(got, Some(expected));
+    }
+    let mut events = b.events();
+    a.crash();
+    wait_down(&mut events, a.local()).await;
+    assert_eq!(
+        sender.send(Frame::ObserverQuery { query_id: 1 }),
+        Err(SendError::NotConnected(a.local().clone())),
+        "the handle fails at once, not into a dead buffer"
+    );
+}

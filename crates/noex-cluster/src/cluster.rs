@@ -64,6 +64,35 @@ pub enum SendError {
     },
 }
 
+/// Sends to one node over one connection; see [`Cluster::sender`]. Cheap to clone.
+#[derive(Clone)]
+pub struct NodeSender {
+    node: NodeId,
+    outbound: Arc<Outbound>,
+}
+
+impl NodeSender {
+    /// The node this handle sends to.
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    /// Queues `frame`, in order with everything else sent to this node; never waits.
+    pub fn send(&self, frame: Frame) -> Result<(), SendError> {
+        self.outbound.send(frame).map_err(|refused| match refused {
+            Refused::Full => SendError::QueueFull(self.node.clone()),
+            Refused::Closed => SendError::NotConnected(self.node.clone()),
+            Refused::TooLarge { len, limit } => SendError::TooLarge { len, limit },
+        })
+    }
+}
+
+impl std::fmt::Debug for NodeSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeSender({})", self.node)
+    }
+}
+
 /// One node's view of the cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
@@ -206,13 +235,15 @@ impl Cluster {
     /// Queues `frame` for `node`. Frames to one node are delivered in the order queued. Never waits: a full
     /// queue is an error, and the frame is not sent.
     pub fn send(&self, node: &NodeId, frame: Frame) -> Result<(), SendError> {
-        let outbound = self.inner.lock().peers.get(node).map(|link| link.outbound.clone());
-        let outbound = outbound.ok_or_else(|| SendError::NotConnected(node.clone()))?;
-        outbound.send(frame).map_err(|refused| match refused {
-            Refused::Full => SendError::QueueFull(node.clone()),
-            Refused::Closed => SendError::NotConnected(node.clone()),
-            Refused::TooLarge { len, limit } => SendError::TooLarge { len, limit },
-        })
+        self.sender(node).ok_or_else(|| SendError::NotConnected(node.clone()))?.send(frame)
+    }
+
+    /// A handle for sending to `node` over its current connection without looking it up each time (the hot
+    /// path for layers that send many frames). It fails with `NotConnected` once that connection is gone, even if
+    /// the node has reconnected since: take a new handle then.
+    pub fn sender(&self, node: &NodeId) -> Option<NodeSender> {
+        let outbound = self.inner.lock().peers.get(node).map(|link| link.outbound.clone())?;
+        Some(NodeSender { node: node.clone(), outbound })
     }
 
     /// Routes incoming frames of `kind` to `handler` (replacing any previous one). Frames of a kind with no
@@ -263,6 +294,7 @@ impl Inner {
             let mut state = self.lock();
             state.stopping = true;
             for (node, link) in state.peers.drain().collect::<Vec<_>>() {
+                link.outbound.close();
                 link.close.cancel();
                 state.known.insert(node, (link.creation, NodeStatus::Disconnected));
             }
@@ -328,6 +360,7 @@ impl Inner {
                 announce = !race;
             }
             let old = state.peers.remove(&peer.node).expect("just seen");
+            old.outbound.close();
             old.close.cancel();
             if announce {
                 let node = NodeInfo { node: peer.node.clone(), creation: old.creation };
@@ -384,7 +417,9 @@ impl Inner {
             if state.peers.get(node).is_none_or(|link| link.connection.id != connection.id) {
                 return; // replaced by a newer connection
             }
-            state.peers.remove(node);
+            if let Some(link) = state.peers.remove(node) {
+                link.outbound.close(); // senders holding a handle learn at once that the node is gone
+            }
             state.known.insert(node.clone(), (connection.peer.creation, NodeStatus::Disconnected));
             if state.stopping {
                 return; // this node is leaving: it reports nothing about its peers (as `stop` does)

@@ -29,7 +29,7 @@ mod event;
 mod handshake;
 mod outbound;
 
-pub use cluster::{Cluster, FrameHandler, FrameKind, SendError};
+pub use cluster::{Cluster, FrameHandler, FrameKind, NodeSender, SendError};
 pub use config::{ClusterConfig, DEFAULT_PORT, Settings};
 pub use cookie::{COOKIE_ENV, COOKIE_FILE, Cookie, default_cookie_path};
 pub use error::{ConfigError, StartError};

@@ -96,6 +96,11 @@ impl Outbound {
         Ok(())
     }
 
+    /// Refuses every frame from now on (the connection is no longer the node's current one).
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+    }
+
     /// From the liveness thread: a heartbeat if nothing reached the socket for `idle` (past the queue limit:
     /// it is tiny), and a push of whatever is buffered, with a raw non-blocking send that needs no runtime.
     pub(crate) fn keep_alive(&self, idle: Duration) {
