@@ -46,6 +46,7 @@ pub(crate) async fn frame_rtt() -> String {
         let _ = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.expect("nodes connect");
     }
     let from = Pid::new(NodeName::new(client.local().as_str()), client.creation(), 1);
+    let to_server = client.sender(server.local()).expect("connected");
     let payload = Bytes::from(vec![7u8; PAYLOAD]);
     let mut samples = Vec::with_capacity(ROUND_TRIPS);
     for call_id in 0..(ROUND_TRIPS + ROUND_TRIPS / 10) as u64 {
@@ -57,7 +58,7 @@ pub(crate) async fn frame_rtt() -> String {
             timeout: Duration::from_secs(5),
         };
         let start = Instant::now();
-        client.send(server.local(), Frame::Call(call)).expect("queued");
+        to_server.send(Frame::Call(call)).expect("queued");
         let answered = replies.recv().await.expect("reply");
         assert_eq!(answered, call_id);
         if call_id as usize >= ROUND_TRIPS / 10 {
