@@ -59,7 +59,7 @@ async fn a_crashed_node_is_reported_down_with_connection_closed_by_every_survivo
     }
     let (mut a_events, mut b_events) = (a.events(), b.events());
     let started = Instant::now();
-    c.crash();
+    c.crash().await;
     assert_eq!(wait_down(&mut a_events, c.local()).await, DownReason::ConnectionClosed);
     assert_eq!(wait_down(&mut b_events, c.local()).await, DownReason::ConnectionClosed);
     assert!(started.elapsed() < Duration::from_millis(500), "detected in {:?}", started.elapsed());
@@ -107,7 +107,7 @@ async fn a_restarted_node_comes_up_again_with_a_new_incarnation() {
     wait_connected(&a, 1).await;
     let (port, old_creation) = (b.local().port(), b.creation());
     let mut events = a.events();
-    b.crash();
+    b.crash().await;
     wait_down(&mut events, b.local()).await;
     let b2 = Cluster::start(ClusterConfig { port, seeds: vec![a.local().to_string()], ..config("b") }).await.unwrap();
     let up = wait_for(&mut events, |e| matches!(e, ClusterEvent::NodeUp(info) if info.node == *b2.local())).await;
@@ -265,7 +265,7 @@ async fn a_node_sender_delivers_in_order_and_fails_once_its_node_is_gone() {
         assert_eq!(got, Some(expected));
     }
     let mut events = b.events();
-    a.crash();
+    a.crash().await;
     wait_down(&mut events, a.local()).await;
     assert_eq!(
         sender.send(Frame::ObserverQuery { query_id: 1 }),

@@ -79,17 +79,21 @@ impl NodeSender {
 
     /// Queues `frame`, in order with everything else sent to this node; never waits.
     pub fn send(&self, frame: Frame) -> Result<(), SendError> {
-        self.outbound.send(frame).map_err(|refused| match refused {
-            Refused::Full => SendError::QueueFull(self.node.clone()),
-            Refused::Closed => SendError::NotConnected(self.node.clone()),
-            Refused::TooLarge { len, limit } => SendError::TooLarge { len, limit },
-        })
+        self.outbound.send(frame).map_err(|refused| send_error(refused, &self.node))
     }
 }
 
 impl std::fmt::Debug for NodeSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "NodeSender({})", self.node)
+    }
+}
+
+fn send_error(refused: Refused, node: &NodeId) -> SendError {
+    match refused {
+        Refused::Full => SendError::QueueFull(node.clone()),
+        Refused::Closed => SendError::NotConnected(node.clone()),
+        Refused::TooLarge { len, limit } => SendError::TooLarge { len, limit },
     }
 }
 
@@ -113,6 +117,8 @@ pub(crate) struct Inner {
     leaving: CancellationToken,
     /// Cancelled to stop the liveness thread and the accept loop.
     shutdown: CancellationToken,
+    /// The accept loop, which owns the listener: awaited on stop so that the port is free when stop returns.
+    accepting: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Bounds the handshakes in progress, so unauthenticated clients cannot exhaust the node.
     handshakes: Arc<tokio::sync::Semaphore>,
 }
@@ -172,10 +178,12 @@ impl Cluster {
             handlers: RwLock::new([None, None, None]),
             leaving: CancellationToken::new(),
             shutdown: liveness_done,
+            accepting: Mutex::new(None),
             handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
         });
         liveness_runtime.spawn(liveness(Arc::downgrade(&inner)));
-        inner.tasks.spawn(accept_loop(inner.clone(), listener));
+        let accepting = inner.tasks.spawn(accept_loop(inner.clone(), listener));
+        *inner.accepting.lock().unwrap_or_else(|p| p.into_inner()) = Some(accepting);
         for seed in inner.settings.seeds().to_vec() {
             inner.dial(seed);
         }
@@ -235,7 +243,10 @@ impl Cluster {
     /// Queues `frame` for `node`. Frames to one node are delivered in the order queued. Never waits: a full
     /// queue is an error, and the frame is not sent.
     pub fn send(&self, node: &NodeId, frame: Frame) -> Result<(), SendError> {
-        self.sender(node).ok_or_else(|| SendError::NotConnected(node.clone()))?.send(frame)
+        // Not through `sender`, which would clone the node id for every frame.
+        let outbound = self.inner.lock().peers.get(node).map(|link| link.outbound.clone());
+        let outbound = outbound.ok_or_else(|| SendError::NotConnected(node.clone()))?;
+        outbound.send(frame).map_err(|refused| send_error(refused, node))
     }
 
     /// A handle for sending to `node` over its current connection without looking it up each time (the hot
@@ -270,14 +281,15 @@ impl Cluster {
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::future::join_all(writers)).await;
         self.inner.stop();
+        self.inner.stopped().await;
     }
 
     /// Drops every connection without saying goodbye, as a crash would: peers report this node down with
-    /// `connection_closed`. For tests and fault drills.
-    pub fn crash(&self) {
+    /// `connection_closed`. Returns once the listening port is free. For tests and fault drills.
+    pub async fn crash(&self) {
         self.inner.leaving.cancel();
-        self.inner.lock().stopping = true;
         self.inner.stop();
+        self.inner.stopped().await;
     }
 }
 
@@ -300,6 +312,14 @@ impl Inner {
             }
         }
         self.shutdown.cancel();
+    }
+
+    /// Waits for the accept loop (stopped by `stop`) to end and release the listener.
+    async fn stopped(&self) {
+        let accepting = self.accepting.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(accepting) = accepting {
+            let _ = accepting.await;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

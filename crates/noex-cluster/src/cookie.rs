@@ -36,8 +36,8 @@ impl Cookie {
             }
             return Ok(Cookie(secret));
         }
-        let home = std::env::home_dir().ok_or_else(|| ConfigError::Cookie("no home directory".into()))?;
-        Self::from_file(&home.join(COOKIE_FILE))
+        let path = default_cookie_path().ok_or_else(|| ConfigError::Cookie("no home directory".into()))?;
+        Self::from_file(&path)
     }
 
     /// Reads the cookie file, creating it (mode 0600, 32 random bytes, hex) if it does not exist, as Erlang does

@@ -60,16 +60,19 @@ pub fn transcript(role: Role, handshake: &Handshake<'_>) -> Vec<u8> {
 
 /// The proof `role` sends.
 pub fn proof(cookie: &[u8], role: Role, handshake: &Handshake<'_>) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(cookie).expect("HMAC takes keys of any length");
-    mac.update(&transcript(role, handshake));
-    mac.finalize().into_bytes().into()
+    mac(cookie, role, handshake).finalize().into_bytes().into()
 }
 
 /// Whether `received` is `role`'s proof for this handshake; compared in constant time.
 pub fn verify(cookie: &[u8], role: Role, handshake: &Handshake<'_>, received: &[u8]) -> bool {
+    mac(cookie, role, handshake).verify_slice(received).is_ok()
+}
+
+/// The MAC keyed with the cookie, fed with `role`'s transcript.
+fn mac(cookie: &[u8], role: Role, handshake: &Handshake<'_>) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(cookie).expect("HMAC takes keys of any length");
     mac.update(&transcript(role, handshake));
-    mac.verify_slice(received).is_ok()
+    mac
 }
 
 fn field(out: &mut Vec<u8>, bytes: &[u8]) {
