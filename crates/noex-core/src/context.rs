@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::distribution::RemoteWatcher;
 use crate::introspection::ProcessStatus;
 use crate::lifecycle::LifecycleEvent;
 use crate::mailbox::Batch;
-use crate::process::{Envelope, ProcessCell, ProcessCore, ReplyTo, ServerCell, Signal, SignalOutcome, Watcher};
+use crate::process::{
+    Envelope, LinkPeer, ProcessCell, ProcessCore, ReplyTo, ServerCell, Signal, SignalOutcome, Watcher,
+};
 use crate::runtime::StartOptions;
 use crate::{ExitReason, GenServer, Info, MonitorRef, NoProc, Pid, ProcessDown, Runtime, ServerRef, StartError};
 
@@ -23,11 +26,36 @@ pub struct Context<S: GenServer> {
     state: ProcessState,
 }
 
+/// Where a monitor's `Demonitor` goes.
+enum MonitorTarget {
+    Local(Arc<dyn ProcessCell>),
+    /// A process of another node, through the distribution layer.
+    Remote(Pid),
+    /// Already gone when the monitor was set up (its `noproc` DOWN is queued).
+    Gone,
+}
+
+impl MonitorTarget {
+    fn demonitor(self, runtime: &Runtime, monitor: MonitorRef) {
+        match self {
+            MonitorTarget::Local(target) => {
+                let _ = target.signal(Signal::Demonitor(monitor));
+            }
+            MonitorTarget::Remote(pid) => {
+                if let Some(distribution) = runtime.distribution() {
+                    distribution.demonitor(&monitor, &pid);
+                }
+            }
+            MonitorTarget::Gone => {}
+        }
+    }
+}
+
 /// The untyped part of a process's bookkeeping (links live in the cell, see `mailbox::State::links`). Lists, not
 /// maps: a process usually has a handful of monitors, and an empty `Vec` costs no allocation.
 struct ProcessState {
     /// Monitors this process holds on others; a `DOWN` for a reference not listed here is dropped.
-    monitors: Vec<(MonitorRef, Option<Arc<dyn ProcessCell>>)>,
+    monitors: Vec<(MonitorRef, MonitorTarget)>,
     /// Monitors others hold on this process.
     watchers: Vec<(MonitorRef, Watcher)>,
     stop: Option<ExitReason>,
@@ -93,10 +121,23 @@ impl<S: GenServer> Context<S> {
 
     /// Monitors `pid`: exactly one [`Info::Down`] will arrive, with reason `noproc` if `pid` is already gone,
     /// unless [`demonitor`](Self::demonitor) is called first.
+    ///
+    /// `pid` may live on another node: the `DOWN` then comes through the cluster, with reason `noconnection` if
+    /// that node is lost (or not connected at all).
     pub fn monitor(&mut self, pid: &Pid) -> MonitorRef {
         let monitor = self.runtime.new_monitor_ref();
-        let target = self.runtime.cell(pid);
         let watcher = Watcher::Process(self.cell.clone());
+        if self.runtime.is_remote(pid) {
+            let remote = RemoteWatcher { monitor: monitor.clone(), target: pid.clone(), watcher };
+            // Listed before the request leaves, so that a DOWN that comes back at once is not dropped.
+            self.state.monitors.push((monitor.clone(), MonitorTarget::Remote(pid.clone())));
+            match self.runtime.distribution() {
+                Some(distribution) => distribution.monitor(remote),
+                None => remote.deliver(ExitReason::NoConnection),
+            }
+            return monitor;
+        }
+        let target = self.runtime.cell(pid);
         let installed = match &target {
             Some(target) => target.signal(Signal::Monitor { monitor: monitor.clone(), watcher }).is_ok(),
             None => false,
@@ -105,6 +146,7 @@ impl<S: GenServer> Context<S> {
             let down = ProcessDown { monitor: monitor.clone(), pid: pid.clone(), reason: ExitReason::NoProc };
             let _ = self.cell.signal(Signal::Down(down));
         }
+        let target = target.map_or(MonitorTarget::Gone, MonitorTarget::Local);
         self.state.monitors.push((monitor.clone(), target));
         monitor
     }
@@ -116,22 +158,29 @@ impl<S: GenServer> Context<S> {
             return false;
         };
         let (monitor, target) = self.state.monitors.swap_remove(index);
-        if let Some(target) = target {
-            let _ = target.signal(Signal::Demonitor(monitor));
-        }
+        target.demonitor(&self.runtime, monitor);
         true
     }
 
     /// Links this process with `pid`: when either ends abnormally, the other is killed with the same reason
-    /// unless it traps exits. Fails with `NoProc` if `pid` is not running.
+    /// unless it traps exits. Fails with `NoProc` if `pid` is a local process that is not running.
+    ///
+    /// `pid` may live on another node. Whether it exists is then only known later: if it does not, this process
+    /// gets an exit signal `noproc`, as in Erlang; if its node is lost, `noconnection`.
     pub fn link(&mut self, pid: &Pid) -> Result<(), NoProc> {
         if pid == self.pid() {
             return Ok(());
         }
+        if self.runtime.is_remote(pid) {
+            let distribution = self.runtime.distribution().ok_or_else(|| NoProc(pid.clone()))?;
+            self.cell.add_link(pid.clone(), LinkPeer::Remote);
+            distribution.link(self.pid(), pid);
+            return Ok(());
+        }
         let target = self.runtime.cell(pid).ok_or_else(|| NoProc(pid.clone()))?;
         // Our side first: if the target dies right after accepting, its exit signal must find the link here.
-        self.cell.add_link(target.clone());
-        if !target.add_link(self.cell.clone()) {
+        self.cell.add_link(pid.clone(), LinkPeer::Local(target.clone()));
+        if !target.add_link(self.pid().clone(), LinkPeer::Local(self.cell.clone())) {
             self.cell.remove_link(pid);
             return Err(NoProc(pid.clone()));
         }
@@ -141,7 +190,11 @@ impl<S: GenServer> Context<S> {
     /// Removes the link with `pid`, on both sides. After this returns, an exit of `pid` has no effect here.
     pub fn unlink(&mut self, pid: &Pid) {
         self.cell.remove_link(pid);
-        if let Some(target) = self.runtime.cell(pid) {
+        if self.runtime.is_remote(pid) {
+            if let Some(distribution) = self.runtime.distribution() {
+                distribution.unlink(self.pid(), pid);
+            }
+        } else if let Some(target) = self.runtime.cell(pid) {
             target.remove_link(self.pid());
         }
     }
@@ -300,13 +353,18 @@ impl<S: GenServer> Drop for Context<S> {
         for (monitor, watcher) in watchers {
             watcher.deliver(ProcessDown { monitor, pid: pid.clone(), reason: reason.clone() });
         }
-        for (_, peer) in closed.links {
-            peer.link_exit(pid.clone(), reason.clone());
+        for (peer_pid, peer) in closed.links {
+            match peer {
+                LinkPeer::Local(peer) => peer.link_exit(pid.clone(), reason.clone()),
+                LinkPeer::Remote => {
+                    if let Some(distribution) = self.runtime.distribution() {
+                        distribution.exit(pid, &peer_pid, reason.clone(), true);
+                    }
+                }
+            }
         }
         for (monitor, target) in self.state.monitors.drain(..) {
-            if let Some(target) = target {
-                let _ = target.signal(Signal::Demonitor(monitor));
-            }
+            target.demonitor(&self.runtime, monitor);
         }
         if self.state.started {
             let system = core.system;

@@ -22,6 +22,15 @@ pub enum CallError {
     /// The process exited before it replied.
     #[error("process exited before replying: {0}")]
     Exited(ExitReason),
+    /// The process's node is not connected, or was lost before the reply came.
+    #[error("node not connected")]
+    NoConnection,
+    /// The request or the reply could not be decoded (the two sides disagree on the message types).
+    #[error("cannot decode: {0}")]
+    Decode(String),
+    /// The connection to the process's node is overloaded (its outbound queue is full); the call was not sent.
+    #[error("outbound queue to the node is full")]
+    Overloaded,
 }
 
 /// Why a process could not be started.
@@ -76,6 +85,9 @@ pub enum StopError {
     /// The process did not finish within the timeout and was killed.
     #[error("process did not stop within {0:?} and was killed")]
     Timeout(Duration),
+    /// The process's node is not connected, or was lost before it answered.
+    #[error("node not connected")]
+    NoConnection,
 }
 
 /// Why an encoded message could not be delivered to a local process.

@@ -47,6 +47,7 @@
 
 mod context;
 mod deadline;
+mod distribution;
 mod encoded;
 mod error;
 mod exit;
@@ -62,6 +63,7 @@ mod server_ref;
 mod supervisor;
 
 pub use context::{Context, Timer};
+pub use distribution::{BoxFuture, CallReply, Distribution, RemoteWatcher, WeakRuntime};
 pub use encoded::{Encodable, EncodedMessage, EncodedReply, Target};
 pub use error::{CallError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError};
 pub use exit::ExitReason;

@@ -8,10 +8,10 @@
 //! lock once per batch, not once per message.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use crate::process::ProcessCell;
+use crate::process::LinkPeer;
 use crate::{ExitReason, Pid};
 
 pub(crate) struct Mailbox<T> {
@@ -27,7 +27,7 @@ pub(crate) struct State<T> {
     /// The processes this one is linked with. Kept under the same lock as `exit` and `trap_exit`, so that linking,
     /// unlinking and a link's exit signal are decided atomically: after `unlink` returns, no exit signal from that
     /// link has any effect, and a process that is ending takes its links in the same step that closes it.
-    pub(crate) links: Vec<(Pid, Arc<dyn ProcessCell>)>,
+    pub(crate) links: Vec<(Pid, LinkPeer)>,
     /// Messages (not system signals) ever pushed; with the consumer's processed count this gives the queue length.
     pub(crate) enqueued: u64,
 }
@@ -36,7 +36,7 @@ pub(crate) struct State<T> {
 pub(crate) struct Closed<T> {
     pub(crate) reason: ExitReason,
     pub(crate) queued: VecDeque<T>,
-    pub(crate) links: Vec<(Pid, Arc<dyn ProcessCell>)>,
+    pub(crate) links: Vec<(Pid, LinkPeer)>,
 }
 
 /// What a poll of the mailbox produced.

@@ -38,6 +38,8 @@ pub struct Monitor {
     pub(crate) monitor: MonitorRef,
     pub(crate) pid: Pid,
     pub(crate) target: Option<Arc<dyn ProcessCell>>,
+    /// Set for a monitor on a process of another node: demonitor goes through the runtime's distribution.
+    pub(crate) remote: Option<crate::Runtime>,
     pub(crate) down: oneshot::Receiver<ProcessDown>,
     pub(crate) fired: bool,
 }
@@ -66,7 +68,7 @@ impl Future for Monitor {
                 Poll::Ready(result.unwrap_or_else(|_| ProcessDown {
                     monitor: this.monitor.clone(),
                     pid: this.pid.clone(),
-                    reason: ExitReason::NoProc,
+                    reason: if this.remote.is_some() { ExitReason::NoConnection } else { ExitReason::NoProc },
                 }))
             }
             Poll::Pending => Poll::Pending,
@@ -79,6 +81,9 @@ impl Drop for Monitor {
         if !self.fired {
             if let Some(target) = &self.target {
                 let _ = target.signal(Signal::Demonitor(self.monitor.clone()));
+            }
+            if let Some(distribution) = self.remote.as_ref().and_then(|runtime| runtime.distribution()) {
+                distribution.demonitor(&self.monitor, &self.pid);
             }
         }
     }

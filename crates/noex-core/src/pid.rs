@@ -102,6 +102,68 @@ impl fmt::Debug for Pid {
     }
 }
 
+/// The pid names no process: `<0.0@nonode@nohost>`. Needed so that a pid can be a field of a prost message.
+impl Default for Pid {
+    fn default() -> Self {
+        Pid::new(NodeName::local(), 0, 0)
+    }
+}
+
+/// A pid is a protobuf message with the layout of `noex.v1.Pid` (`string node = 1; uint32 creation = 2;
+/// uint64 id = 3`), so that it can travel inside a server's own messages (`#[prost(message, optional)]`) and be
+/// turned into a [`ServerRef`](crate::ServerRef) on the receiving node with
+/// [`Runtime::remote_ref`](crate::Runtime::remote_ref).
+impl prost::Message for Pid {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        let node = self.node.as_str();
+        if !node.is_empty() {
+            encode_key(1, WireType::LengthDelimited, buf);
+            encode_varint(node.len() as u64, buf);
+            buf.put_slice(node.as_bytes());
+        }
+        if self.creation != 0 {
+            prost::encoding::uint32::encode(2, &self.creation, buf);
+        }
+        if self.id != 0 {
+            prost::encoding::uint64::encode(3, &self.id, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        match tag {
+            1 => {
+                let mut node = String::new();
+                prost::encoding::string::merge(wire_type, &mut node, buf, ctx)?;
+                self.node = NodeName::new(node);
+                Ok(())
+            }
+            2 => prost::encoding::uint32::merge(wire_type, &mut self.creation, buf, ctx),
+            3 => prost::encoding::uint64::merge(wire_type, &mut self.id, buf, ctx),
+            _ => prost::encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        use prost::encoding::{encoded_len_varint, key_len};
+        let node = self.node.as_str().len();
+        let node = if node == 0 { 0 } else { key_len(1) + encoded_len_varint(node as u64) + node };
+        let creation = if self.creation == 0 { 0 } else { prost::encoding::uint32::encoded_len(2, &self.creation) };
+        let id = if self.id == 0 { 0 } else { prost::encoding::uint64::encoded_len(3, &self.id) };
+        node + creation + id
+    }
+
+    fn clear(&mut self) {
+        *self = Pid::default();
+    }
+}
+
 /// Identifies one monitor; it comes back in the [`ProcessDown`](crate::ProcessDown) the monitor delivers.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct MonitorRef {
@@ -143,5 +205,23 @@ mod tests {
         assert_ne!(a, Pid::new(NodeName::new("a@h:1"), 2, 7), "another incarnation is another process");
         assert_ne!(a, Pid::new(NodeName::new("b@h:1"), 1, 7));
         assert_eq!(a.to_string(), "<7.1@a@h:1>");
+    }
+
+    #[test]
+    fn a_pid_travels_inside_a_prost_message() {
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct Hello {
+            #[prost(message, optional, tag = "1")]
+            reply_to: Option<Pid>,
+            #[prost(string, tag = "2")]
+            text: String,
+        }
+        use prost::Message;
+        let pid = Pid::new(NodeName::new("node1@127.0.0.1:4369"), 77, 123_456);
+        let hello = Hello { reply_to: Some(pid.clone()), text: "hi".into() };
+        let decoded = Hello::decode(hello.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded, hello);
+        assert_eq!(pid.encoded_len(), pid.encode_to_vec().len());
+        assert_eq!(Pid::decode(&[][..]).unwrap(), Pid::default(), "an empty message decodes to the default pid");
     }
 }

@@ -24,8 +24,8 @@ pub(crate) trait ProcessCell: Send + Sync + 'static {
     fn exit_signal(&self, from: Pid, reason: ExitReason);
     /// The exit signal of a linked process that ended; ignored unless `from` is still linked with this one.
     fn link_exit(&self, from: Pid, reason: ExitReason);
-    /// Adds `peer` to this process's links; false if this process has ended.
-    fn add_link(&self, peer: Arc<dyn ProcessCell>) -> bool;
+    /// Adds `peer` (whose pid is `pid`) to this process's links; false if this process has ended.
+    fn add_link(&self, pid: Pid, peer: LinkPeer) -> bool;
     /// Removes `pid` from this process's links.
     fn remove_link(&self, pid: &Pid);
     /// The untrappable kill: ends the process now with reason `killed`, without `terminate`.
@@ -103,10 +103,19 @@ pub(crate) enum Signal {
     Stop(ExitReason),
 }
 
+/// The other end of a link.
+pub(crate) enum LinkPeer {
+    Local(Arc<dyn ProcessCell>),
+    /// A process on another node: its exit signal goes through the runtime's distribution layer.
+    Remote,
+}
+
 /// Who receives a `DOWN`.
 pub(crate) enum Watcher {
     Process(Arc<dyn ProcessCell>),
     External(oneshot::Sender<ProcessDown>),
+    /// A watcher on another node, reached through the distribution layer.
+    Remote(Box<dyn FnOnce(ProcessDown) + Send>),
 }
 
 impl Watcher {
@@ -117,6 +126,12 @@ impl Watcher {
             }
             Watcher::External(sender) => {
                 let _ = sender.send(down);
+            }
+            // Another layer's code: a panic in it must not skip the rest of a process's cleanup.
+            Watcher::Remote(deliver) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(down))).is_err() {
+                    tracing::error!("a remote DOWN sink panicked");
+                }
             }
         }
     }
@@ -177,14 +192,13 @@ impl<S: GenServer> ProcessCell for ServerCell<S> {
         self.deliver_exit(from, reason, true);
     }
 
-    fn add_link(&self, peer: Arc<dyn ProcessCell>) -> bool {
+    fn add_link(&self, pid: Pid, peer: LinkPeer) -> bool {
         let mut state = self.mailbox.lock();
         if state.exit.is_some() {
             return false;
         }
-        let pid = &peer.core().pid;
-        if !state.links.iter().any(|(p, _)| p == pid) {
-            state.links.push((pid.clone(), peer));
+        if !state.links.iter().any(|(p, _)| *p == pid) {
+            state.links.push((pid, peer));
         }
         true
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -12,12 +12,13 @@ use rustc_hash::FxBuildHasher;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::deadline::Deadlines;
+use crate::distribution::{Distribution, RemoteWatcher, WeakRuntime};
 use crate::encoded::EncodedDelivery;
 use crate::introspection::{ProcessKind, SupervisorStats};
 use crate::lifecycle::{LifecycleEvent, LifecycleEvents};
 use crate::mailbox::Mailbox;
 use crate::monitor::Monitor;
-use crate::process::{ProcessCell, ProcessCore, ServerCell, Signal, Watcher, run};
+use crate::process::{LinkPeer, ProcessCell, ProcessCore, ServerCell, Signal, Watcher, run};
 use crate::{
     Context, ExitReason, GenServer, MonitorRef, NodeName, Pid, RegistryError, ServerRef, StartError, StopError,
 };
@@ -30,7 +31,7 @@ pub struct Runtime {
     inner: Arc<RuntimeInner>,
 }
 
-struct RuntimeInner {
+pub(crate) struct RuntimeInner {
     node: NodeName,
     creation: u32,
     handle: tokio::runtime::Handle,
@@ -43,6 +44,8 @@ struct RuntimeInner {
     deadlines: Arc<Deadlines>,
     /// Live lifecycle subscriptions.
     subscribers: Arc<AtomicUsize>,
+    /// Routes operations on pids of other nodes; installed once by a distribution layer.
+    distribution: OnceLock<Arc<dyn Distribution>>,
 }
 
 /// Settings for a new [`Runtime`].
@@ -126,8 +129,34 @@ impl Runtime {
                 names: Mutex::new(HashMap::new()),
                 lifecycle,
                 subscribers: Arc::default(),
+                distribution: OnceLock::new(),
             }),
         }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<RuntimeInner>) -> Self {
+        Runtime { inner }
+    }
+
+    /// A handle that does not keep the runtime alive.
+    pub fn downgrade(&self) -> WeakRuntime {
+        WeakRuntime(Arc::downgrade(&self.inner))
+    }
+
+    /// Installs the layer that routes operations on pids of other nodes (see [`Distribution`]). Only the first
+    /// installation counts; returns false for later ones.
+    pub fn set_distribution(&self, distribution: Arc<dyn Distribution>) -> bool {
+        self.inner.distribution.set(distribution).is_ok()
+    }
+
+    /// The installed distribution layer, if any.
+    pub fn distribution(&self) -> Option<&Arc<dyn Distribution>> {
+        self.inner.distribution.get()
+    }
+
+    /// Whether `pid` belongs to another node (or another incarnation of this one... which is also not here).
+    pub fn is_remote(&self, pid: &Pid) -> bool {
+        *pid.node() != self.inner.node
     }
 
     /// This node's name.
@@ -190,8 +219,8 @@ impl Runtime {
         }
         self.inner.processes.insert(id, dyn_cell.clone());
         if let Some(parent) = &spawn.parent {
-            dyn_cell.add_link(parent.clone());
-            if !parent.add_link(dyn_cell.clone()) {
+            dyn_cell.add_link(parent.core().pid.clone(), LinkPeer::Local(parent.clone()));
+            if !parent.add_link(pid.clone(), LinkPeer::Local(dyn_cell.clone())) {
                 // The parent died while starting us; behave as if its exit signal had arrived.
                 dyn_cell.link_exit(parent.core().pid.clone(), ExitReason::NoProc);
             }
@@ -223,6 +252,20 @@ impl Runtime {
         Some(ServerRef::from_cell(cell, self.clone()))
     }
 
+    /// A typed reference to the server `pid`, on this node or another one: local if `pid` is a live local server
+    /// of type `S`, otherwise routed through the distribution layer (calls to a local pid that is not such a
+    /// server fail with `NoProc`, as do calls to a pid of another incarnation of a node). The message types must
+    /// be [`Encodable`](crate::Encodable), since they may cross the wire.
+    pub fn remote_ref<S>(&self, pid: &Pid) -> ServerRef<S>
+    where
+        S: GenServer,
+        S::Call: crate::Encodable,
+        S::Cast: crate::Encodable,
+        S::Reply: crate::Encodable,
+    {
+        self.server_ref(pid).unwrap_or_else(|| ServerRef::remote(pid.clone(), self.clone()))
+    }
+
     /// Registers `pid` under `name`. The name is freed when the process exits.
     pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegistryError> {
         let cell = self.cell(pid).ok_or(RegistryError::NoProc)?;
@@ -251,7 +294,23 @@ impl Runtime {
 
     /// Monitors `pid` from outside any process: the returned future resolves to the one `DOWN`.
     pub fn monitor(&self, pid: &Pid) -> Monitor {
+        if self.is_remote(pid) {
+            return self.monitor_remote(pid);
+        }
         self.monitor_cell(pid, self.cell(pid))
+    }
+
+    fn monitor_remote(&self, pid: &Pid) -> Monitor {
+        let monitor = self.new_monitor_ref();
+        let (sender, down) = oneshot::channel();
+        let watcher =
+            RemoteWatcher { monitor: monitor.clone(), target: pid.clone(), watcher: Watcher::External(sender) };
+        match self.distribution() {
+            Some(distribution) => distribution.monitor(watcher),
+            None => watcher.deliver(ExitReason::NoConnection),
+        }
+        let remote = self.distribution().is_some().then(|| self.clone());
+        Monitor { monitor, pid: pid.clone(), target: None, remote, down, fired: false }
     }
 
     fn monitor_cell(&self, pid: &Pid, target: Option<Arc<dyn ProcessCell>>) -> Monitor {
@@ -273,12 +332,18 @@ impl Runtime {
                 reason: ExitReason::NoProc,
             });
         }
-        Monitor { monitor, pid: pid.clone(), target, down, fired: false }
+        Monitor { monitor, pid: pid.clone(), target, remote: None, down, fired: false }
     }
 
     /// Sends an exit signal to `pid`, as Erlang's `exit(Pid, Reason)`: a process that traps exits gets an `EXIT`
     /// message, one that does not dies at once (without `terminate`) unless the reason is `normal`.
     pub fn exit(&self, pid: &Pid, reason: ExitReason) {
+        if self.is_remote(pid) {
+            if let Some(distribution) = self.distribution() {
+                distribution.exit(&self.runtime_pid(), pid, reason, false);
+            }
+            return;
+        }
         if let Some(cell) = self.cell(pid) {
             cell.exit_signal(self.runtime_pid(), reason);
         }
@@ -286,6 +351,9 @@ impl Runtime {
 
     /// Kills `pid` unconditionally (reason `killed`; no `terminate`; exits cannot be trapped).
     pub fn kill(&self, pid: &Pid) {
+        if self.is_remote(pid) {
+            return self.exit(pid, ExitReason::Killed);
+        }
         if let Some(cell) = self.cell(pid) {
             cell.kill();
         }
@@ -294,6 +362,12 @@ impl Runtime {
     /// Asks `pid` to stop with `reason` after the messages already queued, runs its `terminate`, and waits until
     /// it has exited. Past `timeout` it is killed.
     pub async fn stop(&self, pid: &Pid, reason: ExitReason, timeout: Duration) -> Result<(), StopError> {
+        if self.is_remote(pid) {
+            return match self.distribution() {
+                Some(distribution) => distribution.stop(pid, reason, timeout).await,
+                None => Err(StopError::NoConnection),
+            };
+        }
         let cell = self.cell(pid).ok_or(StopError::NoProc)?;
         let mut down = self.monitor_cell(pid, Some(cell.clone()));
         if cell.signal(Signal::Stop(reason)).is_err() {
@@ -409,7 +483,7 @@ impl Runtime {
         self.inner.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn runtime_pid(&self) -> Pid {
+    pub(crate) fn runtime_pid(&self) -> Pid {
         Pid::new(self.inner.node.clone(), self.inner.creation, 0)
     }
 }

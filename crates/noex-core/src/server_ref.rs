@@ -3,29 +3,75 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::process::{Envelope, ReplyTo, ServerCell};
-use crate::{CallError, ExitReason, GenServer, NoProc, Pid, Runtime, StopError};
+use crate::{CallError, CallReply, Distribution, Encodable, ExitReason, GenServer, NoProc, Pid, Runtime, StopError};
 
 /// How long [`ServerRef::call`] waits for a reply, as OTP's `gen_server:call/2`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A typed reference to a server process. Cheap to clone; sends go straight into the process's mailbox (no
-/// lookup, no encoding).
+/// A typed reference to a server process, on this node or another one.
+///
+/// Cheap to clone. To a local process, sends go straight into its mailbox (no lookup, no encoding). To a process
+/// of another node (see [`Runtime::remote_ref`]) they are encoded and go through the cluster; the API and the
+/// guarantees are the same, with [`CallError::NoConnection`] added for a node that is not (or no longer)
+/// connected.
 pub struct ServerRef<S: GenServer> {
-    cell: Arc<ServerCell<S>>,
+    route: Route<S>,
     runtime: Runtime,
+}
+
+enum Route<S: GenServer> {
+    Local(Arc<ServerCell<S>>),
+    Remote(Pid, Codec<S>),
+}
+
+/// How a remote reference turns messages into bytes and replies back; captured where the message types are known
+/// to be [`Encodable`], so that `call` and `cast` need no such bound.
+struct Codec<S: GenServer> {
+    encode_call: fn(&S::Call) -> Bytes,
+    encode_cast: fn(&S::Cast) -> Bytes,
+    decode_reply: fn(Bytes) -> Result<S::Reply, String>,
+}
+
+impl<S: GenServer> Clone for Codec<S> {
+    fn clone(&self) -> Self {
+        Codec { encode_call: self.encode_call, encode_cast: self.encode_cast, decode_reply: self.decode_reply }
+    }
 }
 
 impl<S: GenServer> ServerRef<S> {
     pub(crate) fn from_cell(cell: Arc<ServerCell<S>>, runtime: Runtime) -> Self {
-        ServerRef { cell, runtime }
+        ServerRef { route: Route::Local(cell), runtime }
+    }
+
+    pub(crate) fn remote(pid: Pid, runtime: Runtime) -> Self
+    where
+        S::Call: Encodable,
+        S::Cast: Encodable,
+        S::Reply: Encodable,
+    {
+        let codec = Codec {
+            encode_call: Encodable::encode_wire,
+            encode_cast: Encodable::encode_wire,
+            decode_reply: Encodable::decode_wire,
+        };
+        ServerRef { route: Route::Remote(pid, codec), runtime }
     }
 
     /// The server's pid.
     pub fn pid(&self) -> &Pid {
-        &self.cell.core.pid
+        match &self.route {
+            Route::Local(cell) => &cell.core.pid,
+            Route::Remote(pid, _) => pid,
+        }
+    }
+
+    /// Whether the server lives on another node.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.route, Route::Remote(..))
     }
 
     /// Calls the server and waits up to [`DEFAULT_CALL_TIMEOUT`] for the reply.
@@ -37,8 +83,12 @@ impl<S: GenServer> ServerRef<S> {
 
     /// Calls the server and waits up to `timeout` for the reply. After a timeout the server stays usable.
     pub async fn call_timeout(&self, msg: S::Call, timeout: Duration) -> Result<S::Reply, CallError> {
+        let cell = match &self.route {
+            Route::Local(cell) => cell,
+            Route::Remote(pid, codec) => return self.call_remote(pid, codec, msg, timeout).await,
+        };
         let (reply, receive) = oneshot::channel();
-        if self.cell.mailbox.push(Envelope::Call(msg, ReplyTo::Local(reply))).is_err() {
+        if cell.mailbox.push(Envelope::Call(msg, ReplyTo::Local(reply))).is_err() {
             return Err(CallError::NoProc);
         }
         match self.runtime.deadlines().wait(receive, timeout).await {
@@ -50,15 +100,70 @@ impl<S: GenServer> ServerRef<S> {
         }
     }
 
+    async fn call_remote(
+        &self,
+        pid: &Pid,
+        codec: &Codec<S>,
+        msg: S::Call,
+        timeout: Duration,
+    ) -> Result<S::Reply, CallError> {
+        if !self.runtime.is_remote(pid) {
+            return Err(CallError::NoProc);
+        }
+        let distribution = self.runtime.distribution().ok_or(CallError::NoConnection)?;
+        let (reply, receive) = oneshot::channel();
+        let id = distribution.call(pid, (codec.encode_call)(&msg), timeout, CallReply(reply))?;
+        // Forgets the pending call if this future is dropped or times out; disarmed once the reply is in.
+        let mut pending = PendingCall { distribution, node: pid.node(), id, armed: true };
+        let result = self.runtime.deadlines().wait(receive, timeout).await;
+        if result.is_ok() {
+            pending.armed = false;
+        }
+        match result {
+            Ok(Ok(Ok(bytes))) => (codec.decode_reply)(bytes).map_err(CallError::Decode),
+            Ok(Ok(Err(error))) => Err(error),
+            Ok(Err(_)) => Err(CallError::NoConnection),
+            Err(_) => Err(CallError::Timeout(timeout)),
+        }
+    }
+
+    /// The distribution layer for a remote pid; `None` (no route) if there is none, or if the pid names a process
+    /// of this node that is not (or no longer) a server of type `S`.
+    fn remote_route(&self, pid: &Pid) -> Option<&Arc<dyn Distribution>> {
+        if !self.runtime.is_remote(pid) {
+            return None;
+        }
+        self.runtime.distribution()
+    }
+
     /// Sends a cast and returns at once. If the server has exited, the message is dropped (as in OTP); use
     /// [`try_cast`](Self::try_cast) to find out.
     pub fn cast(&self, msg: S::Cast) {
-        let _ = self.cell.mailbox.push(Envelope::Cast(msg));
+        match &self.route {
+            Route::Local(cell) => {
+                let _ = cell.mailbox.push(Envelope::Cast(msg));
+            }
+            Route::Remote(pid, codec) => {
+                if let Some(distribution) = self.remote_route(pid) {
+                    distribution.cast(pid, (codec.encode_cast)(&msg));
+                }
+            }
+        }
     }
 
-    /// Sends a cast; fails if the server has exited.
+    /// Sends a cast; fails if the server has exited. For a remote server this only knows whether its node is
+    /// connected (whether the process exists is known on that node).
     pub fn try_cast(&self, msg: S::Cast) -> Result<(), NoProc> {
-        self.cell.mailbox.push(Envelope::Cast(msg)).map_err(|_| NoProc(self.pid().clone()))
+        match &self.route {
+            Route::Local(cell) => cell.mailbox.push(Envelope::Cast(msg)).map_err(|_| NoProc(self.pid().clone())),
+            Route::Remote(pid, codec) => match self.remote_route(pid) {
+                Some(distribution) if distribution.is_connected(pid.node()) => {
+                    distribution.cast(pid, (codec.encode_cast)(&msg));
+                    Ok(())
+                }
+                _ => Err(NoProc(pid.clone())),
+            },
+        }
     }
 
     /// Asks the server to stop with `reason` after the messages already queued, waits until it has exited (its
@@ -67,21 +172,50 @@ impl<S: GenServer> ServerRef<S> {
         self.runtime.stop(self.pid(), reason, timeout).await
     }
 
-    /// Whether the server is still running.
+    /// Whether the server is still running. For a remote server: whether its node is connected (whether the
+    /// process itself still runs is known on that node; monitor it to find out).
     pub fn is_alive(&self) -> bool {
-        self.cell.mailbox.lock().exit.is_none()
+        match &self.route {
+            Route::Local(cell) => cell.mailbox.lock().exit.is_none(),
+            Route::Remote(pid, _) => self.remote_route(pid).is_some_and(|d| d.is_connected(pid.node())),
+        }
     }
 
-    /// Messages in the server's mailbox, not yet handled.
+    /// Messages in the server's mailbox, not yet handled (0 for a remote server: ask its node's observer).
     pub fn mailbox_len(&self) -> u64 {
-        let processed = self.cell.core.processed.load(std::sync::atomic::Ordering::Relaxed);
-        self.cell.mailbox.enqueued().saturating_sub(processed)
+        match &self.route {
+            Route::Local(cell) => {
+                let processed = cell.core.processed.load(std::sync::atomic::Ordering::Relaxed);
+                cell.mailbox.enqueued().saturating_sub(processed)
+            }
+            Route::Remote(..) => 0,
+        }
+    }
+}
+
+/// A remote call in flight, forgotten by the distribution layer if the caller stops waiting.
+struct PendingCall<'a> {
+    distribution: &'a Arc<dyn Distribution>,
+    node: &'a crate::NodeName,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.distribution.cancel_call(self.node, self.id);
+        }
     }
 }
 
 impl<S: GenServer> Clone for ServerRef<S> {
     fn clone(&self) -> Self {
-        ServerRef { cell: self.cell.clone(), runtime: self.runtime.clone() }
+        let route = match &self.route {
+            Route::Local(cell) => Route::Local(cell.clone()),
+            Route::Remote(pid, codec) => Route::Remote(pid.clone(), codec.clone()),
+        };
+        ServerRef { route, runtime: self.runtime.clone() }
     }
 }
 
