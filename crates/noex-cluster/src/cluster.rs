@@ -19,12 +19,27 @@ use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer};
 use crate::outbound::{Outbound, Refused};
 use crate::{ClusterConfig, StartError};
 
-/// Receives the frames of one kind that arrive from other nodes (process traffic, registry, observer).
+/// Receives the frames of one kind that arrive from other nodes (process traffic, registry, observer), and the
+/// membership changes that frame those frames.
 ///
-/// Called on the connection's reader task, in arrival order per peer: it must not block (hand the frame on).
+/// `handle` is called on the connection's reader task, in arrival order per peer: it must not block (hand the
+/// frame on). `node_up` and `node_down` are called synchronously, under the cluster's membership lock, so that
+/// every layer sees them in order with the frames: `node_up` before the first frame of the new connection,
+/// `node_down` when the connection is no longer current (and for every peer when this node stops). They must be
+/// quick, and must not call back into the [`Cluster`] (that would deadlock): queue work for a task instead.
 pub trait FrameHandler: Send + Sync + 'static {
     /// One frame from `from`.
     fn handle(&self, from: &NodeId, frame: Frame);
+
+    /// `node` is connected (again); frames from it follow.
+    fn node_up(&self, node: &NodeInfo) {
+        let _ = node;
+    }
+
+    /// `node` is no longer connected: fail what waits for it. Frames it sent before may still be dispatched.
+    fn node_down(&self, node: &NodeInfo, reason: DownReason) {
+        let _ = (node, reason);
+    }
 }
 
 impl<F: Fn(&NodeId, Frame) + Send + Sync + 'static> FrameHandler for F {
@@ -308,6 +323,8 @@ impl Inner {
             for (node, link) in state.peers.drain().collect::<Vec<_>>() {
                 link.outbound.close();
                 link.close.cancel();
+                let info = NodeInfo { node: node.clone(), creation: link.creation };
+                self.each_handler(|handler| handler.node_down(&info, DownReason::ConnectionClosed));
                 state.known.insert(node, (link.creation, NodeStatus::Disconnected));
             }
         }
@@ -324,6 +341,19 @@ impl Inner {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls `f` once for every distinct installed handler.
+    fn each_handler(&self, mut f: impl FnMut(&dyn FrameHandler)) {
+        let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
+        let mut seen: Vec<*const ()> = Vec::new();
+        for handler in handlers.iter().flatten() {
+            let address = Arc::as_ptr(handler) as *const ();
+            if !seen.contains(&address) {
+                seen.push(address);
+                f(handler.as_ref());
+            }
+        }
     }
 
     pub(crate) fn dispatch(&self, from: &NodeId, frame: Frame) {
@@ -382,8 +412,10 @@ impl Inner {
             let old = state.peers.remove(&peer.node).expect("just seen");
             old.outbound.close();
             old.close.cancel();
+            let node = NodeInfo { node: peer.node.clone(), creation: old.creation };
+            // Layers are told even of a quiet swap: what was queued on the old connection may be lost.
+            self.each_handler(|handler| handler.node_down(&node, DownReason::ConnectionClosed));
             if announce {
-                let node = NodeInfo { node: peer.node.clone(), creation: old.creation };
                 tracing::info!(%node.node, "node reconnected or restarted; old connection down");
                 let _ = self.events.send(ClusterEvent::NodeDown { node, reason: DownReason::ConnectionClosed });
             }
@@ -400,11 +432,13 @@ impl Inner {
         let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone()));
         let mut reader = FramedRead::new(Heard::new(read_half, connection.clone()), parts.codec);
         reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
-        let outbound = Arc::new(Outbound::new(write_half, config.max_frame, config.outbound_queue));
+        let outbound = Arc::new(Outbound::new(write_half, config.max_frame, config.outbound_buffer));
         // Tell the new peer whom we know, so that it meshes with them too.
         let members: Vec<Member> =
             state.peers.iter().map(|(node, link)| Member { node: node.clone(), creation: link.creation }).collect();
         let _ = outbound.send(Frame::Members(members));
+        // Before the reader starts: layers hear of the node before any of its frames.
+        self.each_handler(|handler| handler.node_up(&info));
         let writer = connection::spawn(self, connection.clone(), reader, outbound.clone());
 
         state.peers.insert(
@@ -441,6 +475,7 @@ impl Inner {
                 link.outbound.close(); // senders holding a handle learn at once that the node is gone
             }
             state.known.insert(node.clone(), (connection.peer.creation, NodeStatus::Disconnected));
+            self.each_handler(|handler| handler.node_down(&connection.peer, reason));
             if state.stopping {
                 return; // this node is leaving: it reports nothing about its peers (as `stop` does)
             }

@@ -40,8 +40,9 @@ pub struct ClusterConfig {
     pub max_frame: usize,
     /// The largest frame accepted before authentication. Default 64 KiB.
     pub handshake_max_frame: usize,
-    /// Frames queued per connection before senders are told the queue is full. Default 65536.
-    pub outbound_queue: usize,
+    /// Bytes waiting to be written to one node before senders are told its queue is full. A bound on the memory
+    /// a stuck peer can hold until failure detection drops it. Default 64 MiB.
+    pub outbound_buffer: usize,
     /// The cluster secret; `None` reads `NOEX_COOKIE`, else `~/.noex.cookie` (created on first use).
     pub cookie: Option<Cookie>,
 }
@@ -62,7 +63,7 @@ impl ClusterConfig {
             reconnect_max: Duration::from_secs(10),
             max_frame: DEFAULT_MAX_FRAME,
             handshake_max_frame: HANDSHAKE_MAX_FRAME,
-            outbound_queue: 65_536,
+            outbound_buffer: 64 << 20,
             cookie: None,
         }
     }
@@ -99,8 +100,8 @@ impl ClusterConfig {
         if self.max_frame > u32::MAX as usize {
             return setting("max_frame", "must fit a 4-byte length prefix");
         }
-        if self.outbound_queue == 0 {
-            return setting("outbound_queue", "must be positive");
+        if self.outbound_buffer == 0 {
+            return setting("outbound_buffer", "must be positive");
         }
         let cookie = match &self.cookie {
             Some(cookie) if cookie.as_bytes().is_empty() => {

@@ -25,15 +25,13 @@ pub(crate) struct Outbound {
     socket: OwnedWriteHalf,
     state: Mutex<Pending>,
     wake: Notify,
-    /// Frames that may wait in the buffer before senders are refused.
+    /// Bytes that may wait in the buffer before senders are refused.
     limit: usize,
 }
 
 struct Pending {
     buffer: BytesMut,
     codec: FrameCodec,
-    /// Frames appended since the buffer was last empty.
-    frames: usize,
     /// The writer task is draining: senders must append, not write.
     writer_owns: bool,
     /// The socket failed; nothing more is accepted or written.
@@ -58,7 +56,6 @@ impl Outbound {
             state: Mutex::new(Pending {
                 buffer: BytesMut::new(),
                 codec: FrameCodec::with_limit(max_frame),
-                frames: 0,
                 writer_owns: false,
                 closed: false,
                 leaving: false,
@@ -79,7 +76,7 @@ impl Outbound {
         if pending.closed || pending.leaving {
             return Err(Refused::Closed);
         }
-        if pending.frames >= self.limit {
+        if pending.buffer.len() >= self.limit {
             return Err(Refused::Full);
         }
         append(&mut pending, frame)?;
@@ -196,7 +193,6 @@ impl Outbound {
                 }
             }
         }
-        pending.frames = 0;
         Wrote::All
     }
 }
@@ -208,6 +204,5 @@ fn append(pending: &mut Pending, frame: Frame) -> Result<(), Refused> {
         Err(ProtoError::TooLarge { len, limit }) => return Err(Refused::TooLarge { len, limit }),
         Err(_) => return Err(Refused::Closed),
     }
-    pending.frames += 1;
     Ok(())
 }

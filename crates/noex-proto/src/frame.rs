@@ -48,8 +48,10 @@ pub enum Frame {
     Link(LinkPair),
     /// Unlink two processes.
     Unlink(LinkPair),
-    /// An exit signal over a link.
+    /// An exit signal, over a link or explicit.
     Exit(Exit),
+    /// Stop a process gracefully; answered with a `Reply`.
+    Stop(Stop),
     /// Global registry changes.
     RegistrySync(RegistrySync),
     /// Ask for the receiving node's observer snapshot.
@@ -156,6 +158,8 @@ pub enum CallFailure {
     Decode(String),
     /// The target does not take encoded messages.
     NotEncodable,
+    /// The operation did not finish in time on the target node (a `Stop` whose target had to be killed).
+    Timeout,
 }
 
 /// A remote cast.
@@ -263,15 +267,32 @@ pub struct LinkPair {
     pub to: Pid,
 }
 
-/// An exit signal over a link.
+/// An exit signal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exit {
-    /// The process that ended.
+    /// The process that ended (or sent the signal).
     pub from: Pid,
-    /// The linked process.
+    /// The receiving process.
     pub to: Pid,
     /// Why.
     pub reason: ExitReason,
+    /// Over a link (ignored unless the two are still linked), or an explicit exit signal.
+    pub linked: bool,
+}
+
+/// A request to stop a process gracefully.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stop {
+    /// Unique per sending node, shared with calls; echoed in the `Reply`.
+    pub call_id: u64,
+    /// The process to stop.
+    pub target: Pid,
+    /// The requester.
+    pub from: Pid,
+    /// The exit reason to stop with.
+    pub reason: ExitReason,
+    /// How long the target may take before it is killed.
+    pub timeout: Duration,
 }
 
 /// Global registry changes.
@@ -391,6 +412,14 @@ impl TryFrom<wire::Envelope> for Frame {
                 from: pid(e.from, "exit.from")?,
                 to: pid(e.to, "exit.to")?,
                 reason: exit_reason(e.reason, "exit.reason")?,
+                linked: e.linked,
+            }),
+            Body::Stop(s) => Frame::Stop(Stop {
+                call_id: s.call_id,
+                target: pid(s.target, "stop.target")?,
+                from: pid(s.from, "stop.from")?,
+                reason: exit_reason(s.reason, "stop.reason")?,
+                timeout: Duration::from_millis(s.timeout_ms.into()),
             }),
             Body::RegistrySync(r) => Frame::RegistrySync(RegistrySync {
                 full: r.full,
@@ -504,6 +533,14 @@ impl From<Frame> for wire::Envelope {
                 from: Some(wire_pid(&e.from)),
                 to: Some(wire_pid(&e.to)),
                 reason: Some(wire_exit_reason(&e.reason)),
+                linked: e.linked,
+            }),
+            Frame::Stop(s) => Body::Stop(wire::Stop {
+                call_id: s.call_id,
+                target: Some(wire_pid(&s.target)),
+                from: Some(wire_pid(&s.from)),
+                reason: Some(wire_exit_reason(&s.reason)),
+                timeout_ms: millis(s.timeout),
             }),
             Frame::RegistrySync(r) => Body::RegistrySync(wire::RegistrySync {
                 full: r.full,
@@ -591,6 +628,7 @@ fn call_failure(error: wire::CallError) -> Result<CallFailure, ProtoError> {
         Ok(wire::CallErrorKind::Exited) => CallFailure::Exited(exit_reason(error.exit, "reply.error.exit")?),
         Ok(wire::CallErrorKind::Decode) => CallFailure::Decode(error.message),
         Ok(wire::CallErrorKind::NotEncodable) => CallFailure::NotEncodable,
+        Ok(wire::CallErrorKind::Timeout) => CallFailure::Timeout,
         Ok(wire::CallErrorKind::Unspecified) | Err(_) => {
             return Err(ProtoError::invalid("reply.error.kind", "unknown error kind"));
         }
@@ -603,6 +641,7 @@ fn wire_call_failure(failure: CallFailure) -> wire::CallError {
         CallFailure::Exited(reason) => (wire::CallErrorKind::Exited, Some(wire_exit_reason(&reason)), String::new()),
         CallFailure::Decode(message) => (wire::CallErrorKind::Decode, None, message),
         CallFailure::NotEncodable => (wire::CallErrorKind::NotEncodable, None, String::new()),
+        CallFailure::Timeout => (wire::CallErrorKind::Timeout, None, String::new()),
     };
     wire::CallError { kind: kind as i32, exit, message }
 }

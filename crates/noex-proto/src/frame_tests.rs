@@ -72,7 +72,14 @@ fn every_frame_kind_round_trips() {
         Frame::Down(Down { monitor_id: 6, watcher: a_pid(1), pid: a_pid(2), reason: ExitReason::NoConnection }),
         Frame::Link(LinkPair { from: a_pid(1), to: a_pid(2) }),
         Frame::Unlink(LinkPair { from: a_pid(1), to: a_pid(2) }),
-        Frame::Exit(Exit { from: a_pid(2), to: a_pid(1), reason: ExitReason::Killed }),
+        Frame::Exit(Exit { from: a_pid(2), to: a_pid(1), reason: ExitReason::Killed, linked: true }),
+        Frame::Stop(Stop {
+            call_id: 8,
+            target: a_pid(1),
+            from: a_pid(2),
+            reason: ExitReason::Shutdown,
+            timeout: Duration::from_secs(5),
+        }),
         Frame::RegistrySync(RegistrySync {
             full: true,
             entries: vec![RegistryEntry { name: "n".into(), pid: a_pid(3), registered_at_ms: 42 }],
