@@ -1,7 +1,9 @@
-//! Shared support for the workspace-level tests: the layering rule, and fixtures for in-process cluster nodes
-//! (ephemeral ports, short timers, a shared test cookie), and a pausable TCP proxy for fault injection. Helpers
-//! to drive the app binaries join them as the tests need them.
+//! Shared support for the workspace-level tests: the layering rule, fixtures for in-process nodes (ephemeral
+//! ports, short timers, a shared test cookie; bare clusters or the whole distribution stack), test servers with
+//! encodable messages, and a pausable TCP proxy for fault injection.
 
 pub mod cluster;
 pub mod layering;
 pub mod proxy;
+pub mod remote;
+pub mod servers;

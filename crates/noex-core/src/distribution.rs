@@ -56,6 +56,12 @@ pub trait Distribution: Send + Sync + 'static {
 pub struct CallReply(pub(crate) oneshot::Sender<Result<Bytes, CallError>>);
 
 impl CallReply {
+    /// A reply sink and the receiver its result arrives on.
+    pub fn channel() -> (CallReply, oneshot::Receiver<Result<Bytes, CallError>>) {
+        let (sender, receiver) = oneshot::channel();
+        (CallReply(sender), receiver)
+    }
+
     /// Delivers the result; dropped silently if the caller has gone.
     pub fn send(self, result: Result<Bytes, CallError>) {
         let _ = self.0.send(result);

@@ -172,7 +172,8 @@ pub struct MonitorRef {
 }
 
 impl MonitorRef {
-    pub(crate) fn new(node: NodeName, id: u64) -> Self {
+    /// Rebuilds a reference made by `node` (a distribution layer names a remote watcher's monitor this way).
+    pub fn new(node: NodeName, id: u64) -> Self {
         MonitorRef { node, id }
     }
 

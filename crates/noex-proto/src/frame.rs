@@ -223,6 +223,8 @@ pub enum SpawnFailure {
     NameTaken(String),
     /// The init arguments did not decode.
     BadArguments(String),
+    /// Starting took longer than the request's timeout; the process was stopped again.
+    Timeout,
 }
 
 /// A remote monitor request.
@@ -652,6 +654,7 @@ fn spawn_failure(error: wire::SpawnError) -> Result<SpawnFailure, ProtoError> {
         Ok(wire::SpawnErrorKind::InitFailed) => SpawnFailure::InitFailed(error.message),
         Ok(wire::SpawnErrorKind::NameTaken) => SpawnFailure::NameTaken(error.message),
         Ok(wire::SpawnErrorKind::BadArguments) => SpawnFailure::BadArguments(error.message),
+        Ok(wire::SpawnErrorKind::Timeout) => SpawnFailure::Timeout,
         Ok(wire::SpawnErrorKind::Unspecified) | Err(_) => {
             return Err(ProtoError::invalid("spawn_reply.error.kind", "unknown error kind"));
         }
@@ -664,6 +667,7 @@ fn wire_spawn_failure(failure: SpawnFailure) -> wire::SpawnError {
         SpawnFailure::InitFailed(m) => (wire::SpawnErrorKind::InitFailed, m),
         SpawnFailure::NameTaken(m) => (wire::SpawnErrorKind::NameTaken, m),
         SpawnFailure::BadArguments(m) => (wire::SpawnErrorKind::BadArguments, m),
+        SpawnFailure::Timeout => (wire::SpawnErrorKind::Timeout, String::new()),
     };
     wire::SpawnError { kind: kind as i32, message }
 }

@@ -1,0 +1,278 @@
+//! The inbound half: process frames from other nodes, and what a node going down means for the requests,
+//! monitors and links that involve it.
+//!
+//! Every frame is checked against the connection it came on: a pid that claims to belong to another node than
+//! the sender is refused (logged), so a peer cannot act in another node's name.
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use bytes::Bytes;
+use noex_cluster::{DownReason, FrameHandler, NodeId, NodeInfo};
+use noex_core::{DeliverError, EncodedMessage, EncodedReply, ExitReason, MonitorRef, NodeName, Pid, Runtime};
+use noex_proto::{CallFailure, Down, Exit, Frame, Registration, Reply, SpawnFailure, SpawnReply, SpawnRequest, Target};
+
+use crate::pending::{Waiter, answer};
+use crate::remote::Inner;
+use crate::{CallError, SpawnError};
+
+/// The cluster's handler for process frames.
+pub(crate) struct ProcessFrames(pub(crate) Weak<Inner>);
+
+impl FrameHandler for ProcessFrames {
+    fn handle(&self, from: &NodeId, frame: Frame) {
+        let Some(inner) = self.0.upgrade() else { return };
+        let Some(runtime) = inner.runtime.upgrade() else { return };
+        inner.receive(&runtime, from, frame);
+    }
+
+    fn node_up(&self, node: &NodeInfo) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.forget_sender(&node.node.node_name());
+        }
+    }
+
+    fn node_down(&self, node: &NodeInfo, reason: DownReason) {
+        let Some(inner) = self.0.upgrade() else { return };
+        tracing::debug!(node = %node.node, %reason, "failing what waits for the node");
+        inner.node_down(&node.node.node_name());
+    }
+}
+
+/// Maps a local delivery failure to what a caller sees.
+pub(crate) fn deliver_error(error: DeliverError) -> CallError {
+    match error {
+        DeliverError::Decode(message) => CallError::Decode(message),
+        _ => CallError::NoProc,
+    }
+}
+
+fn call_failure(error: DeliverError) -> CallFailure {
+    match error {
+        DeliverError::NoProc => CallFailure::NoProc,
+        DeliverError::NotEncodable => CallFailure::NotEncodable,
+        DeliverError::Decode(message) => CallFailure::Decode(message),
+        _ => CallFailure::NoProc,
+    }
+}
+
+/// Sends a local server's encoded reply back to the calling node.
+struct ReplySink {
+    inner: Arc<Inner>,
+    node: NodeName,
+    call_id: u64,
+}
+
+impl EncodedReply for ReplySink {
+    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>) {
+        let reply = Reply { call_id: self.call_id, result: result.map_err(CallFailure::Exited) };
+        if let Err(error) = self.inner.send(&self.node, Frame::Reply(reply)) {
+            tracing::debug!(node = %self.node, %error, "reply not sent");
+        }
+    }
+}
+
+impl Inner {
+    fn receive(self: &Arc<Self>, runtime: &Runtime, from: &NodeId, frame: Frame) {
+        // Every pid a peer names as its own must be of its own node.
+        let own = |pid: &Pid| {
+            let ok = pid.node().as_str() == from.as_str();
+            if !ok {
+                tracing::warn!(%from, %pid, "frame names a process of another node as its sender; dropped");
+            }
+            ok
+        };
+        match frame {
+            Frame::Call(call) if own(&call.from) => {
+                let sink = ReplySink { inner: self.clone(), node: call.from.node().clone(), call_id: call.call_id };
+                let message = EncodedMessage::Call { payload: call.payload, reply: Box::new(sink) };
+                if let Err(error) = runtime.deliver_encoded(local_target(&call.target), message) {
+                    let reply = Reply { call_id: call.call_id, result: Err(call_failure(error)) };
+                    let _ = self.send(call.from.node(), Frame::Reply(reply));
+                }
+            }
+            Frame::Cast(cast) if own(&cast.from) => {
+                let message = EncodedMessage::Cast { payload: cast.payload };
+                if let Err(error) = runtime.deliver_encoded(local_target(&cast.target), message) {
+                    tracing::debug!(%from, %error, "remote cast not delivered");
+                }
+            }
+            Frame::Reply(reply) => match self.pending.take(reply.call_id, from.as_str()) {
+                Some(waiter) => answer(waiter, reply.result),
+                None => tracing::trace!(%from, call_id = reply.call_id, "late reply dropped"),
+            },
+            Frame::SpawnRequest(request) if own(&request.from) => {
+                let inner = self.clone();
+                self.tasks.spawn(async move {
+                    let node = request.from.node().clone();
+                    let spawn_id = request.spawn_id;
+                    let result = spawn_local(&inner, request).await;
+                    let reply = SpawnReply { spawn_id, result: result.clone() };
+                    if inner.send(&node, Frame::SpawnReply(reply)).is_err() {
+                        // The requester is gone: the new process would be an orphan.
+                        if let (Ok(pid), Some(runtime)) = (result, inner.runtime.upgrade()) {
+                            runtime.kill(&pid);
+                        }
+                    }
+                });
+            }
+            Frame::SpawnReply(reply) => match self.pending.take(reply.spawn_id, from.as_str()) {
+                Some(Waiter::Spawn(waiter, timeout)) => {
+                    let _ = waiter.send(reply.result.map_err(|failure| SpawnError::from_failure(failure, timeout)));
+                }
+                Some(other) => answer(other, Err(CallFailure::NoProc)),
+                None => {
+                    // The requester gave up: stop what was started for it.
+                    if let Ok(pid) = reply.result {
+                        if own(&pid) {
+                            tracing::debug!(%pid, "late spawn reply; stopping the orphan");
+                            let _ = self.send(pid.node(), exit_frame(&self.node_pid, &pid, ExitReason::Killed, false));
+                        }
+                    }
+                }
+            },
+            Frame::Monitor(request) if own(&request.watcher) => {
+                let monitor = MonitorRef::new(request.watcher.node().clone(), request.monitor_id);
+                let target = match &request.target {
+                    Target::Pid(pid) => pid.clone(),
+                    Target::Name(name) => runtime.whereis(name).unwrap_or_default(),
+                };
+                self.incoming.insert(monitor.clone(), target.clone());
+                let inner = Arc::downgrade(self);
+                let watcher = request.watcher;
+                runtime.monitor_from_remote(&target, monitor, move |down| {
+                    let Some(inner) = inner.upgrade() else { return };
+                    inner.incoming.remove(&down.monitor);
+                    let frame = Frame::Down(Down {
+                        monitor_id: down.monitor.id(),
+                        watcher: watcher.clone(),
+                        pid: down.pid,
+                        reason: down.reason,
+                    });
+                    let _ = inner.send(watcher.node(), frame);
+                });
+            }
+            Frame::Demonitor(request) if own(&request.watcher) => {
+                let monitor = MonitorRef::new(request.watcher.node().clone(), request.monitor_id);
+                if let Some(target) = self.incoming.remove(&monitor) {
+                    runtime.demonitor_from_remote(&target, &monitor);
+                }
+            }
+            Frame::Down(down) if own(&down.pid) => {
+                if let Some(watcher) = self.outgoing.take(down.monitor_id, from.as_str()) {
+                    watcher.deliver(down.reason);
+                }
+            }
+            Frame::Link(link) if own(&link.from) => {
+                if runtime.link_from_remote(&link.to, link.from.clone()) {
+                    self.links.insert(&link.to, &link.from);
+                } else {
+                    let _ = self.send(link.from.node(), exit_frame(&link.to, &link.from, ExitReason::NoProc, true));
+                }
+            }
+            Frame::Unlink(link) if own(&link.from) => {
+                self.links.remove(&link.to, &link.from);
+                runtime.unlink_from_remote(&link.to, &link.from);
+            }
+            Frame::Exit(exit) if own(&exit.from) => {
+                if exit.linked {
+                    self.links.remove(&exit.to, &exit.from);
+                }
+                runtime.exit_from_remote(&exit.to, exit.from, exit.reason, exit.linked);
+            }
+            Frame::Stop(stop) if own(&stop.from) => {
+                let inner = self.clone();
+                let runtime = runtime.clone();
+                self.tasks.spawn(async move {
+                    let result = if runtime.is_remote(&stop.target) {
+                        Err(CallFailure::NoProc)
+                    } else {
+                        match runtime.stop(&stop.target, stop.reason, stop.timeout).await {
+                            Ok(()) => Ok(Bytes::new()),
+                            Err(noex_core::StopError::Timeout(_)) => Err(CallFailure::Timeout),
+                            Err(_) => Err(CallFailure::NoProc),
+                        }
+                    };
+                    let _ = inner.send(stop.from.node(), Frame::Reply(Reply { call_id: stop.call_id, result }));
+                });
+            }
+            Frame::Call(_)
+            | Frame::Cast(_)
+            | Frame::SpawnRequest(_)
+            | Frame::Monitor(_)
+            | Frame::Demonitor(_)
+            | Frame::Down(_)
+            | Frame::Link(_)
+            | Frame::Unlink(_)
+            | Frame::Exit(_)
+            | Frame::Stop(_) => {} // refused by `own`, which logged it
+            other => tracing::debug!(%from, ?other, "unexpected frame for the process layer"),
+        }
+    }
+
+    /// `node` is gone: fail every request to it, fire every monitor on its processes (`noconnection`), drop the
+    /// monitors its processes held here, and send `noconnection` over every link with it.
+    pub(crate) fn node_down(&self, node: &NodeName) {
+        self.forget_sender(node);
+        self.pending.fail_node(node.as_str());
+        for watcher in self.outgoing.take_node(node.as_str()) {
+            watcher.deliver(ExitReason::NoConnection);
+        }
+        let incoming = self.incoming.take_node(node);
+        let links = self.links.take_node(node);
+        let Some(runtime) = self.runtime.upgrade() else { return };
+        for (monitor, target) in incoming {
+            runtime.demonitor_from_remote(&target, &monitor);
+        }
+        for (local, remote) in links {
+            runtime.exit_from_remote(&local, remote, ExitReason::NoConnection, true);
+        }
+    }
+}
+
+/// A target as the runtime resolves it; a pid of another node (or incarnation) resolves to nothing there.
+fn local_target(target: &Target) -> noex_core::Target<'_> {
+    match target {
+        Target::Pid(pid) => noex_core::Target::Pid(pid),
+        Target::Name(name) => noex_core::Target::Name(name),
+    }
+}
+
+fn exit_frame(from: &Pid, to: &Pid, reason: ExitReason, linked: bool) -> Frame {
+    Frame::Exit(Exit { from: from.clone(), to: to.clone(), reason, linked })
+}
+
+/// Starts a behaviour on this node for a spawn request (from another node, or from this one).
+pub(crate) async fn spawn_local(inner: &Arc<Inner>, request: SpawnRequest) -> Result<Pid, SpawnFailure> {
+    let started_at = Instant::now();
+    let runtime = inner.runtime.upgrade().ok_or_else(|| SpawnFailure::InitFailed("node stopped".into()))?;
+    let factory = inner
+        .behaviours
+        .get(&request.behaviour)
+        .ok_or_else(|| SpawnFailure::UnknownBehaviour(request.behaviour.clone()))?;
+    let mut options = noex_core::StartOptions::default();
+    let name = request.name.filter(|_| request.registration != Registration::None);
+    if request.registration == Registration::Local {
+        options.name = name.clone();
+    }
+    if let (Registration::Global, Some(name)) = (request.registration, &name) {
+        // Checked before starting, so that a taken name costs no process; checked again when registering.
+        if let Some(holder) = inner.registry.whereis(name) {
+            tracing::debug!(name, %holder, "global name taken; spawn refused");
+            return Err(SpawnFailure::NameTaken(name.clone()));
+        }
+    }
+    let pid = factory(runtime.clone(), request.init_args, options).await?;
+    if let (Registration::Global, Some(name)) = (request.registration, &name) {
+        if inner.registry.register(name, &pid).is_err() {
+            runtime.kill(&pid);
+            return Err(SpawnFailure::NameTaken(name.clone()));
+        }
+    }
+    if started_at.elapsed() > request.timeout {
+        // The requester has given up by now; do not leave the process behind.
+        runtime.kill(&pid); // its global name, if any, goes with it
+        return Err(SpawnFailure::Timeout);
+    }
+    Ok(pid)
+}

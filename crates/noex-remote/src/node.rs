@@ -1,0 +1,77 @@
+//! `Node`: a runtime, its cluster membership, its global registry and its distribution layer, wired together.
+
+use std::time::Duration;
+
+use noex_cluster::{Cluster, ClusterConfig, NodeId, StartError};
+use noex_core::{Runtime, RuntimeConfig};
+use noex_registry::GlobalRegistry;
+
+use crate::Remote;
+
+/// One node of a noex-rs cluster. A value: several can run in one OS process. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Node {
+    runtime: Runtime,
+    cluster: Cluster,
+    registry: GlobalRegistry,
+    remote: Remote,
+}
+
+impl Node {
+    /// Starts a node: joins the cluster described by `config` (binding its port, dialing its seeds), and starts
+    /// the runtime for its processes, the global registry and the distribution layer.
+    pub async fn start(config: ClusterConfig) -> Result<Node, StartError> {
+        Self::start_with(config, RuntimeConfig::default()).await
+    }
+
+    /// Starts a node with runtime settings (its node name and creation are the cluster's, whatever they say).
+    pub async fn start_with(config: ClusterConfig, runtime: RuntimeConfig) -> Result<Node, StartError> {
+        let cluster = Cluster::start(config).await?;
+        let runtime = Runtime::with_config(RuntimeConfig {
+            node: cluster.local().node_name(),
+            creation: cluster.creation(),
+            ..runtime
+        });
+        let registry = GlobalRegistry::start(&runtime, &cluster);
+        let remote = Remote::start(&runtime, &cluster, &registry);
+        Ok(Node { runtime, cluster, registry, remote })
+    }
+
+    /// This node's id, `name@host:port`.
+    pub fn id(&self) -> &NodeId {
+        self.cluster.local()
+    }
+
+    /// The node's processes.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The node's cluster membership.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The node's replica of the global registry.
+    pub fn registry(&self) -> &GlobalRegistry {
+        &self.registry
+    }
+
+    /// The node's distribution layer (remote spawn, calls by name, behaviours).
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    /// Leaves the cluster gracefully (peers see `graceful_shutdown`; their monitors and links on this node's
+    /// processes fire with `noconnection`, as for any node that leaves), then stops every process, each within
+    /// `timeout`.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.cluster.shutdown().await;
+        self.runtime.shutdown(timeout).await;
+    }
+
+    /// Drops every connection without a goodbye, as a crash would, and kills nothing: for tests and fault drills.
+    pub async fn crash(&self) {
+        self.cluster.crash().await;
+    }
+}

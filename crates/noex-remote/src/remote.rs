@@ -1,0 +1,284 @@
+//! `Remote`: the node's distribution layer. It is what a runtime's operations on pids of other nodes go through
+//! (see `route.rs`), what handles the process frames other nodes send (see `inbound.rs`), and the API for what
+//! only makes sense across nodes: spawning a behaviour on another node, calling a process by its name there.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use noex_cluster::{Cluster, FrameKind, NodeId, SendError};
+use noex_core::{
+    CallError, Encodable, EncodedMessage, EncodedReply, ExitReason, NodeName, Pid, Runtime, Target, WeakRuntime,
+};
+use noex_proto::{Cast, Frame, SpawnRequest};
+use noex_registry::GlobalRegistry;
+use rustc_hash::FxBuildHasher;
+use tokio::sync::oneshot;
+
+use crate::bonds::{Incoming, Links, Outgoing};
+use crate::pending::{Pending, Waiter};
+use crate::{Behaviours, SpawnError, SpawnOptions};
+
+/// One node's distribution layer. Cheap to clone.
+///
+/// Once started, every [`ServerRef`](noex_core::ServerRef), monitor, link and exit signal of the node's runtime
+/// reaches processes of other nodes too.
+#[derive(Clone)]
+pub struct Remote {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) local: NodeName,
+    /// This node's "no process" pid (id 0), the sender of requests that come from no process.
+    pub(crate) node_pid: Pid,
+    pub(crate) cluster: Cluster,
+    pub(crate) runtime: WeakRuntime,
+    pub(crate) registry: GlobalRegistry,
+    pub(crate) tasks: tokio::runtime::Handle,
+    pub(crate) pending: Pending,
+    /// Send handles by node: a lookup without the cluster's lock on the hot path.
+    senders: DashMap<NodeName, noex_cluster::NodeSender, FxBuildHasher>,
+    pub(crate) outgoing: Outgoing,
+    pub(crate) incoming: Incoming,
+    pub(crate) links: Links,
+    pub(crate) behaviours: Behaviours,
+    pub(crate) dropped_casts: AtomicU64,
+}
+
+/// Counters for tests and observers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    /// Calls, stops and spawns waiting for another node's answer.
+    pub pending: usize,
+    /// Monitors local processes hold on processes of other nodes.
+    pub outgoing_monitors: usize,
+    /// Monitors processes of other nodes hold on local processes.
+    pub incoming_monitors: usize,
+    /// Links between local processes and processes of other nodes.
+    pub links: usize,
+    /// Casts that could not be queued for a connected node (its outbound buffer was full); each one is logged.
+    pub dropped_casts: u64,
+}
+
+impl Remote {
+    /// Starts the distribution layer of the node made of `runtime`, `cluster` and `registry`, and installs it
+    /// into the runtime. The runtime's node name and creation must be the cluster's.
+    ///
+    /// # Panics
+    /// If the runtime is not the cluster's node, or already has a distribution layer: both are wiring mistakes.
+    pub fn start(runtime: &Runtime, cluster: &Cluster, registry: &GlobalRegistry) -> Remote {
+        let local = cluster.local().node_name();
+        assert!(
+            *runtime.node() == local && runtime.creation() == cluster.creation(),
+            "the runtime must be the cluster's node ({local}, creation {})",
+            cluster.creation()
+        );
+        let inner = Arc::new(Inner {
+            node_pid: Pid::new(local.clone(), cluster.creation(), 0),
+            local,
+            cluster: cluster.clone(),
+            runtime: runtime.downgrade(),
+            registry: registry.clone(),
+            tasks: tokio::runtime::Handle::current(),
+            pending: Pending::default(),
+            senders: DashMap::with_hasher(FxBuildHasher),
+            outgoing: Outgoing::default(),
+            incoming: Incoming::default(),
+            links: Links::default(),
+            behaviours: Behaviours::default(),
+            dropped_casts: AtomicU64::new(0),
+        });
+        assert!(
+            runtime.set_distribution(Arc::new(crate::route::Route(inner.clone()))),
+            "the runtime already has a distribution layer"
+        );
+        cluster.set_handler(FrameKind::Process, crate::inbound::ProcessFrames(Arc::downgrade(&inner)));
+        Remote { inner }
+    }
+
+    /// The behaviours other nodes may spawn here.
+    pub fn behaviours(&self) -> &Behaviours {
+        &self.inner.behaviours
+    }
+
+    /// Starts the behaviour registered as `behaviour` on `node` (which may be this node), and returns the new
+    /// process's pid; [`Runtime::remote_ref`] makes a typed reference of it.
+    pub async fn spawn(&self, behaviour: &str, node: &NodeId, options: SpawnOptions) -> Result<Pid, SpawnError> {
+        let timeout = options.timeout;
+        let request = SpawnRequest {
+            spawn_id: 0,
+            behaviour: behaviour.to_owned(),
+            init_args: options.init_args,
+            name: options.name,
+            registration: options.registration,
+            timeout,
+            from: self.inner.node_pid.clone(),
+        };
+        if *node == *self.inner.cluster.local() {
+            let started = crate::inbound::spawn_local(&self.inner, request);
+            return match tokio::time::timeout(timeout, started).await {
+                Ok(result) => result.map_err(|failure| SpawnError::from_failure(failure, timeout)),
+                Err(_) => Err(SpawnError::Timeout(timeout)),
+            };
+        }
+        let name = node.node_name();
+        let (reply, answer) = oneshot::channel();
+        let spawn_id = self.inner.pending.insert(&name, Waiter::Spawn(reply, timeout));
+        if let Err(error) = self.inner.send(&name, Frame::SpawnRequest(SpawnRequest { spawn_id, ..request })) {
+            self.inner.pending.cancel(spawn_id);
+            return Err(match error {
+                SendError::TooLarge { len, limit } => {
+                    SpawnError::BadArguments(format!("{len} bytes exceed the frame limit of {limit}"))
+                }
+                _ => SpawnError::NoConnection,
+            });
+        }
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SpawnError::NoConnection),
+            Err(_) => {
+                // A process that starts after this is stopped when its (late) reply finds no one waiting.
+                self.inner.pending.cancel(spawn_id);
+                Err(SpawnError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Calls the process registered as `name` on `node` (which may be this node). `C` and `R` are the server's
+    /// `Call` and `Reply` types.
+    pub async fn call_named<C: Encodable, R: Encodable>(
+        &self,
+        node: &NodeId,
+        name: &str,
+        msg: &C,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        let (reply, answer) = noex_core::CallReply::channel();
+        let mut pending = None;
+        if *node == *self.inner.cluster.local() {
+            let runtime = self.inner.runtime.upgrade().ok_or(CallError::NoProc)?;
+            let sink = Box::new(LocalReply(reply));
+            let message = EncodedMessage::Call { payload: msg.encode_wire(), reply: sink };
+            runtime.deliver_encoded(Target::Name(name), message).map_err(crate::inbound::deliver_error)?;
+        } else {
+            let node = node.node_name();
+            let call_id = self.inner.pending.insert(&node, Waiter::Call(reply));
+            let call = noex_proto::Call {
+                call_id,
+                target: noex_proto::Target::Name(name.to_owned()),
+                from: self.inner.node_pid.clone(),
+                payload: msg.encode_wire(),
+                timeout,
+            };
+            if let Err(error) = self.inner.send(&node, Frame::Call(call)) {
+                self.inner.pending.cancel(call_id);
+                return Err(crate::route::call_send_error(error));
+            }
+            pending = Some(call_id);
+        }
+        let result = tokio::time::timeout(timeout, answer).await;
+        if let (Err(_), Some(call_id)) = (&result, pending) {
+            self.inner.pending.cancel(call_id);
+        }
+        match result {
+            Ok(Ok(Ok(bytes))) => R::decode_wire(bytes).map_err(CallError::Decode),
+            Ok(Ok(Err(error))) => Err(error),
+            Ok(Err(_)) => Err(CallError::NoConnection),
+            Err(_) => Err(CallError::Timeout(timeout)),
+        }
+    }
+
+    /// Casts to the process registered as `name` on `node` (which may be this node). Dropped if there is no
+    /// such process, as any cast.
+    pub fn cast_named<M: Encodable>(&self, node: &NodeId, name: &str, msg: &M) {
+        if *node == *self.inner.cluster.local() {
+            if let Some(runtime) = self.inner.runtime.upgrade() {
+                let _ =
+                    runtime.deliver_encoded(Target::Name(name), EncodedMessage::Cast { payload: msg.encode_wire() });
+            }
+            return;
+        }
+        let cast = Cast {
+            target: noex_proto::Target::Name(name.to_owned()),
+            from: self.inner.node_pid.clone(),
+            payload: msg.encode_wire(),
+        };
+        self.inner.send_cast(&node.node_name(), Frame::Cast(cast));
+    }
+
+    /// The global registry this layer registers globally spawned processes in.
+    pub fn registry(&self) -> &GlobalRegistry {
+        &self.inner.registry
+    }
+
+    /// Counters: what is pending, monitored and linked across nodes right now.
+    pub fn stats(&self) -> RemoteStats {
+        RemoteStats {
+            pending: self.inner.pending.len(),
+            outgoing_monitors: self.inner.outgoing.len(),
+            incoming_monitors: self.inner.incoming.len(),
+            links: self.inner.links.len(),
+            dropped_casts: self.inner.dropped_casts.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("node", &self.inner.local).field("stats", &self.stats()).finish()
+    }
+}
+
+/// The reply of a by-name call to a process of this node.
+struct LocalReply(noex_core::CallReply);
+
+impl EncodedReply for LocalReply {
+    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>) {
+        self.0.send(result.map_err(CallError::Exited));
+    }
+}
+
+impl Inner {
+    /// Queues `frame` for `node` through its cached send handle, refreshing the handle once if it is stale.
+    pub(crate) fn send(&self, node: &NodeName, frame: Frame) -> Result<(), SendError> {
+        if let Some(sender) = self.senders.get(node) {
+            match sender.send(frame) {
+                Err(SendError::NotConnected(id)) => {
+                    drop(sender);
+                    // Stale: the node reconnected since the handle was taken. The frame is gone with the old
+                    // connection; the next send takes the new one.
+                    self.senders.remove(node);
+                    return Err(SendError::NotConnected(id));
+                }
+                other => return other,
+            }
+        }
+        let id: NodeId = node.as_str().parse().map_err(|_| SendError::NotConnected(self.cluster.local().clone()))?;
+        let sender = self.cluster.sender(&id).ok_or(SendError::NotConnected(id))?;
+        let result = sender.send(frame);
+        if result.is_ok() {
+            self.senders.insert(node.clone(), sender);
+        }
+        result
+    }
+
+    /// Sends a cast; a cast that cannot be queued for a connected node is counted and logged, never silent.
+    pub(crate) fn send_cast(&self, node: &NodeName, frame: Frame) {
+        match self.send(node, frame) {
+            Ok(()) => {}
+            Err(SendError::NotConnected(_)) => tracing::debug!(%node, "cast to a node that is not connected dropped"),
+            Err(error) => {
+                self.dropped_casts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%node, %error, "cast dropped");
+            }
+        }
+    }
+
+    /// Forgets the cached send handle of a node whose connection changed.
+    pub(crate) fn forget_sender(&self, node: &NodeName) {
+        self.senders.remove(node);
+    }
+}

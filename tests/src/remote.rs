@@ -1,0 +1,49 @@
+//! In-process nodes with the whole distribution stack (runtime, cluster, registry, remote), and waits for
+//! conditions that no event announces.
+
+use std::future::Future;
+use std::time::Duration;
+
+use noex_cluster::NodeId;
+use noex_remote::Node;
+
+use crate::cluster::{DEADLINE, config};
+use crate::servers::register_behaviours;
+
+/// Starts a full test node seeded with `seeds`, with the test behaviours registered.
+pub async fn full_node(name: &str, seeds: &[&NodeId]) -> Node {
+    let mut config = config(name);
+    config.seeds = seeds.iter().map(|seed| seed.to_string()).collect();
+    let node = Node::start(config).await.expect("test node starts");
+    register_behaviours(node.remote().behaviours());
+    node
+}
+
+/// Starts `count` full nodes named `n1`.. that form one mesh, and waits until each sees all the others.
+pub async fn mesh(count: usize) -> Vec<Node> {
+    let first = full_node("n1", &[]).await;
+    let seed = first.id().clone();
+    let mut nodes = vec![first];
+    for i in 2..=count {
+        nodes.push(full_node(&format!("n{i}"), &[&seed]).await);
+    }
+    for node in &nodes {
+        crate::cluster::wait_connected(node.cluster(), count - 1).await;
+    }
+    nodes
+}
+
+/// Re-checks `condition` every few milliseconds until it holds, failing the test after [`DEADLINE`]. For state
+/// that changes without an event to await (another node's bookkeeping, say).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Awaits `future`, failing the test after [`DEADLINE`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}

@@ -1,0 +1,204 @@
+//! Remote call, cast, stop and spawn between in-process nodes.
+
+use std::time::{Duration, Instant};
+
+use noex_core::{CallError, ExitReason, NodeName, Pid, ServerRef, StopError};
+use noex_remote::{Registration, SpawnError, SpawnOptions};
+use noex_tests::cluster::free_port;
+use noex_tests::remote::{eventually, mesh, within};
+use noex_tests::servers::{Counter, CounterArgs, Request};
+
+type Counters = ServerRef<Counter>;
+
+async fn spawn_counter(from: &noex_remote::Node, on: &noex_remote::Node, options: SpawnOptions) -> Counters {
+    let pid = from.remote().spawn("counter", on.id(), options).await.expect("spawn");
+    from.runtime().remote_ref::<Counter>(&pid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cast_then_a_call_to_another_node_arrive_in_order() {
+    let nodes = mesh(2).await;
+    let counter = spawn_counter(&nodes[0], &nodes[1], SpawnOptions::default()).await;
+    assert!(counter.is_remote());
+    assert_eq!(counter.pid().node(), &nodes[1].id().node_name());
+    for _ in 0..100 {
+        counter.cast(1);
+    }
+    assert_eq!(counter.call(Request::get()).await, Ok(100), "every cast was applied before the call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_from_two_nodes_give_the_exact_count() {
+    let nodes = mesh(3).await;
+    let pid = nodes[0].remote().spawn("counter", nodes[2].id(), SpawnOptions::default()).await.unwrap();
+    let mut calls = Vec::new();
+    for node in &nodes[..2] {
+        let counter = node.runtime().remote_ref::<Counter>(&pid);
+        for _ in 0..50 {
+            let counter = counter.clone();
+            calls.push(tokio::spawn(async move { counter.call(Request::add(1)).await }));
+        }
+    }
+    for call in calls {
+        assert!(call.await.unwrap().is_ok());
+    }
+    let local = nodes[2].runtime().remote_ref::<Counter>(&pid);
+    assert!(!local.is_remote(), "on its own node the reference is local");
+    assert_eq!(local.call(Request::get()).await, Ok(100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_with_typed_errors() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let counter = spawn_counter(a, b, SpawnOptions::default()).await;
+
+    // By name: unknown, then known.
+    let second = Duration::from_secs(1);
+    let unknown = a.remote().call_named::<Request, i64>(b.id(), "nobody", &Request::get(), second).await;
+    assert_eq!(unknown, Err(CallError::NoProc));
+    b.runtime().register("known", counter.pid()).unwrap();
+    let known = a.remote().call_named::<Request, i64>(b.id(), "known", &Request::add(2), second).await;
+    assert_eq!(known, Ok(2));
+
+    // A process of another incarnation of b is never reached.
+    let stale = Pid::new(counter.pid().node().clone(), counter.pid().creation().wrapping_add(1), counter.pid().id());
+    assert_eq!(a.runtime().remote_ref::<Counter>(&stale).call(Request::get()).await, Err(CallError::NoProc));
+
+    // A node that is not connected.
+    let nowhere = Pid::new(NodeName::new(format!("ghost@127.0.0.1:{}", free_port())), 1, 1);
+    assert_eq!(a.runtime().remote_ref::<Counter>(&nowhere).call(Request::get()).await, Err(CallError::NoConnection));
+
+    // The server dies while handling the call.
+    match counter.call(Request::crash()).await {
+        Err(CallError::Exited(ExitReason::Error(message))) => assert!(message.contains("asked to crash"), "{message}"),
+        other => panic!("expected Exited(error), got {other:?}"),
+    }
+    assert_eq!(counter.call(Request::get()).await, Err(CallError::NoProc), "dead now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_call_leaves_nothing_pending_and_the_late_reply_is_dropped() {
+    let nodes = mesh(2).await;
+    let counter = spawn_counter(&nodes[0], &nodes[1], SpawnOptions::default()).await;
+    let timeout = Duration::from_millis(100);
+    assert_eq!(counter.call_timeout(Request::sleep(400), timeout).await, Err(CallError::Timeout(timeout)));
+    assert_eq!(nodes[0].remote().stats().pending, 0, "the timed-out call is forgotten at once");
+    // The late reply arrives and is dropped; the server is still usable.
+    assert_eq!(counter.call(Request::add(1)).await, Ok(1));
+    assert_eq!(nodes[0].remote().stats().pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_fails_every_pending_call_at_once() {
+    let nodes = mesh(2).await;
+    let counter = spawn_counter(&nodes[0], &nodes[1], SpawnOptions::default()).await;
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let counter = counter.clone();
+        calls.push(tokio::spawn(
+            async move { counter.call_timeout(Request::sleep(30_000), Duration::from_secs(60)).await },
+        ));
+    }
+    eventually("the calls are in flight", || nodes[0].remote().stats().pending == 20).await;
+    let crashed_at = Instant::now();
+    nodes[1].crash().await;
+    for call in calls {
+        assert_eq!(within("a failed call", call).await.unwrap(), Err(CallError::NoConnection));
+    }
+    let took = crashed_at.elapsed();
+    assert!(took < Duration::from_secs(2), "calls failed after {took:?}");
+    assert_eq!(nodes[0].remote().stats().pending, 0);
+    assert_eq!(counter.call(Request::get()).await, Err(CallError::NoConnection));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_stop_runs_terminate_and_reports_noproc_after() {
+    let nodes = mesh(2).await;
+    let counter = spawn_counter(&nodes[0], &nodes[1], SpawnOptions::named("stoppable")).await;
+    assert_eq!(counter.stop(ExitReason::Shutdown, Duration::from_secs(5)).await, Ok(()));
+    assert_eq!(nodes[1].runtime().whereis("stoppable"), None, "the name is free once stop returns");
+    assert_eq!(counter.stop(ExitReason::Shutdown, Duration::from_secs(5)).await, Err(StopError::NoProc));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_spawn_registers_as_asked() {
+    let nodes = mesh(3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+
+    let anonymous =
+        spawn_counter(a, b, SpawnOptions::default().args(&CounterArgs { initial: 7, ..Default::default() })).await;
+    assert_eq!(anonymous.call(Request::get()).await, Ok(7), "init arguments reach the factory");
+
+    let local = spawn_counter(a, b, SpawnOptions::named("local-counter")).await;
+    assert_eq!(b.runtime().whereis("local-counter").as_ref(), Some(local.pid()));
+    assert_eq!(a.registry().whereis("local-counter"), None, "a local name is not global");
+
+    let global = spawn_counter(a, b, SpawnOptions::global("global-counter")).await;
+    assert_eq!(b.runtime().whereis("global-counter"), None, "a global name is not local");
+    for node in &nodes {
+        let registry = node.registry().clone();
+        let pid = global.pid().clone();
+        eventually("every node knows the global name", move || registry.whereis("global-counter") == Some(pid.clone()))
+            .await;
+    }
+
+    let unnamed = SpawnOptions { name: Some("ignored".into()), registration: Registration::None, ..Default::default() };
+    spawn_counter(a, c, unnamed).await;
+    assert_eq!(c.runtime().whereis("ignored"), None);
+
+    let on_self = spawn_counter(a, a, SpawnOptions::named("mine")).await;
+    assert!(!on_self.is_remote());
+    assert_eq!(a.runtime().whereis("mine").as_ref(), Some(on_self.pid()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_spawn_fails_with_typed_errors_and_leaves_no_orphan() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let spawn = |behaviour: &'static str, options: SpawnOptions| async move {
+        a.remote().spawn(behaviour, b.id(), options).await
+    };
+    assert_eq!(spawn("nope", SpawnOptions::default()).await, Err(SpawnError::UnknownBehaviour("nope".into())));
+
+    let failing = SpawnOptions::default().args(&CounterArgs { fail_init: "no luck".into(), ..Default::default() });
+    match spawn("counter", failing).await {
+        Err(SpawnError::InitFailed(message)) => assert!(message.contains("no luck"), "{message}"),
+        other => panic!("expected InitFailed, got {other:?}"),
+    }
+
+    spawn("counter", SpawnOptions::named("taken")).await.unwrap();
+    assert_eq!(spawn("counter", SpawnOptions::named("taken")).await, Err(SpawnError::NameTaken("taken".into())));
+    spawn("counter", SpawnOptions::global("g-taken")).await.unwrap();
+    eventually("a knows the global name", || a.registry().is_registered("g-taken")).await;
+    assert_eq!(spawn("counter", SpawnOptions::global("g-taken")).await, Err(SpawnError::NameTaken("g-taken".into())));
+
+    let ghost: noex_cluster::NodeId = format!("ghost@127.0.0.1:{}", free_port()).parse().unwrap();
+    assert_eq!(a.remote().spawn("counter", &ghost, SpawnOptions::default()).await, Err(SpawnError::NoConnection));
+
+    let before = b.runtime().process_count();
+    let slow = SpawnOptions::named("slow")
+        .args(&CounterArgs { init_delay_ms: 300, ..Default::default() })
+        .timeout(Duration::from_millis(50));
+    assert_eq!(spawn("counter", slow).await, Err(SpawnError::Timeout(Duration::from_millis(50))));
+    eventually("the late process is stopped, not orphaned", || {
+        b.runtime().whereis("slow").is_none() && b.runtime().process_count() == before
+    })
+    .await;
+    assert_eq!(a.remote().stats().pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_travels_inside_a_message() {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Envelope {
+        #[prost(message, optional, tag = "1")]
+        counter: Option<Pid>,
+    }
+    let nodes = mesh(2).await;
+    let counter = spawn_counter(&nodes[0], &nodes[1], SpawnOptions::default()).await;
+    let bytes = prost::Message::encode_to_vec(&Envelope { counter: Some(counter.pid().clone()) });
+    let received: Envelope = prost::Message::decode(bytes.as_slice()).unwrap();
+    let again = nodes[0].runtime().remote_ref::<Counter>(&received.counter.unwrap());
+    assert_eq!(again.call(Request::add(3)).await, Ok(3));
+}
