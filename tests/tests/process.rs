@@ -9,7 +9,12 @@ use noex_tests::cluster::{node, wait_down, wait_up};
 
 /// Starts `cluster-node` and returns it with the node id it printed.
 fn spawn_node(name: &str, seeds: &[&NodeId]) -> (Child, NodeId) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cluster-node"))
+    spawn_program(env!("CARGO_BIN_EXE_cluster-node"), name, seeds)
+}
+
+/// Starts a test node program and returns it with the node id it printed.
+fn spawn_program(program: &str, name: &str, seeds: &[&NodeId]) -> (Child, NodeId) {
+    let mut child = Command::new(program)
         .arg(name)
         .args(seeds.iter().map(|seed| seed.to_string()))
         .stdout(Stdio::piped())
@@ -37,4 +42,42 @@ async fn survivors_see_a_killed_process_down_well_under_a_second() {
     let took = killed_at.elapsed();
     let _ = child.wait();
     assert!(took < Duration::from_millis(500), "detected after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_node_fails_a_thousand_in_flight_calls_within_a_second() {
+    use noex_core::{CallError, ExitReason};
+    use noex_remote::SpawnOptions;
+    use noex_tests::remote::{eventually, full_node, within};
+    use noex_tests::servers::{Counter, Request};
+
+    let a = full_node("a", &[]).await;
+    let mut events = a.cluster().events();
+    let (mut child, b) = spawn_program(env!("CARGO_BIN_EXE_remote-node"), "b", &[a.id()]);
+    wait_up(&mut events, &b).await;
+    let pid = a.remote().spawn("counter", &b, SpawnOptions::global("victim")).await.expect("spawn on b");
+    let counter = a.runtime().remote_ref::<Counter>(&pid);
+    assert_eq!(counter.call(Request::add(1)).await, Ok(1));
+    let down = a.runtime().monitor(&pid);
+
+    // The first call makes the counter sleep; the other 999 queue behind it.
+    let calls: Vec<_> = (0..1000)
+        .map(|_| {
+            let counter = counter.clone();
+            tokio::spawn(async move { counter.call_timeout(Request::sleep(60_000), Duration::from_secs(120)).await })
+        })
+        .collect();
+    eventually("1000 calls are in flight", || a.remote().stats().pending == 1000).await;
+
+    let killed_at = Instant::now();
+    child.kill().expect("SIGKILL");
+    for call in calls {
+        assert_eq!(within("a failed call", call).await.unwrap(), Err(CallError::NoConnection));
+    }
+    let took = killed_at.elapsed();
+    let _ = child.wait();
+    assert!(took < Duration::from_secs(1), "every call failed after {took:?}");
+    assert_eq!(within("the monitor", down).await.reason, ExitReason::NoConnection);
+    assert_eq!(a.remote().stats().pending, 0);
+    assert_eq!(a.registry().whereis("victim"), None, "the dead node's names are gone");
 }

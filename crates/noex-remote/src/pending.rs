@@ -83,7 +83,10 @@ pub(crate) fn answer(waiter: Waiter, result: Result<Bytes, noex_proto::CallFailu
     use noex_proto::CallFailure;
     match waiter {
         Waiter::Call(reply) => reply.send(result.map_err(|failure| match failure {
-            CallFailure::NoProc | CallFailure::NotEncodable => CallError::NoProc,
+            CallFailure::NoProc => CallError::NoProc,
+            CallFailure::NotEncodable => {
+                CallError::Decode("the process does not take encoded messages (start it with start_encodable)".into())
+            }
             CallFailure::Exited(reason) => CallError::Exited(reason),
             CallFailure::Decode(message) => CallError::Decode(message),
             CallFailure::Timeout => CallError::Exited(noex_core::ExitReason::Killed),

@@ -1,0 +1,200 @@
+//! The global registry across in-process nodes: one owner per name everywhere, removal on unregister, process
+//! exit and node loss, and a full table for a node that joins late.
+
+use std::time::Duration;
+
+use noex_core::{ExitReason, Pid};
+use noex_registry::{RegisterError, RegistryEvent, UnregisterReason};
+use noex_remote::{Node, SpawnOptions};
+use noex_tests::remote::{eventually, full_node, mesh, within};
+use noex_tests::servers::{Counter, Request};
+
+async fn counter_pid(node: &Node) -> Pid {
+    let options = noex_core::StartOptions::default();
+    node.runtime().start_encodable(Counter::new(0), options).await.unwrap().pid().clone()
+}
+
+async fn everywhere(nodes: &[Node], name: &str, expected: Option<&Pid>) {
+    for node in nodes {
+        let registry = node.registry().clone();
+        let what = format!("{} sees {name} -> {expected:?}", node.id());
+        eventually(&what, || registry.whereis(name).as_ref() == expected).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_is_seen_everywhere_and_taken_names_are_refused() {
+    let nodes = mesh(3).await;
+    let pid = counter_pid(&nodes[0]).await;
+    nodes[0].registry().register("svc", &pid).unwrap();
+    assert_eq!(nodes[0].registry().register("svc", &pid), Ok(()), "the same registration again is a no-op");
+    everywhere(&nodes, "svc", Some(&pid)).await;
+
+    let other = counter_pid(&nodes[1]).await;
+    assert_eq!(
+        nodes[1].registry().register("svc", &other),
+        Err(RegisterError::NameTaken { name: "svc".into(), holder: pid.clone() })
+    );
+    assert_eq!(nodes[2].registry().names(), vec!["svc".to_string()]);
+
+    // A remote process can be registered too; it is reached through the name.
+    nodes[2].registry().register("remote-svc", &other).unwrap();
+    everywhere(&nodes, "remote-svc", Some(&other)).await;
+    let found = nodes[0].registry().whereis("remote-svc").unwrap();
+    assert_eq!(nodes[0].runtime().remote_ref::<Counter>(&found).call(Request::add(4)).await, Ok(4));
+
+    let dead = counter_pid(&nodes[0]).await;
+    nodes[0].runtime().kill(&dead);
+    eventually("the process is gone", || !nodes[0].runtime().is_alive(&dead)).await;
+    assert_eq!(nodes[0].registry().register("ghost", &dead), Err(RegisterError::NoProc(dead.clone())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unregister_exit_and_node_loss_free_the_name_everywhere() {
+    let nodes = mesh(3).await;
+    let mut events = nodes[2].registry().events();
+
+    let pid = counter_pid(&nodes[0]).await;
+    nodes[0].registry().register("a", &pid).unwrap();
+    everywhere(&nodes, "a", Some(&pid)).await;
+    assert!(!nodes[1].registry().unregister("a"), "only the registering node frees a name");
+    assert!(nodes[0].registry().unregister("a"));
+    everywhere(&nodes, "a", None).await;
+
+    let pid = counter_pid(&nodes[0]).await;
+    nodes[0].registry().register("b", &pid).unwrap();
+    everywhere(&nodes, "b", Some(&pid)).await;
+    nodes[0].runtime().stop(&pid, ExitReason::Normal, Duration::from_secs(5)).await.unwrap();
+    everywhere(&nodes, "b", None).await;
+
+    let pid = counter_pid(&nodes[1]).await;
+    nodes[1].registry().register("c", &pid).unwrap();
+    everywhere(&nodes, "c", Some(&pid)).await;
+    nodes[1].crash().await;
+    everywhere(&[nodes[0].clone(), nodes[2].clone()], "c", None).await;
+
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let RegistryEvent::Unregistered { name, reason, .. } = event {
+            seen.push((name, reason));
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), UnregisterReason::Unregistered),
+            ("b".into(), UnregisterReason::Unregistered),
+            ("c".into(), UnregisterReason::NodeDown),
+        ],
+        "b is announced by its node as a plain removal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_registrations_converge_on_one_owner_and_the_losers_are_told() {
+    let nodes = mesh(3).await;
+    let mut pids = Vec::new();
+    for node in &nodes {
+        pids.push(counter_pid(node).await);
+    }
+    let mut downs = Vec::new();
+    for (node, pid) in nodes.iter().zip(&pids) {
+        downs.push(node.runtime().monitor(pid));
+    }
+    // All three register before any sync can arrive.
+    let results: Vec<_> = nodes.iter().zip(&pids).map(|(node, pid)| node.registry().register("leader", pid)).collect();
+    assert!(results.iter().filter(|r| r.is_ok()).count() >= 1);
+
+    let winner = within("a winner everywhere", async {
+        loop {
+            let seen: Vec<Option<Pid>> = nodes.iter().map(|n| n.registry().whereis("leader")).collect();
+            if seen.iter().all(|p| p.is_some() && *p == seen[0]) {
+                return seen[0].clone().unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // Every process that registered and lost got the conflict exit; the winner lives.
+    for ((pid, down), result) in pids.iter().zip(downs).zip(&results) {
+        if *pid == winner || result.is_err() {
+            continue;
+        }
+        let reason = within("the loser's end", down).await.reason;
+        assert_eq!(reason, ExitReason::error("global name conflict: leader"));
+    }
+    assert!(nodes.iter().any(|n| n.runtime().is_alive(&winner)));
+    // Still one owner once the losers are gone.
+    everywhere(&nodes, "leader", Some(&winner)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_later_sees_every_name_and_announces_its_own() {
+    let nodes = mesh(2).await;
+    let first = counter_pid(&nodes[0]).await;
+    let second = counter_pid(&nodes[1]).await;
+    nodes[0].registry().register("first", &first).unwrap();
+    nodes[1].registry().register("second", &second).unwrap();
+    let spawned = nodes[0].remote().spawn("counter", nodes[1].id(), SpawnOptions::global("spawned")).await.unwrap();
+
+    let late = full_node("late", &[nodes[0].id()]).await;
+    let mine = counter_pid(&late).await;
+    late.registry().register("late-name", &mine).unwrap();
+    let all = vec![nodes[0].clone(), nodes[1].clone(), late.clone()];
+    everywhere(&all, "first", Some(&first)).await;
+    everywhere(&all, "second", Some(&second)).await;
+    everywhere(&all, "spawned", Some(&spawned)).await;
+    everywhere(&all, "late-name", Some(&mine)).await;
+    assert_eq!(late.registry().len(), 4);
+}
+
+/// A full node that other nodes reach only through a pausable proxy.
+async fn behind_proxy(name: &str, seeds: &[&noex_cluster::NodeId]) -> (Node, noex_tests::proxy::Proxy) {
+    let proxy = noex_tests::proxy::Proxy::start().await;
+    let config = noex_cluster::ClusterConfig {
+        port: proxy.address().port(),
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        seeds: seeds.iter().map(|seed| seed.to_string()).collect(),
+        ..noex_tests::cluster::config(name)
+    };
+    let node = Node::start(config).await.unwrap();
+    proxy.set_target(node.cluster().listening_address());
+    (node, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_registered_on_both_sides_of_a_partition_converge_when_it_heals() {
+    use noex_tests::cluster::wait_connected;
+    let (b, b_proxy) = behind_proxy("b", &[]).await;
+    let (a, a_proxy) = behind_proxy("a", &[b.id()]).await;
+    wait_connected(a.cluster(), 1).await;
+
+    a_proxy.pause();
+    b_proxy.pause();
+    wait_connected(a.cluster(), 0).await;
+    wait_connected(b.cluster(), 0).await;
+    let on_b = counter_pid(&b).await;
+    b.registry().register("leader", &on_b).unwrap();
+    let on_a = counter_pid(&a).await;
+    let a_down = a.runtime().monitor(&on_a);
+    // Strictly later, so that the rule has one answer: the earlier registration (b's) wins.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    a.registry().register("leader", &on_a).unwrap();
+    let mut a_events = a.registry().events();
+
+    a_proxy.resume();
+    b_proxy.resume();
+    everywhere(&[a.clone(), b.clone()], "leader", Some(&on_b)).await;
+    assert_eq!(within("the loser's end", a_down).await.reason, ExitReason::error("global name conflict: leader"));
+    assert!(b.runtime().is_alive(&on_b));
+    let conflict = within("the conflict event", async {
+        loop {
+            if let Ok(RegistryEvent::ConflictResolved { winner, loser, .. }) = a_events.recv().await {
+                return (winner, loser);
+            }
+        }
+    })
+    .await;
+    assert_eq!(conflict, (on_b.clone(), on_a));
+    everywhere(&[a, b], "leader", Some(&on_b)).await;
+}
