@@ -8,7 +8,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 6] = ["local_call", "local_cast", "spawn", "idle_memory", "frame_rtt", "mesh_16"];
+pub(crate) const ALL: [&str; 9] = [
+    "local_call",
+    "local_cast",
+    "spawn",
+    "idle_memory",
+    "frame_rtt",
+    "mesh_16",
+    "remote_call",
+    "remote_cast",
+    "registry_register",
+];
 pub(crate) const IDLE_MEMORY_CHILD: &str = "--idle-memory-child";
 
 const CALLS: usize = 100_000;
@@ -25,6 +35,9 @@ pub(crate) async fn run(case: &str) -> String {
         "idle_memory" => idle_memory(),
         "frame_rtt" => crate::cluster_cases::frame_rtt().await,
         "mesh_16" => crate::cluster_cases::mesh_16().await,
+        "remote_call" => crate::remote_cases::remote_call().await,
+        "remote_cast" => crate::remote_cases::remote_cast().await,
+        "registry_register" => crate::remote_cases::registry_register().await,
         _ => unreachable!("main only passes known cases"),
     }
 }

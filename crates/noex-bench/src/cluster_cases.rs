@@ -87,7 +87,7 @@ fn frame_size(from: &Pid, payload: &Bytes) -> usize {
 }
 
 /// Raw TCP ping-pong of `size`-byte messages on the same runtime.
-async fn tcp_ping_pong(size: usize) -> Figures {
+pub(crate) async fn tcp_ping_pong(size: usize) -> Figures {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move {

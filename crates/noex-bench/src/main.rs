@@ -9,11 +9,12 @@
 
 mod cases;
 mod cluster_cases;
+mod remote_cases;
 mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: noex-bench <case|all>   (cases: local_call local_cast spawn idle_memory frame_rtt mesh_16)";
+const USAGE: &str = "usage: noex-bench <case|all>   (cases: local_call local_cast spawn idle_memory frame_rtt mesh_16 remote_call remote_cast registry_register)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -138,6 +138,9 @@ pub(crate) struct Inner {
     handshakes: Arc<tokio::sync::Semaphore>,
 }
 
+/// The reader's buffer: what one read syscall can take in (many frames when the peer streams).
+const READ_BUFFER: usize = 64 << 10;
+
 /// The most handshakes a node runs at once; more connections are closed at once.
 const MAX_PENDING_HANDSHAKES: usize = 256;
 
@@ -362,8 +365,8 @@ impl Inner {
             Frame::ObserverQuery { .. } | Frame::ObserverReply { .. } => FrameKind::Observer,
             _ => FrameKind::Process,
         };
-        let handler = self.handlers.read().unwrap_or_else(|p| p.into_inner())[kind as usize].clone();
-        match handler {
+        // Called under the read lock, without cloning the handler: this runs for every frame.
+        match &self.handlers.read().unwrap_or_else(|p| p.into_inner())[kind as usize] {
             Some(handler) => handler.handle(from, frame),
             None => tracing::debug!(%from, ?kind, "no handler; frame dropped"),
         }
@@ -430,7 +433,7 @@ impl Inner {
         parts.codec.set_limit(config.max_frame);
         let (read_half, write_half) = parts.io.into_split();
         let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone()));
-        let mut reader = FramedRead::new(Heard::new(read_half, connection.clone()), parts.codec);
+        let mut reader = FramedRead::with_capacity(Heard::new(read_half, connection.clone()), parts.codec, READ_BUFFER);
         reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
         let outbound = Arc::new(Outbound::new(write_half, config.max_frame, config.outbound_buffer));
         // Tell the new peer whom we know, so that it meshes with them too.

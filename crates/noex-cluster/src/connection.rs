@@ -63,10 +63,13 @@ async fn read<R: AsyncRead + Send + Unpin>(
     mut reader: FramedRead<R, FrameCodec>,
 ) {
     let peer = &connection.peer.node;
+    // Made once: a fresh `cancelled()` per frame costs a waiter registration per frame.
+    let closed = connection.close.cancelled();
+    tokio::pin!(closed);
     let reason = loop {
         let next = tokio::select! {
             biased;
-            () = connection.close.cancelled() => break DownReason::ConnectionClosed,
+            () = &mut closed => break DownReason::ConnectionClosed,
             next = reader.next() => next,
         };
         if connection.close.is_cancelled() {

@@ -14,6 +14,10 @@ use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 
+/// A connection that wrote less than this ago is taken to be streaming (see `Outbound::send`). Request/response
+/// traffic, which waits a network round trip between frames, stays below it and keeps the direct write.
+const STREAMING: Duration = Duration::from_micros(10);
+
 /// Why a frame was not queued.
 pub(crate) enum Refused {
     Closed,
@@ -34,6 +38,8 @@ struct Pending {
     codec: FrameCodec,
     /// The writer task is draining: senders must append, not write.
     writer_owns: bool,
+    /// The writer is writing bytes it took out of `buffer`, outside the lock: nobody else may touch the socket.
+    writing: bool,
     /// The socket failed; nothing more is accepted or written.
     closed: bool,
     /// `Goodbye` is queued; nothing more is accepted, what is buffered is still written.
@@ -57,6 +63,7 @@ impl Outbound {
                 buffer: BytesMut::new(),
                 codec: FrameCodec::with_limit(max_frame),
                 writer_owns: false,
+                writing: false,
                 closed: false,
                 leaving: false,
                 last_write: Instant::now(),
@@ -83,10 +90,15 @@ impl Outbound {
         if pending.writer_owns {
             return Ok(());
         }
-        if let Wrote::All = self.write(&mut pending, false) {
-            return Ok(());
+        // A connection that wrote moments ago is streaming: hand the bytes to the writer, which sends what
+        // piles up meanwhile in one syscall, instead of a syscall per frame from here.
+        let streaming = pending.last_write.elapsed() < STREAMING;
+        if !streaming {
+            if let Wrote::All = self.write(&mut pending, false) {
+                return Ok(());
+            }
         }
-        // Busy socket: the writer takes over. Failed socket: the writer notices and closes the connection.
+        // Streaming or busy socket: the writer takes over. Failed socket: the writer notices and closes it.
         pending.writer_owns = true;
         drop(pending);
         self.wake.notify_one();
@@ -108,7 +120,7 @@ impl Outbound {
         if pending.last_write.elapsed() >= idle && append(&mut pending, Frame::Heartbeat).is_err() {
             return;
         }
-        if !pending.buffer.is_empty() {
+        if !pending.buffer.is_empty() && !pending.writing {
             self.write(&mut pending, true);
         }
     }
@@ -149,20 +161,50 @@ impl Outbound {
     }
 
     /// Writes everything buffered; false if the connection failed or closed meanwhile.
+    ///
+    /// The bytes are taken out of the buffer and written without the lock, so that senders keep appending while
+    /// the syscall runs (and the next write takes all of that at once). What the socket does not take goes back
+    /// to the front of the buffer before waiting, where the liveness thread can push it if this runtime stalls.
     async fn drain(&self, close: &CancellationToken) -> bool {
         loop {
-            {
+            let mut chunk = {
                 let mut pending = self.lock();
                 if pending.closed {
                     return false;
                 }
-                match self.write(&mut pending, false) {
-                    Wrote::All => {
-                        pending.writer_owns = false;
-                        return true;
+                if pending.buffer.is_empty() {
+                    pending.writer_owns = false;
+                    return true;
+                }
+                pending.writing = true;
+                pending.buffer.split()
+            };
+            let wrote = loop {
+                match self.socket.try_write(&chunk) {
+                    Ok(n) => {
+                        chunk.advance(n);
+                        if chunk.is_empty() {
+                            break Wrote::All;
+                        }
                     }
-                    Wrote::Failed => return false,
-                    Wrote::Blocked => pending.writer_owns = true,
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break Wrote::Blocked,
+                    Err(_) => break Wrote::Failed,
+                }
+            };
+            {
+                let mut pending = self.lock();
+                pending.writing = false;
+                pending.last_write = Instant::now();
+                match wrote {
+                    Wrote::All => continue,
+                    Wrote::Failed => {
+                        pending.closed = true;
+                        return false;
+                    }
+                    Wrote::Blocked => {
+                        chunk.unsplit(std::mem::take(&mut pending.buffer));
+                        pending.buffer = chunk;
+                    }
                 }
             }
             tokio::select! {

@@ -4,6 +4,7 @@ use bytes::{BufMut, BytesMut};
 use prost::Message;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
+use crate::frame::NodeNames;
 use crate::{Frame, ProtoError, wire};
 
 /// The largest frame accepted once a connection is authenticated, unless configured otherwise.
@@ -18,9 +19,15 @@ pub const HANDSHAKE_MAX_FRAME: usize = 64 * 1024;
 /// A length prefix above the limit is an error as soon as the 4 bytes are read, before any payload is buffered;
 /// that error ends the stream. A frame whose payload is not a valid message yields `Ok(Some(Err(..)))`: the
 /// stream stays in sync and the caller decides whether to drop the frame or the connection.
-#[derive(Debug)]
 pub struct FrameCodec {
     lengths: LengthDelimitedCodec,
+    names: NodeNames,
+}
+
+impl std::fmt::Debug for FrameCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameCodec").field("limit", &self.limit()).finish()
+    }
 }
 
 impl FrameCodec {
@@ -37,6 +44,7 @@ impl FrameCodec {
                 .length_field_length(4)
                 .max_frame_length(max_frame)
                 .new_codec(),
+            names: NodeNames::default(),
         }
     }
 
@@ -58,7 +66,10 @@ impl Decoder for FrameCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
         let Some(payload) = self.lengths.decode(src)? else { return Ok(None) };
         // `freeze` keeps the buffer: the envelope's `bytes` fields become slices of it, not copies.
-        let decoded = wire::Envelope::decode(payload.freeze()).map_err(ProtoError::from).and_then(Frame::try_from);
+        let names = &mut self.names;
+        let decoded = wire::Envelope::decode(payload.freeze())
+            .map_err(ProtoError::from)
+            .and_then(|envelope| Frame::from_wire(envelope, names));
         Ok(Some(decoded))
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use noex_core::{ExitReason, Pid};
+use noex_core::{ExitReason, NodeName, Pid};
 
 use crate::wire::{self, envelope::Body};
 use crate::{NodeId, ProtoError};
@@ -323,6 +323,14 @@ impl TryFrom<wire::Envelope> for Frame {
     type Error = ProtoError;
 
     fn try_from(envelope: wire::Envelope) -> Result<Self, ProtoError> {
+        Frame::from_wire(envelope, &mut NodeNames::default())
+    }
+}
+
+impl Frame {
+    /// Converts a decoded envelope, validating every field; `names` spares re-validating the node names that
+    /// recur in pids.
+    pub(crate) fn from_wire(envelope: wire::Envelope, names: &mut NodeNames) -> Result<Self, ProtoError> {
         let body = envelope.body.ok_or(ProtoError::UnknownKind)?;
         Ok(match body {
             Body::Hello(h) => Frame::Hello(Hello {
@@ -354,8 +362,8 @@ impl TryFrom<wire::Envelope> for Frame {
             Body::Goodbye(_) => Frame::Goodbye,
             Body::Call(c) => Frame::Call(Call {
                 call_id: c.call_id,
-                target: target(c.target, "call.target")?,
-                from: pid(c.from, "call.from")?,
+                target: names.target(c.target, "call.target")?,
+                from: names.pid(c.from, "call.from")?,
                 payload: c.payload,
                 timeout: Duration::from_millis(c.timeout_ms.into()),
             }),
@@ -367,8 +375,8 @@ impl TryFrom<wire::Envelope> for Frame {
                 },
             }),
             Body::Cast(c) => Frame::Cast(Cast {
-                target: target(c.target, "cast.target")?,
-                from: pid(c.from, "cast.from")?,
+                target: names.target(c.target, "cast.target")?,
+                from: names.pid(c.from, "cast.from")?,
                 payload: c.payload,
             }),
             Body::SpawnRequest(s) => Frame::SpawnRequest(SpawnRequest {
@@ -383,43 +391,46 @@ impl TryFrom<wire::Envelope> for Frame {
                     Err(_) => return Err(ProtoError::invalid("spawn_request.registration", "unknown value")),
                 },
                 timeout: Duration::from_millis(s.timeout_ms.into()),
-                from: pid(s.from, "spawn_request.from")?,
+                from: names.pid(s.from, "spawn_request.from")?,
             }),
             Body::SpawnReply(s) => Frame::SpawnReply(SpawnReply {
                 spawn_id: s.spawn_id,
                 result: match s.result.ok_or(ProtoError::missing("spawn_reply.result"))? {
-                    wire::spawn_reply::Result::Pid(p) => Ok(pid(Some(p), "spawn_reply.pid")?),
+                    wire::spawn_reply::Result::Pid(p) => Ok(names.pid(Some(p), "spawn_reply.pid")?),
                     wire::spawn_reply::Result::Error(e) => Err(spawn_failure(e)?),
                 },
             }),
             Body::Monitor(m) => Frame::Monitor(Monitor {
                 monitor_id: m.monitor_id,
-                watcher: pid(m.watcher, "monitor.watcher")?,
-                target: target(m.target, "monitor.target")?,
+                watcher: names.pid(m.watcher, "monitor.watcher")?,
+                target: names.target(m.target, "monitor.target")?,
             }),
-            Body::Demonitor(d) => {
-                Frame::Demonitor(Demonitor { monitor_id: d.monitor_id, watcher: pid(d.watcher, "demonitor.watcher")? })
-            }
+            Body::Demonitor(d) => Frame::Demonitor(Demonitor {
+                monitor_id: d.monitor_id,
+                watcher: names.pid(d.watcher, "demonitor.watcher")?,
+            }),
             Body::Down(d) => Frame::Down(Down {
                 monitor_id: d.monitor_id,
-                watcher: pid(d.watcher, "down.watcher")?,
-                pid: pid(d.pid, "down.pid")?,
+                watcher: names.pid(d.watcher, "down.watcher")?,
+                pid: names.pid(d.pid, "down.pid")?,
                 reason: exit_reason(d.reason, "down.reason")?,
             }),
-            Body::Link(l) => Frame::Link(LinkPair { from: pid(l.from, "link.from")?, to: pid(l.to, "link.to")? }),
+            Body::Link(l) => {
+                Frame::Link(LinkPair { from: names.pid(l.from, "link.from")?, to: names.pid(l.to, "link.to")? })
+            }
             Body::Unlink(l) => {
-                Frame::Unlink(LinkPair { from: pid(l.from, "unlink.from")?, to: pid(l.to, "unlink.to")? })
+                Frame::Unlink(LinkPair { from: names.pid(l.from, "unlink.from")?, to: names.pid(l.to, "unlink.to")? })
             }
             Body::Exit(e) => Frame::Exit(Exit {
-                from: pid(e.from, "exit.from")?,
-                to: pid(e.to, "exit.to")?,
+                from: names.pid(e.from, "exit.from")?,
+                to: names.pid(e.to, "exit.to")?,
                 reason: exit_reason(e.reason, "exit.reason")?,
                 linked: e.linked,
             }),
             Body::Stop(s) => Frame::Stop(Stop {
                 call_id: s.call_id,
-                target: pid(s.target, "stop.target")?,
-                from: pid(s.from, "stop.from")?,
+                target: names.pid(s.target, "stop.target")?,
+                from: names.pid(s.from, "stop.from")?,
                 reason: exit_reason(s.reason, "stop.reason")?,
                 timeout: Duration::from_millis(s.timeout_ms.into()),
             }),
@@ -430,7 +441,7 @@ impl TryFrom<wire::Envelope> for Frame {
                     .into_iter()
                     .map(|e| {
                         Ok(RegistryEntry {
-                            pid: pid(e.pid, "registry_sync.entries.pid")?,
+                            pid: names.pid(e.pid, "registry_sync.entries.pid")?,
                             name: e.name,
                             registered_at_ms: e.registered_at_ms,
                         })
@@ -570,22 +581,45 @@ fn node_id(text: &str, field: &'static str) -> Result<NodeId, ProtoError> {
     text.parse().map_err(|e: crate::NodeIdError| ProtoError::invalid(field, e.reason))
 }
 
-fn pid(pid: Option<wire::Pid>, field: &'static str) -> Result<Pid, ProtoError> {
-    let pid = pid.ok_or(ProtoError::missing(field))?;
-    let node = node_id(&pid.node, field)?;
-    Ok(Pid::new(node.node_name(), pid.creation, pid.id))
+/// The node names seen lately on one connection. Pids in frames name a handful of nodes over and over; a name
+/// found here was validated before and its shared text is reused, so a pid costs no parse and no allocation.
+#[derive(Default)]
+pub(crate) struct NodeNames {
+    recent: Vec<NodeName>,
+}
+
+/// How many names a connection remembers (a cluster's worth, for the usual sizes).
+const RECENT_NAMES: usize = 32;
+
+impl NodeNames {
+    fn name(&mut self, text: &str, field: &'static str) -> Result<NodeName, ProtoError> {
+        if let Some(known) = self.recent.iter().find(|known| known.as_str() == text) {
+            return Ok(known.clone());
+        }
+        let name = node_id(text, field)?.node_name();
+        if self.recent.len() == RECENT_NAMES {
+            self.recent.remove(0);
+        }
+        self.recent.push(name.clone());
+        Ok(name)
+    }
+
+    fn pid(&mut self, pid: Option<wire::Pid>, field: &'static str) -> Result<Pid, ProtoError> {
+        let pid = pid.ok_or(ProtoError::missing(field))?;
+        Ok(Pid::new(self.name(&pid.node, field)?, pid.creation, pid.id))
+    }
+
+    fn target(&mut self, target: Option<wire::Target>, field: &'static str) -> Result<Target, ProtoError> {
+        match target.and_then(|t| t.to).ok_or(ProtoError::missing(field))? {
+            wire::target::To::Pid(p) => Ok(Target::Pid(self.pid(Some(p), field)?)),
+            wire::target::To::Name(name) if !name.is_empty() => Ok(Target::Name(name)),
+            wire::target::To::Name(_) => Err(ProtoError::invalid(field, "empty name")),
+        }
+    }
 }
 
 fn wire_pid(pid: &Pid) -> wire::Pid {
     wire::Pid { node: pid.node().as_str().to_owned(), creation: pid.creation(), id: pid.id() }
-}
-
-fn target(target: Option<wire::Target>, field: &'static str) -> Result<Target, ProtoError> {
-    match target.and_then(|t| t.to).ok_or(ProtoError::missing(field))? {
-        wire::target::To::Pid(p) => Ok(Target::Pid(pid(Some(p), field)?)),
-        wire::target::To::Name(name) if !name.is_empty() => Ok(Target::Name(name)),
-        wire::target::To::Name(_) => Err(ProtoError::invalid(field, "empty name")),
-    }
 }
 
 fn wire_target(target: Target) -> wire::Target {
