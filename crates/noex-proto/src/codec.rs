@@ -66,8 +66,12 @@ impl Decoder for FrameCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
         let Some(payload) = self.lengths.decode(src)? else { return Ok(None) };
         // `freeze` keeps the buffer: the envelope's `bytes` fields become slices of it, not copies.
+        let payload = payload.freeze();
+        if let Some(decoded) = crate::hot::decode(&payload, &mut self.names) {
+            return Ok(Some(decoded));
+        }
         let names = &mut self.names;
-        let decoded = wire::Envelope::decode(payload.freeze())
+        let decoded = wire::Envelope::decode(payload)
             .map_err(ProtoError::from)
             .and_then(|envelope| Frame::from_wire(envelope, names));
         Ok(Some(decoded))
@@ -78,6 +82,15 @@ impl Encoder<Frame> for FrameCodec {
     type Error = ProtoError;
 
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
+        if let Some(len) = crate::hot::encoded_len(&frame) {
+            if len > self.limit() {
+                return Err(ProtoError::TooLarge { len, limit: self.limit() });
+            }
+            dst.reserve(4 + len);
+            dst.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+            crate::hot::encode(&frame, dst);
+            return Ok(());
+        }
         let envelope = wire::Envelope::from(frame);
         let len = envelope.encoded_len();
         if len > self.limit() {

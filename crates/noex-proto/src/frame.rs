@@ -592,9 +592,9 @@ pub(crate) struct NodeNames {
 const RECENT_NAMES: usize = 32;
 
 impl NodeNames {
-    fn name(&mut self, text: &str, field: &'static str) -> Result<NodeName, ProtoError> {
-        if let Some(known) = self.recent.iter().find(|known| known.as_str() == text) {
-            return Ok(known.clone());
+    pub(crate) fn name(&mut self, text: &str, field: &'static str) -> Result<NodeName, ProtoError> {
+        if let Some(known) = self.known(text.as_bytes()) {
+            return Ok(known);
         }
         let name = node_id(text, field)?.node_name();
         if self.recent.len() == RECENT_NAMES {
@@ -602,6 +602,11 @@ impl NodeNames {
         }
         self.recent.push(name.clone());
         Ok(name)
+    }
+
+    /// A name seen before, found by its raw bytes (so a hit needs no UTF-8 check).
+    pub(crate) fn known(&self, raw: &[u8]) -> Option<NodeName> {
+        self.recent.iter().find(|known| known.as_str().as_bytes() == raw).cloned()
     }
 
     fn pid(&mut self, pid: Option<wire::Pid>, field: &'static str) -> Result<Pid, ProtoError> {

@@ -25,6 +25,7 @@ pub mod auth;
 mod codec;
 mod error;
 mod frame;
+mod hot;
 mod node_id;
 
 /// The generated protobuf types; private so that only [`Frame`] crosses the crate boundary.
