@@ -202,3 +202,47 @@ async fn a_reference_travels_inside_a_message() {
     let again = nodes[0].runtime().remote_ref::<Counter>(&received.counter.unwrap());
     assert_eq!(again.call(Request::add(3)).await, Ok(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_requests_leave_nothing_pending_and_no_orphan() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let counter = spawn_counter(a, b, SpawnOptions::named("sleepy")).await;
+
+    // A by-name call whose future is dropped before the answer.
+    let sleep = Request::sleep(300);
+    let call = a.remote().call_named::<Request, i64>(b.id(), "sleepy", &sleep, Duration::from_secs(5));
+    assert!(tokio::time::timeout(Duration::from_millis(50), call).await.is_err());
+    assert_eq!(a.remote().stats().pending, 0, "the dropped call is forgotten");
+    // A plain call dropped the same way.
+    assert!(tokio::time::timeout(Duration::from_millis(50), counter.call(Request::sleep(300))).await.is_err());
+    assert_eq!(a.remote().stats().pending, 0);
+
+    // A spawn on this very node that outlives its timeout is not left behind.
+    let before = a.runtime().process_count();
+    let slow = SpawnOptions::named("slow-here")
+        .args(&CounterArgs { init_delay_ms: 200, ..Default::default() })
+        .timeout(Duration::from_millis(20));
+    assert_eq!(a.remote().spawn("counter", a.id(), slow).await, Err(SpawnError::Timeout(Duration::from_millis(20))));
+    eventually("the late local process is stopped", || {
+        a.runtime().whereis("slow-here").is_none() && a.runtime().process_count() == before
+    })
+    .await;
+    // A remote spawn whose future is dropped: its process is stopped when the late answer comes.
+    let mut events = b.runtime().lifecycle_events();
+    let dropped = SpawnOptions::named("dropped").args(&CounterArgs { init_delay_ms: 100, ..Default::default() });
+    let spawn = a.remote().spawn("counter", b.id(), dropped);
+    assert!(tokio::time::timeout(Duration::from_millis(20), spawn).await.is_err());
+    assert_eq!(a.remote().stats().pending, 0);
+    let reason = within("the abandoned process's end", async {
+        loop {
+            if let Ok(noex_core::LifecycleEvent::Terminated { name: Some(name), reason, .. }) = events.recv().await {
+                if &*name == "dropped" {
+                    return reason;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(reason, ExitReason::Killed);
+}

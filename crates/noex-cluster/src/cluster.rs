@@ -96,6 +96,11 @@ impl NodeSender {
     pub fn send(&self, frame: Frame) -> Result<(), SendError> {
         self.outbound.send(frame).map_err(|refused| send_error(refused, &self.node))
     }
+
+    /// Whether this handle's connection is gone (take a new handle from [`Cluster::sender`]).
+    pub fn is_closed(&self) -> bool {
+        self.outbound.is_closed()
+    }
 }
 
 impl std::fmt::Debug for NodeSender {
@@ -365,8 +370,10 @@ impl Inner {
             Frame::ObserverQuery { .. } | Frame::ObserverReply { .. } => FrameKind::Observer,
             _ => FrameKind::Process,
         };
-        // Called under the read lock, without cloning the handler: this runs for every frame.
-        match &self.handlers.read().unwrap_or_else(|p| p.into_inner())[kind as usize] {
+        // Cloned out, not called under the lock: a handler may take the membership lock (to send), while the
+        // membership callbacks take this lock under that one.
+        let handler = self.handlers.read().unwrap_or_else(|p| p.into_inner())[kind as usize].clone();
+        match handler {
             Some(handler) => handler.handle(from, frame),
             None => tracing::debug!(%from, ?kind, "no handler; frame dropped"),
         }

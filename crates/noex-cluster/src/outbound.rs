@@ -87,7 +87,7 @@ impl Outbound {
             return Err(Refused::Full);
         }
         append(&mut pending, frame)?;
-        if pending.writer_owns {
+        if pending.writer_owns || pending.writing {
             return Ok(());
         }
         // A connection that wrote moments ago is streaming: hand the bytes to the writer, which sends what
@@ -103,6 +103,12 @@ impl Outbound {
         drop(pending);
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Whether frames are refused now (the connection failed or is no longer current).
+    pub(crate) fn is_closed(&self) -> bool {
+        let pending = self.lock();
+        pending.closed || pending.leaving
     }
 
     /// Refuses every frame from now on (the connection is no longer the node's current one).
@@ -176,6 +182,9 @@ impl Outbound {
                     pending.writer_owns = false;
                     return true;
                 }
+                // Owned from here even if no sender handed over (bytes the liveness thread could not push): no
+                // sender may write to the socket directly while this chunk is on its way.
+                pending.writer_owns = true;
                 pending.writing = true;
                 pending.buffer.split()
             };

@@ -124,7 +124,9 @@ impl Runtime {
                 handle,
                 // 0 names the runtime itself as the sender of exit signals that come from no process.
                 next_id: AtomicU64::new(1),
-                next_ref: AtomicU64::new(1),
+                // Monitor refs outlive an incarnation on other nodes (a DOWN in flight): start each incarnation's
+                // numbering in its own range, so a restarted node never mistakes an old DOWN for one of its own.
+                next_ref: AtomicU64::new((u64::from(config.creation) << 32) + 1),
                 processes: DashMap::with_hasher(FxBuildHasher),
                 names: Mutex::new(HashMap::new()),
                 lifecycle,

@@ -5,7 +5,7 @@
 //! peer that comes up. A node that goes down takes its registrations (and the names of its processes) with it
 //! on every other node.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use noex_cluster::{Cluster, DownReason, FrameHandler, FrameKind, NodeId, NodeInfo};
@@ -28,6 +28,10 @@ struct Inner {
     runtime: WeakRuntime,
     tasks: tokio::runtime::Handle,
     table: RwLock<Table>,
+    /// Held from a change of this node's own registrations until its announcement is queued, so that peers get
+    /// the announcements in the order of the changes (an add is never overtaken by its own removal). Never taken
+    /// under the table lock or from the cluster's membership callbacks.
+    announce: Mutex<()>,
     events: broadcast::Sender<RegistryEvent>,
     resolver: Box<dyn ConflictResolver>,
 }
@@ -48,12 +52,18 @@ impl GlobalRegistry {
             runtime: runtime.downgrade(),
             tasks: tokio::runtime::Handle::current(),
             table: RwLock::default(),
+            announce: Mutex::new(()),
             events,
             resolver: Box::new(resolver),
         });
-        cluster.set_handler(FrameKind::Registry, SyncHandler(Arc::downgrade(&inner)));
-        // Peers that connected before the handler was installed still need our (empty or not) table and theirs.
+        // Peers that connected before the handler was installed count as connected (their syncs are taken), and
+        // still need our table: marked before the handler exists, announced to after.
         for node in cluster.connected() {
+            inner.write().node_up(node.node_name());
+        }
+        cluster.set_handler(FrameKind::Registry, SyncHandler(Arc::downgrade(&inner)));
+        for node in cluster.connected() {
+            inner.write().node_up(node.node_name());
             inner.send_full(&node);
         }
         GlobalRegistry { inner }
@@ -76,6 +86,7 @@ impl GlobalRegistry {
             registered_at_ms: now_ms(),
             registrar: self.inner.local.clone(),
         };
+        let _announcing = self.inner.announcing();
         {
             let mut table = self.inner.write();
             if let Some(holder) = table.get(name) {
@@ -96,6 +107,7 @@ impl GlobalRegistry {
     /// Frees `name` across the cluster. Returns false if it is not registered, or was registered by another node
     /// (a node frees only the names it registered; the others go when their process exits or their node leaves).
     pub fn unregister(&self, name: &str) -> bool {
+        let _announcing = self.inner.announcing();
         let change = self.inner.write().remove_if(name, &self.inner.local, None, UnregisterReason::Unregistered);
         let Some(change) = change else { return false };
         self.inner.announce_removal(change);
@@ -157,6 +169,10 @@ impl Inner {
         self.table.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn announcing(&self) -> MutexGuard<'_, ()> {
+        self.announce.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn broadcast(&self, sync: RegistrySync) {
         for node in self.cluster.connected() {
             if let Err(error) = self.cluster.send(&node, Frame::RegistrySync(sync.clone())) {
@@ -168,6 +184,7 @@ impl Inner {
 
     /// Everything this node registered, to `node`.
     fn send_full(&self, node: &NodeId) {
+        let _announcing = self.announcing();
         let entries = self.read().entries().filter(|e| e.registrar == self.local).map(wire_entry).collect();
         let sync = RegistrySync { full: true, entries, removed: Vec::new() };
         if let Err(error) = self.cluster.send(node, Frame::RegistrySync(sync)) {
@@ -216,6 +233,8 @@ impl Inner {
 
     fn receive(&self, from: &NodeId, sync: RegistrySync) {
         let registrar = from.node_name();
+        // Taken before the table: a conflict this node's own registration loses is announced below.
+        let _announcing = self.announcing();
         let entries: Vec<GlobalName> = sync
             .entries
             .into_iter()
@@ -228,6 +247,10 @@ impl Inner {
             .collect();
         let changes = {
             let mut table = self.write();
+            if !table.is_connected(&registrar) {
+                tracing::debug!(%from, "registry sync from a connection already reported down; dropped");
+                return;
+            }
             let mut changes = Vec::new();
             for name in &sync.removed {
                 changes.extend(table.remove_if(name, &registrar, None, UnregisterReason::Unregistered));
@@ -240,6 +263,13 @@ impl Inner {
             changes
         };
         for change in changes {
+            // Our own registration lost: the nodes that still hold it learn it from us, its registrar.
+            if let Change::Conflict { loser, winner, .. } = &change {
+                if loser.registrar == self.local && winner.registrar != self.local {
+                    let removed = vec![loser.name.clone()];
+                    self.broadcast(RegistrySync { full: false, entries: Vec::new(), removed });
+                }
+            }
             self.apply(change);
         }
     }
@@ -250,6 +280,7 @@ async fn watch(registry: Weak<Inner>, runtime: Runtime, entry: GlobalName) {
     let down = runtime.monitor(&entry.pid).await;
     drop(runtime);
     let Some(registry) = registry.upgrade() else { return };
+    let _announcing = registry.announcing();
     let reason = if down.reason == noex_core::ExitReason::NoConnection {
         UnregisterReason::NodeDown
     } else {
@@ -274,6 +305,7 @@ impl FrameHandler for SyncHandler {
 
     fn node_up(&self, node: &NodeInfo) {
         let Some(registry) = self.0.upgrade() else { return };
+        registry.write().node_up(node.node.node_name());
         // Not here: sending takes the cluster's lock, which our caller holds.
         let node = node.node.clone();
         let weak = self.0.clone();
@@ -286,7 +318,7 @@ impl FrameHandler for SyncHandler {
 
     fn node_down(&self, node: &NodeInfo, _reason: DownReason) {
         let Some(registry) = self.0.upgrade() else { return };
-        let changes = registry.write().remove_node(&node.node.node_name());
+        let changes = registry.write().remove_node(&node.node.node_name(), &registry.local);
         for change in changes {
             registry.apply(change);
         }

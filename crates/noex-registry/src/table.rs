@@ -2,7 +2,7 @@
 //! another node's entries arrive, and when a node goes away. The registry turns the returned changes into events,
 //! frames and notifications.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use noex_core::{NodeName, Pid};
@@ -45,6 +45,9 @@ pub(crate) enum Change {
 #[derive(Default)]
 pub(crate) struct Table {
     slots: HashMap<Arc<str>, Slot>,
+    /// The nodes currently connected: frames from any other node are stale (sent on a connection that was
+    /// already reported down) and must not bring back names that `remove_node` took away.
+    connected: HashSet<NodeName>,
 }
 
 impl Table {
@@ -125,12 +128,25 @@ impl Table {
         changes
     }
 
-    /// `node` went down: its registrations, and the names of its processes, are gone.
-    pub(crate) fn remove_node(&mut self, node: &NodeName) -> Vec<Change> {
+    pub(crate) fn node_up(&mut self, node: NodeName) {
+        self.connected.insert(node);
+    }
+
+    pub(crate) fn is_connected(&self, node: &NodeName) -> bool {
+        self.connected.contains(node)
+    }
+
+    /// `node` went down: its registrations, and the names of its processes, are gone. Names that `local` (this
+    /// node) registered for the down node's processes are left to their watch, which frees them *and* tells the
+    /// other nodes (who may still be connected to the down node and would otherwise keep them).
+    pub(crate) fn remove_node(&mut self, node: &NodeName, local: &NodeName) -> Vec<Change> {
+        self.connected.remove(node);
         let gone: Vec<Arc<str>> = self
             .slots
             .iter()
-            .filter(|(_, slot)| slot.entry.registrar == *node || slot.entry.pid.node() == node)
+            .filter(|(_, slot)| {
+                slot.entry.registrar == *node || (slot.entry.pid.node() == node && slot.entry.registrar != *local)
+            })
             .map(|(name, _)| name.clone())
             .collect();
         gone.into_iter()
@@ -214,7 +230,10 @@ mod tests {
         remote_process.pid = Pid::new(NodeName::new("a@h:1"), 1, 7);
         table.merge(remote_process, &EarliestWins);
         table.merge(entry("safe", "b@h:2", 3, 1), &EarliestWins);
-        assert_eq!(table.remove_node(&NodeName::new("a@h:1")).len(), 2);
-        assert_eq!(table.len(), 1);
+        let mut mine = entry("mine-for-a", "c@h:3", 4, 1);
+        mine.pid = Pid::new(NodeName::new("a@h:1"), 1, 8);
+        table.merge(mine, &EarliestWins);
+        assert_eq!(table.remove_node(&NodeName::new("a@h:1"), &NodeName::new("c@h:3")).len(), 2);
+        assert_eq!(table.len(), 2, "the local registration of a's process is left to its watch");
     }
 }

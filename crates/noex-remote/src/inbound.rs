@@ -28,7 +28,9 @@ impl FrameHandler for ProcessFrames {
 
     fn node_up(&self, node: &NodeInfo) {
         if let Some(inner) = self.0.upgrade() {
-            inner.forget_sender(&node.node.node_name());
+            let name = node.node.node_name();
+            inner.forget_sender(&name);
+            inner.live.write().unwrap_or_else(|p| p.into_inner()).insert(name);
         }
     }
 
@@ -66,8 +68,18 @@ struct ReplySink {
 impl EncodedReply for ReplySink {
     fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>) {
         let reply = Reply { call_id: self.call_id, result: result.map_err(CallFailure::Exited) };
-        if let Err(error) = self.inner.send(&self.node, Frame::Reply(reply)) {
-            tracing::debug!(node = %self.node, %error, "reply not sent");
+        match self.inner.send(&self.node, Frame::Reply(reply)) {
+            Ok(()) => {}
+            Err(noex_cluster::SendError::TooLarge { len, limit }) => {
+                // The caller gets a typed error now rather than a timeout.
+                let message = format!("the reply ({len} bytes) exceeds the frame limit of {limit} bytes");
+                let reply = Reply { call_id: self.call_id, result: Err(CallFailure::Decode(message)) };
+                let _ = self.inner.send(&self.node, Frame::Reply(reply));
+            }
+            Err(error @ noex_cluster::SendError::NotConnected(_)) => {
+                tracing::debug!(node = %self.node, %error, "reply not sent: the caller's node is gone");
+            }
+            Err(error) => tracing::warn!(node = %self.node, %error, "reply not sent"),
         }
     }
 }
@@ -118,7 +130,11 @@ impl Inner {
             }
             Frame::SpawnReply(reply) => match self.pending.take(reply.spawn_id, from.as_str()) {
                 Some(Waiter::Spawn(waiter, timeout)) => {
-                    let _ = waiter.send(reply.result.map_err(|failure| SpawnError::from_failure(failure, timeout)));
+                    let result = reply.result.map_err(|failure| SpawnError::from_failure(failure, timeout));
+                    if let Err(Ok(pid)) = waiter.send(result) {
+                        // The requester stopped waiting just now: stop what was started for it.
+                        let _ = self.send(pid.node(), exit_frame(&self.node_pid, &pid, ExitReason::Killed, false));
+                    }
                 }
                 Some(other) => answer(other, Err(CallFailure::NoProc)),
                 None => {
@@ -135,12 +151,21 @@ impl Inner {
                 let monitor = MonitorRef::new(request.watcher.node().clone(), request.monitor_id);
                 let target = match &request.target {
                     Target::Pid(pid) => pid.clone(),
-                    Target::Name(name) => runtime.whereis(name).unwrap_or_default(),
+                    // An unknown name is reported (`noproc`) as this node's "no process" pid.
+                    Target::Name(name) => runtime.whereis(name).unwrap_or_else(|| self.node_pid.clone()),
                 };
-                self.incoming.insert(monitor.clone(), target.clone());
+                // Recorded under the liveness lock (never held while sending: `node_down` takes it under the
+                // cluster's lock, and sending takes that lock).
+                if self
+                    .while_live(request.watcher.node(), || self.incoming.insert(monitor.clone(), target.clone()))
+                    .is_none()
+                {
+                    return tracing::debug!(%from, "monitor request from a connection already down; dropped");
+                }
                 let inner = Arc::downgrade(self);
                 let watcher = request.watcher;
-                runtime.monitor_from_remote(&target, monitor, move |down| {
+                let node = watcher.node().clone();
+                runtime.monitor_from_remote(&target, monitor.clone(), move |down| {
                     let Some(inner) = inner.upgrade() else { return };
                     inner.incoming.remove(&down.monitor);
                     let frame = Frame::Down(Down {
@@ -151,6 +176,10 @@ impl Inner {
                     });
                     let _ = inner.send(watcher.node(), frame);
                 });
+                // The node may have gone down while the monitor was being installed: undo it then.
+                if self.while_live(&node, || ()).is_none() && self.incoming.remove(&monitor).is_some() {
+                    runtime.demonitor_from_remote(&target, &monitor);
+                }
             }
             Frame::Demonitor(request) if own(&request.watcher) => {
                 let monitor = MonitorRef::new(request.watcher.node().clone(), request.monitor_id);
@@ -158,16 +187,27 @@ impl Inner {
                     runtime.demonitor_from_remote(&target, &monitor);
                 }
             }
-            Frame::Down(down) if own(&down.pid) => {
+            Frame::Down(down) if own(&down.pid) && down.watcher == self.node_pid => {
                 if let Some(watcher) = self.outgoing.take(down.monitor_id, from.as_str()) {
                     watcher.deliver(down.reason);
                 }
             }
             Frame::Link(link) if own(&link.from) => {
-                if runtime.link_from_remote(&link.to, link.from.clone()) {
+                let linked = self.while_live(link.from.node(), || {
+                    // Recorded first: if the process ends right after linking, its exit finds (and clears) it.
                     self.links.insert(&link.to, &link.from);
-                } else {
-                    let _ = self.send(link.from.node(), exit_frame(&link.to, &link.from, ExitReason::NoProc, true));
+                    let linked = runtime.link_from_remote(&link.to, link.from.clone());
+                    if !linked {
+                        self.links.remove(&link.to, &link.from);
+                    }
+                    linked
+                });
+                match linked {
+                    None => tracing::debug!(%from, "link request from a connection already down; dropped"),
+                    Some(true) => {}
+                    Some(false) => {
+                        let _ = self.send(link.from.node(), exit_frame(&link.to, &link.from, ExitReason::NoProc, true));
+                    }
                 }
             }
             Frame::Unlink(link) if own(&link.from) => {
@@ -210,9 +250,17 @@ impl Inner {
         }
     }
 
+    /// Runs `f` if `node` is connected, atomically with `node_down` (which waits for it); `None` if it is not.
+    fn while_live<T>(&self, node: &NodeName, f: impl FnOnce() -> T) -> Option<T> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        live.contains(node).then(f)
+    }
+
     /// `node` is gone: fail every request to it, fire every monitor on its processes (`noconnection`), drop the
     /// monitors its processes held here, and send `noconnection` over every link with it.
     pub(crate) fn node_down(&self, node: &NodeName) {
+        // First, under the write lock: a `Link` or `Monitor` being applied finishes before, any later one is refused.
+        self.live.write().unwrap_or_else(|p| p.into_inner()).remove(node);
         self.forget_sender(node);
         self.pending.fail_node(node.as_str());
         for watcher in self.outgoing.take_node(node.as_str()) {

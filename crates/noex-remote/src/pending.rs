@@ -37,13 +37,24 @@ impl Waiter {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct Pending {
     next_id: AtomicU64,
     waiting: DashMap<u64, (NodeName, Waiter), FxBuildHasher>,
 }
 
 impl Pending {
+    /// Ids of each incarnation start in their own range: an answer to a request of this node's previous
+    /// incarnation (still in flight when it restarted) must not match a request of this one.
+    pub(crate) fn new(creation: u32) -> Self {
+        Pending { next_id: AtomicU64::new(u64::from(creation) << 32), waiting: DashMap::with_hasher(FxBuildHasher) }
+    }
+
+    /// Forgets request `id` when dropped, unless disarmed: for a requester that may stop waiting (timeout,
+    /// cancellation) at any await.
+    pub(crate) fn guard(&self, id: u64) -> Guard<'_> {
+        Guard { pending: self, id, armed: true }
+    }
+
     /// Registers a waiter; its id goes into the request.
     pub(crate) fn insert(&self, node: &NodeName, waiter: Waiter) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -75,6 +86,28 @@ impl Pending {
     /// Requests waiting now.
     pub(crate) fn len(&self) -> usize {
         self.waiting.len()
+    }
+}
+
+/// See [`Pending::guard`].
+pub(crate) struct Guard<'a> {
+    pending: &'a Pending,
+    id: u64,
+    armed: bool,
+}
+
+impl Guard<'_> {
+    /// The answer came: nothing to forget.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pending.cancel(self.id);
+        }
     }
 }
 

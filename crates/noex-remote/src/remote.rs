@@ -46,6 +46,9 @@ pub(crate) struct Inner {
     pub(crate) links: Links,
     pub(crate) behaviours: Behaviours,
     pub(crate) dropped_casts: AtomicU64,
+    /// The nodes connected now. A `Link` or `Monitor` from any other node is stale (it was still being handled
+    /// when its connection was reported down): applying it would create a link or monitor that nothing settles.
+    pub(crate) live: std::sync::RwLock<std::collections::HashSet<NodeName>>,
 }
 
 /// Counters for tests and observers.
@@ -83,19 +86,23 @@ impl Remote {
             runtime: runtime.downgrade(),
             registry: registry.clone(),
             tasks: tokio::runtime::Handle::current(),
-            pending: Pending::default(),
+            pending: Pending::new(cluster.creation()),
             senders: DashMap::with_hasher(FxBuildHasher),
             outgoing: Outgoing::default(),
             incoming: Incoming::default(),
             links: Links::default(),
             behaviours: Behaviours::default(),
             dropped_casts: AtomicU64::new(0),
+            live: std::sync::RwLock::new(cluster.connected().iter().map(NodeId::node_name).collect()),
         });
         assert!(
             runtime.set_distribution(Arc::new(crate::route::Route(inner.clone()))),
             "the runtime already has a distribution layer"
         );
         cluster.set_handler(FrameKind::Process, crate::inbound::ProcessFrames(Arc::downgrade(&inner)));
+        // Asked before taking the lock: the cluster calls `node_up` (which takes it) under its own lock.
+        let connected: Vec<NodeName> = cluster.connected().iter().map(NodeId::node_name).collect();
+        inner.live.write().unwrap_or_else(|p| p.into_inner()).extend(connected);
         Remote { inner }
     }
 
@@ -118,17 +125,14 @@ impl Remote {
             from: self.inner.node_pid.clone(),
         };
         if *node == *self.inner.cluster.local() {
-            let started = crate::inbound::spawn_local(&self.inner, request);
-            return match tokio::time::timeout(timeout, started).await {
-                Ok(result) => result.map_err(|failure| SpawnError::from_failure(failure, timeout)),
-                Err(_) => Err(SpawnError::Timeout(timeout)),
-            };
+            return self.spawn_here(request).await;
         }
         let name = node.node_name();
         let (reply, answer) = oneshot::channel();
         let spawn_id = self.inner.pending.insert(&name, Waiter::Spawn(reply, timeout));
+        // If this future is dropped or times out, the request is forgotten; a late success is then killed.
+        let guard = self.inner.pending.guard(spawn_id);
         if let Err(error) = self.inner.send(&name, Frame::SpawnRequest(SpawnRequest { spawn_id, ..request })) {
-            self.inner.pending.cancel(spawn_id);
             return Err(match error {
                 SendError::TooLarge { len, limit } => {
                     SpawnError::BadArguments(format!("{len} bytes exceed the frame limit of {limit}"))
@@ -136,14 +140,33 @@ impl Remote {
                 _ => SpawnError::NoConnection,
             });
         }
-        match tokio::time::timeout(timeout, answer).await {
+        let result = match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(SpawnError::NoConnection),
-            Err(_) => {
-                // A process that starts after this is stopped when its (late) reply finds no one waiting.
-                self.inner.pending.cancel(spawn_id);
-                Err(SpawnError::Timeout(timeout))
+            Err(_) => Err(SpawnError::Timeout(timeout)),
+        };
+        guard.disarm();
+        result
+    }
+
+    /// A spawn on this node: run as its own task, so that a process that finishes starting after the caller
+    /// gave up is killed rather than left behind.
+    async fn spawn_here(&self, request: SpawnRequest) -> Result<Pid, SpawnError> {
+        let timeout = request.timeout;
+        let (reply, answer) = oneshot::channel();
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            let result = crate::inbound::spawn_local(&inner, request).await;
+            if let Err(Ok(pid)) = reply.send(result) {
+                if let Some(runtime) = inner.runtime.upgrade() {
+                    runtime.kill(&pid);
+                }
             }
+        });
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result.map_err(|failure| SpawnError::from_failure(failure, timeout)),
+            Ok(Err(_)) => Err(SpawnError::InitFailed("the spawning task ended".into())),
+            Err(_) => Err(SpawnError::Timeout(timeout)),
         }
     }
 
@@ -173,15 +196,14 @@ impl Remote {
                 payload: msg.encode_wire(),
                 timeout,
             };
+            pending = Some(self.inner.pending.guard(call_id));
             if let Err(error) = self.inner.send(&node, Frame::Call(call)) {
-                self.inner.pending.cancel(call_id);
                 return Err(crate::route::call_send_error(error));
             }
-            pending = Some(call_id);
         }
         let result = tokio::time::timeout(timeout, answer).await;
-        if let (Err(_), Some(call_id)) = (&result, pending) {
-            self.inner.pending.cancel(call_id);
+        if let (Ok(_), Some(guard)) = (&result, pending) {
+            guard.disarm();
         }
         match result {
             Ok(Ok(Ok(bytes))) => R::decode_wire(bytes).map_err(CallError::Decode),
@@ -245,16 +267,12 @@ impl Inner {
     /// Queues `frame` for `node` through its cached send handle, refreshing the handle once if it is stale.
     pub(crate) fn send(&self, node: &NodeName, frame: Frame) -> Result<(), SendError> {
         if let Some(sender) = self.senders.get(node) {
-            match sender.send(frame) {
-                Err(SendError::NotConnected(id)) => {
-                    drop(sender);
-                    // Stale: the node reconnected since the handle was taken. The frame is gone with the old
-                    // connection; the next send takes the new one.
-                    self.senders.remove(node);
-                    return Err(SendError::NotConnected(id));
-                }
-                other => return other,
+            if !sender.is_closed() {
+                return sender.send(frame);
             }
+            // Stale: its connection is gone (the node may have reconnected since); take the current one.
+            drop(sender);
+            self.senders.remove(node);
         }
         let id: NodeId = node.as_str().parse().map_err(|_| SendError::NotConnected(self.cluster.local().clone()))?;
         let sender = self.cluster.sender(&id).ok_or(SendError::NotConnected(id))?;

@@ -114,20 +114,19 @@ impl Distribution for Route {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
             let call_id = inner.pending.insert(target.node(), Waiter::Stop(reply, timeout));
+            let guard = inner.pending.guard(call_id);
             let from = inner.node_pid.clone();
             let node = target.node().clone();
             if inner.send(&node, Frame::Stop(Stop { call_id, target, from, reason, timeout })).is_err() {
-                inner.pending.cancel(call_id);
                 return Err(StopError::NoConnection);
             }
-            match tokio::time::timeout(timeout + STOP_ANSWER_MARGIN, answer).await {
+            let result = match tokio::time::timeout(timeout.saturating_add(STOP_ANSWER_MARGIN), answer).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(StopError::NoConnection),
-                Err(_) => {
-                    inner.pending.cancel(call_id);
-                    Err(StopError::Timeout(timeout))
-                }
-            }
+                Err(_) => Err(StopError::Timeout(timeout)),
+            };
+            guard.disarm();
+            result
         })
     }
 
