@@ -42,8 +42,8 @@ pub(crate) async fn run(case: &str) -> String {
     }
 }
 
-/// Answers `n` with `n + 1`; counts casts.
-struct Echo(u64);
+/// Answers `n` with `n + 1` plus the sum of the casts so far.
+pub(crate) struct Echo(pub(crate) u64);
 
 impl GenServer for Echo {
     type Call = u64;

@@ -133,18 +133,12 @@ impl Runtime {
         monitor: MonitorRef,
         on_down: impl FnOnce(ProcessDown) + Send + 'static,
     ) {
-        let watcher = Watcher::Remote(Box::new(on_down));
-        let undelivered = match self.cell(target) {
-            Some(cell) => match cell.signal(Signal::Monitor { monitor: monitor.clone(), watcher }) {
-                Ok(()) => None,
-                Err(Signal::Monitor { watcher, .. }) => Some(watcher),
-                Err(_) => None,
-            },
-            None => Some(watcher),
-        };
-        if let Some(watcher) = undelivered {
-            watcher.deliver(ProcessDown { monitor, pid: target.clone(), reason: ExitReason::NoProc });
-        }
+        crate::runtime::install_monitor(
+            self.cell(target).as_ref(),
+            target,
+            monitor,
+            Watcher::Remote(Box::new(on_down)),
+        );
     }
 
     /// Removes a monitor installed with [`monitor_from_remote`](Self::monitor_from_remote).

@@ -318,22 +318,7 @@ impl Runtime {
     fn monitor_cell(&self, pid: &Pid, target: Option<Arc<dyn ProcessCell>>) -> Monitor {
         let monitor = self.new_monitor_ref();
         let (sender, down) = oneshot::channel();
-        let watcher = Watcher::External(sender);
-        let undelivered = match &target {
-            Some(cell) => match cell.signal(Signal::Monitor { monitor: monitor.clone(), watcher }) {
-                Ok(()) => None,
-                Err(Signal::Monitor { watcher, .. }) => Some(watcher),
-                Err(_) => None,
-            },
-            None => Some(watcher),
-        };
-        if let Some(watcher) = undelivered {
-            watcher.deliver(crate::ProcessDown {
-                monitor: monitor.clone(),
-                pid: pid.clone(),
-                reason: ExitReason::NoProc,
-            });
-        }
+        install_monitor(target.as_ref(), pid, monitor.clone(), Watcher::External(sender));
         Monitor { monitor, pid: pid.clone(), target, remote: None, down, fired: false }
     }
 
@@ -487,6 +472,22 @@ impl Runtime {
 
     pub(crate) fn runtime_pid(&self) -> Pid {
         Pid::new(self.inner.node.clone(), self.inner.creation, 0)
+    }
+}
+
+/// Queues a monitor request on `target`; if there is no such process (or it has just ended), the watcher gets
+/// its `DOWN` with `noproc` at once.
+pub(crate) fn install_monitor(target: Option<&Arc<dyn ProcessCell>>, pid: &Pid, monitor: MonitorRef, watcher: Watcher) {
+    let undelivered = match target {
+        Some(cell) => match cell.signal(Signal::Monitor { monitor: monitor.clone(), watcher }) {
+            Ok(()) => None,
+            Err(Signal::Monitor { watcher, .. }) => Some(watcher),
+            Err(_) => None,
+        },
+        None => Some(watcher),
+    };
+    if let Some(watcher) = undelivered {
+        watcher.deliver(crate::ProcessDown { monitor, pid: pid.clone(), reason: ExitReason::NoProc });
     }
 }
 
