@@ -281,7 +281,7 @@ impl Cluster {
     }
 
     /// Routes incoming frames of `kind` to `handler` (replacing any previous one). Frames of a kind with no
-    /// handler are dropped with a debug log.
+    /// handler are dropped with a debug log. The handlers are dropped when the cluster stops.
     pub fn set_handler(&self, kind: FrameKind, handler: impl FrameHandler) {
         self.inner.handlers.write().unwrap_or_else(|p| p.into_inner())[kind as usize] = Some(Arc::new(handler));
     }
@@ -336,6 +336,9 @@ impl Inner {
                 state.known.insert(node, (link.creation, NodeStatus::Disconnected));
             }
         }
+        // No frame will come any more; dropping the handlers also breaks the cycles they may form with the
+        // layers that own this cluster.
+        *self.handlers.write().unwrap_or_else(|p| p.into_inner()) = [None, None, None];
         self.shutdown.cancel();
     }
 

@@ -67,10 +67,11 @@ async fn read<R: AsyncRead + Send + Unpin>(
     let closed = connection.close.cancelled();
     tokio::pin!(closed);
     let reason = loop {
+        // The reader first: while frames flow, a close is seen by the `is_cancelled` check below.
         let next = tokio::select! {
             biased;
-            () = &mut closed => break DownReason::ConnectionClosed,
             next = reader.next() => next,
+            () = &mut closed => break DownReason::ConnectionClosed,
         };
         if connection.close.is_cancelled() {
             break DownReason::ConnectionClosed; // declared down meanwhile: deliver nothing more

@@ -31,6 +31,8 @@ pub(crate) struct Outbound {
     wake: Notify,
     /// Bytes that may wait in the buffer before senders are refused.
     limit: usize,
+    /// Set once the connection is closed for good (a lock-free answer to "is this handle stale?").
+    retired: std::sync::atomic::AtomicBool,
 }
 
 struct Pending {
@@ -70,6 +72,7 @@ impl Outbound {
             }),
             wake: Notify::new(),
             limit,
+            retired: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -105,15 +108,15 @@ impl Outbound {
         Ok(())
     }
 
-    /// Whether frames are refused now (the connection failed or is no longer current).
+    /// Whether the connection is closed for good (it failed, or is no longer the node's current one).
     pub(crate) fn is_closed(&self) -> bool {
-        let pending = self.lock();
-        pending.closed || pending.leaving
+        self.retired.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Refuses every frame from now on (the connection is no longer the node's current one).
     pub(crate) fn close(&self) {
         self.lock().closed = true;
+        self.retired.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// From the liveness thread: a heartbeat if nothing reached the socket for `idle` (past the queue limit:
@@ -163,6 +166,7 @@ impl Outbound {
             }
         }
         self.lock().closed = true;
+        self.retired.store(true, std::sync::atomic::Ordering::Release);
         close.cancel();
     }
 
@@ -205,7 +209,15 @@ impl Outbound {
                 pending.writing = false;
                 pending.last_write = Instant::now();
                 match wrote {
-                    Wrote::All => continue,
+                    Wrote::All => {
+                        // Nothing was appended meanwhile: keep the written chunk's allocation as the buffer
+                        // (fresh allocations cost page faults on every burst).
+                        if pending.buffer.is_empty() {
+                            chunk.clear();
+                            pending.buffer = chunk;
+                        }
+                        continue;
+                    }
                     Wrote::Failed => {
                         pending.closed = true;
                         return false;

@@ -4,7 +4,7 @@
 //! Every frame is checked against the connection it came on: a pid that claims to belong to another node than
 //! the sender is refused (logged), so a peer cannot act in another node's name.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,28 +16,27 @@ use crate::pending::{Waiter, answer};
 use crate::remote::Inner;
 use crate::{CallError, SpawnError};
 
-/// The cluster's handler for process frames.
-pub(crate) struct ProcessFrames(pub(crate) Weak<Inner>);
+/// The cluster's handler for process frames. It holds the layer and the runtime strongly (no upgrade per
+/// frame); the cycle this makes through the cluster is broken when the cluster stops, which drops its handlers.
+pub(crate) struct ProcessFrames {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) runtime: Runtime,
+}
 
 impl FrameHandler for ProcessFrames {
     fn handle(&self, from: &NodeId, frame: Frame) {
-        let Some(inner) = self.0.upgrade() else { return };
-        let Some(runtime) = inner.runtime.upgrade() else { return };
-        inner.receive(&runtime, from, frame);
+        self.inner.receive(&self.runtime, from, frame);
     }
 
     fn node_up(&self, node: &NodeInfo) {
-        if let Some(inner) = self.0.upgrade() {
-            let name = node.node.node_name();
-            inner.forget_sender(&name);
-            inner.live.write().unwrap_or_else(|p| p.into_inner()).insert(name);
-        }
+        let name = node.node.node_name();
+        self.inner.forget_sender(&name);
+        self.inner.live.write().unwrap_or_else(|p| p.into_inner()).insert(name);
     }
 
     fn node_down(&self, node: &NodeInfo, reason: DownReason) {
-        let Some(inner) = self.0.upgrade() else { return };
         tracing::debug!(node = %node.node, %reason, "failing what waits for the node");
-        inner.node_down(&node.node.node_name());
+        self.inner.node_down(&node.node.node_name());
     }
 }
 

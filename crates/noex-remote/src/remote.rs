@@ -99,7 +99,8 @@ impl Remote {
             runtime.set_distribution(Arc::new(crate::route::Route(inner.clone()))),
             "the runtime already has a distribution layer"
         );
-        cluster.set_handler(FrameKind::Process, crate::inbound::ProcessFrames(Arc::downgrade(&inner)));
+        let frames = crate::inbound::ProcessFrames { inner: inner.clone(), runtime: runtime.clone() };
+        cluster.set_handler(FrameKind::Process, frames);
         // Asked before taking the lock: the cluster calls `node_up` (which takes it) under its own lock.
         let connected: Vec<NodeName> = cluster.connected().iter().map(NodeId::node_name).collect();
         inner.live.write().unwrap_or_else(|p| p.into_inner()).extend(connected);
