@@ -167,6 +167,9 @@ async fn remote_spawn_fails_with_typed_errors_and_leaves_no_orphan() {
         other => panic!("expected InitFailed, got {other:?}"),
     }
 
+    let garbage = SpawnOptions { init_args: bytes::Bytes::from_static(&[0xff, 0xff]), ..Default::default() };
+    assert!(matches!(spawn("counter", garbage).await, Err(SpawnError::BadArguments(_))));
+
     spawn("counter", SpawnOptions::named("taken")).await.unwrap();
     assert_eq!(spawn("counter", SpawnOptions::named("taken")).await, Err(SpawnError::NameTaken("taken".into())));
     spawn("counter", SpawnOptions::global("g-taken")).await.unwrap();

@@ -159,7 +159,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EarliestWins;
+    use crate::{ConflictResolver, EarliestWins, Winner};
 
     fn entry(name: &str, node: &str, id: u64, at: u64) -> GlobalName {
         GlobalName {
@@ -195,6 +195,24 @@ mod tests {
         two.merge(a.clone(), &EarliestWins);
         assert_eq!(one.get("x"), Some(&a));
         assert_eq!(two.get("x"), Some(&a));
+    }
+
+    #[test]
+    fn another_resolver_can_be_plugged_in() {
+        /// The latest registration wins (ties: the larger node id), the opposite of the default.
+        struct LatestWins;
+        impl ConflictResolver for LatestWins {
+            fn resolve(&self, a: &GlobalName, b: &GlobalName) -> Winner {
+                let key = |e: &GlobalName| (e.registered_at_ms, e.registrar.clone());
+                if key(a) >= key(b) { Winner::First } else { Winner::Second }
+            }
+        }
+        let early = entry("x", "a@h:1", 1, 10);
+        let late = entry("x", "b@h:2", 2, 20);
+        let mut table = Table::default();
+        table.merge(early, &LatestWins);
+        table.merge(late.clone(), &LatestWins);
+        assert_eq!(table.get("x"), Some(&late));
     }
 
     #[test]
