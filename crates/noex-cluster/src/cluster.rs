@@ -3,17 +3,18 @@
 //! use them; heartbeats and failure detection run on a dedicated thread, so busy processes cannot starve them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use noex_proto::{Frame, FrameCodec, Member, NodeId, RejectReason};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
-use tokio_util::codec::{Framed, FramedRead};
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::{self, Admission};
-use crate::connection::{self, Connection, Heard};
+use crate::connection::{self, Connection};
 use crate::event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer};
 use crate::outbound::{Outbound, Refused};
@@ -123,6 +124,16 @@ pub struct Cluster {
     inner: Arc<Inner>,
 }
 
+type Handlers = [Option<Arc<dyn FrameHandler>>; 3];
+
+/// A connection reader's copy of the frame handlers, refreshed when they change: a frame costs one atomic load
+/// instead of a lock and a reference count.
+#[derive(Default)]
+pub(crate) struct HandlerCache {
+    version: Option<u64>,
+    handlers: Handlers,
+}
+
 pub(crate) struct Inner {
     local: NodeId,
     listening: std::net::SocketAddr,
@@ -132,7 +143,9 @@ pub(crate) struct Inner {
     pub(crate) tasks: tokio::runtime::Handle,
     state: Mutex<State>,
     events: broadcast::Sender<ClusterEvent>,
-    handlers: RwLock<[Option<Arc<dyn FrameHandler>>; 3]>,
+    handlers: RwLock<Handlers>,
+    /// Bumped after every change of `handlers`, so that readers refresh their copies (see [`HandlerCache`]).
+    handlers_version: AtomicU64,
     /// Cancelled when the node starts leaving: dial loops stop, no connection is registered any more.
     leaving: CancellationToken,
     /// Cancelled to stop the liveness thread and the accept loop.
@@ -142,9 +155,6 @@ pub(crate) struct Inner {
     /// Bounds the handshakes in progress, so unauthenticated clients cannot exhaust the node.
     handshakes: Arc<tokio::sync::Semaphore>,
 }
-
-/// The reader's buffer: what one read syscall can take in (many frames when the peer streams).
-const READ_BUFFER: usize = 64 << 10;
 
 /// The most handshakes a node runs at once; more connections are closed at once.
 const MAX_PENDING_HANDSHAKES: usize = 256;
@@ -199,6 +209,7 @@ impl Cluster {
             state: Mutex::default(),
             events,
             handlers: RwLock::new([None, None, None]),
+            handlers_version: AtomicU64::new(0),
             leaving: CancellationToken::new(),
             shutdown: liveness_done,
             accepting: Mutex::new(None),
@@ -284,6 +295,7 @@ impl Cluster {
     /// handler are dropped with a debug log. The handlers are dropped when the cluster stops.
     pub fn set_handler(&self, kind: FrameKind, handler: impl FrameHandler) {
         self.inner.handlers.write().unwrap_or_else(|p| p.into_inner())[kind as usize] = Some(Arc::new(handler));
+        self.inner.handlers_version.fetch_add(1, Ordering::Release);
     }
 
     /// Leaves the cluster: says goodbye to every peer (they report `graceful_shutdown`), closes the connections
@@ -339,6 +351,7 @@ impl Inner {
         // No frame will come any more; dropping the handlers also breaks the cycles they may form with the
         // layers that own this cluster.
         *self.handlers.write().unwrap_or_else(|p| p.into_inner()) = [None, None, None];
+        self.handlers_version.fetch_add(1, Ordering::Release);
         self.shutdown.cancel();
     }
 
@@ -367,16 +380,20 @@ impl Inner {
         }
     }
 
-    pub(crate) fn dispatch(&self, from: &NodeId, frame: Frame) {
+    pub(crate) fn dispatch(&self, cache: &mut HandlerCache, from: &NodeId, frame: Frame) {
         let kind = match &frame {
             Frame::RegistrySync(_) => FrameKind::Registry,
             Frame::ObserverQuery { .. } | Frame::ObserverReply { .. } => FrameKind::Observer,
             _ => FrameKind::Process,
         };
-        // Cloned out, not called under the lock: a handler may take the membership lock (to send), while the
-        // membership callbacks take this lock under that one.
-        let handler = self.handlers.read().unwrap_or_else(|p| p.into_inner())[kind as usize].clone();
-        match handler {
+        // Copied out, not called under the lock: a handler may take the membership lock (to send), while the
+        // membership callbacks take this lock under that one. Copied once per change, not per frame.
+        let version = self.handlers_version.load(Ordering::Acquire);
+        if cache.version != Some(version) {
+            cache.handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner()).clone();
+            cache.version = Some(version);
+        }
+        match &cache.handlers[kind as usize] {
             Some(handler) => handler.handle(from, frame),
             None => tracing::debug!(%from, ?kind, "no handler; frame dropped"),
         }
@@ -443,8 +460,7 @@ impl Inner {
         parts.codec.set_limit(config.max_frame);
         let (read_half, write_half) = parts.io.into_split();
         let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone()));
-        let mut reader = FramedRead::with_capacity(Heard::new(read_half, connection.clone()), parts.codec, READ_BUFFER);
-        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        let incoming = connection::Incoming { socket: read_half, codec: parts.codec, buffer: parts.read_buf };
         let outbound = Arc::new(Outbound::new(write_half, config.max_frame, config.outbound_buffer));
         // Tell the new peer whom we know, so that it meshes with them too.
         let members: Vec<Member> =
@@ -452,7 +468,7 @@ impl Inner {
         let _ = outbound.send(Frame::Members(members));
         // Before the reader starts: layers hear of the node before any of its frames.
         self.each_handler(|handler| handler.node_up(&info));
-        let writer = connection::spawn(self, connection.clone(), reader, outbound.clone());
+        let writer = connection::spawn(self, connection.clone(), incoming, outbound.clone());
 
         state.peers.insert(
             peer.node.clone(),

@@ -80,11 +80,15 @@ impl Runtime {
 
     /// Delivers an encoded call or cast to a local process, in order with everything else sent to it.
     pub fn deliver_encoded(&self, target: Target<'_>, message: EncodedMessage) -> Result<(), DeliverError> {
+        let named;
         let pid = match target {
-            Target::Pid(pid) => pid.clone(),
-            Target::Name(name) => self.whereis(name).ok_or(DeliverError::NoProc)?,
+            Target::Pid(pid) => pid,
+            Target::Name(name) => {
+                named = self.whereis(name).ok_or(DeliverError::NoProc)?;
+                &named
+            }
         };
-        self.cell(&pid).ok_or(DeliverError::NoProc)?.deliver_encoded(message)
+        self.cell(pid).ok_or(DeliverError::NoProc)?.deliver_encoded(message)
     }
 }
 

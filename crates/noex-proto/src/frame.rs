@@ -306,6 +306,9 @@ pub struct RegistrySync {
     pub entries: Vec<RegistryEntry>,
     /// Removed names.
     pub removed: Vec<String>,
+    /// The sender's registry started after the connection came up, so it may have missed the receiver's full
+    /// sync: the receiver answers with one.
+    pub answer_wanted: bool,
 }
 
 /// One global name.
@@ -448,6 +451,7 @@ impl Frame {
                     })
                     .collect::<Result<_, ProtoError>>()?,
                 removed: r.removed,
+                answer_wanted: r.answer_wanted,
             }),
             Body::ObserverQuery(q) => Frame::ObserverQuery { query_id: q.query_id },
             Body::ObserverReply(r) => Frame::ObserverReply { query_id: r.query_id, snapshot: r.snapshot },
@@ -567,6 +571,7 @@ impl From<Frame> for wire::Envelope {
                     })
                     .collect(),
                 removed: r.removed,
+                answer_wanted: r.answer_wanted,
             }),
             Frame::ObserverQuery { query_id } => Body::ObserverQuery(wire::ObserverQuery { query_id }),
             Frame::ObserverReply { query_id, snapshot } => {

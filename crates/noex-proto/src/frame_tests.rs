@@ -84,6 +84,7 @@ fn every_frame_kind_round_trips() {
             full: true,
             entries: vec![RegistryEntry { name: "n".into(), pid: a_pid(3), registered_at_ms: 42 }],
             removed: vec!["old".into()],
+            answer_wanted: true,
         }),
         Frame::ObserverQuery { query_id: 7 },
         Frame::ObserverReply { query_id: 7, snapshot: Bytes::from_static(b"snap") },

@@ -176,19 +176,39 @@ fn invalid(field: &'static str, error: impl std::fmt::Display) -> ProtoError {
 /// (a slice of the read buffer, not a copy).
 struct Reader<'a> {
     envelope: &'a Bytes,
+    /// The bytes of this message, ending where it ends.
+    buf: &'a [u8],
     at: usize,
-    end: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn has_remaining(&self) -> bool {
-        self.at < self.end
+    fn new(envelope: &'a Bytes) -> Self {
+        Reader { envelope, buf: envelope, at: 0 }
     }
 
+    #[inline]
+    fn has_remaining(&self) -> bool {
+        self.at < self.buf.len()
+    }
+
+    /// Almost every varint in a hot frame is a single byte (keys, lengths, small ids): that case is one load and
+    /// one compare; the general loop is out of line.
+    #[inline]
     fn varint(&mut self, field: &'static str) -> Result<u64, ProtoError> {
+        match self.buf.get(self.at) {
+            Some(&byte) if byte < 0x80 => {
+                self.at += 1;
+                Ok(u64::from(byte))
+            }
+            _ => self.varint_slow(field),
+        }
+    }
+
+    #[cold]
+    fn varint_slow(&mut self, field: &'static str) -> Result<u64, ProtoError> {
         let mut value = 0u64;
         for shift in 0..10 {
-            let Some(&byte) = self.envelope.get(self.at).filter(|_| self.at < self.end) else {
+            let Some(&byte) = self.buf.get(self.at) else {
                 return Err(invalid(field, "truncated varint"));
             };
             self.at += 1;
@@ -200,27 +220,41 @@ impl<'a> Reader<'a> {
         Err(invalid(field, "varint too long"))
     }
 
+    #[inline]
     fn key(&mut self, field: &'static str) -> Result<(u32, WireType), ProtoError> {
         let key = self.varint(field)?;
+        match (key & 7, key >> 3) {
+            (0, tag @ 1..) => Ok((tag as u32, WireType::Varint)),
+            (2, tag @ 1..) => Ok((tag as u32, WireType::LengthDelimited)),
+            _ => Self::other_key(key, field),
+        }
+    }
+
+    #[cold]
+    fn other_key(key: u64, field: &'static str) -> Result<(u32, WireType), ProtoError> {
         let wire_type = WireType::try_from(key & 7).map_err(|e| invalid(field, e))?;
         let tag = u32::try_from(key >> 3).ok().filter(|tag| *tag > 0).ok_or_else(|| invalid(field, "bad tag"))?;
         Ok((tag, wire_type))
     }
 
     /// The body of a length-delimited field, as a reader over it.
+    #[inline]
     fn delimited(&mut self, wire_type: WireType, field: &'static str) -> Result<Reader<'a>, ProtoError> {
         if wire_type != WireType::LengthDelimited {
             return Err(invalid(field, "wrong wire type"));
         }
         let len = self.varint(field)?;
-        if len > (self.end - self.at) as u64 {
+        let rest = self.buf.len() - self.at;
+        if len > rest as u64 {
             return Err(invalid(field, "truncated"));
         }
-        let body = Reader { envelope: self.envelope, at: self.at, end: self.at + len as usize };
-        self.at = body.end;
+        let end = self.at + len as usize;
+        let body = Reader { envelope: self.envelope, buf: &self.buf[..end], at: self.at };
+        self.at = end;
         Ok(body)
     }
 
+    #[inline]
     fn scalar(&mut self, wire_type: WireType, field: &'static str) -> Result<u64, ProtoError> {
         if wire_type != WireType::Varint {
             return Err(invalid(field, "wrong wire type"));
@@ -229,11 +263,12 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&self) -> &'a [u8] {
-        &self.envelope[self.at..self.end]
+        &self.buf[self.at..]
     }
 
+    #[cold]
     fn skip(&mut self, wire_type: WireType, tag: u32, field: &'static str) -> Result<(), ProtoError> {
-        let mut rest = &self.envelope[self.at..self.end];
+        let mut rest = &self.buf[self.at..];
         let before = rest.len();
         prost::encoding::skip_field(wire_type, tag, &mut rest, DecodeContext::default())
             .map_err(|e| invalid(field, e))?;
@@ -280,7 +315,7 @@ fn take_target(mut body: Reader<'_>, names: &mut NodeNames, field: &'static str)
 
 /// Decodes an envelope that holds a hot frame; `None` (untouched) for any other envelope.
 pub(crate) fn decode(envelope: &Bytes, names: &mut NodeNames) -> Option<Result<Frame, ProtoError>> {
-    let mut reader = Reader { envelope, at: 0, end: envelope.len() };
+    let mut reader = Reader::new(envelope);
     let (tag, wire_type) = reader.key("envelope").ok()?;
     if !matches!(tag, CALL | REPLY | CAST) || wire_type != WireType::LengthDelimited {
         return None;
@@ -298,7 +333,8 @@ pub(crate) fn decode(envelope: &Bytes, names: &mut NodeNames) -> Option<Result<F
 }
 
 fn payload(body: Reader<'_>) -> Bytes {
-    body.envelope.slice(body.at..body.end)
+    // `buf` is a prefix-aligned view of `envelope`, so its bounds are the envelope's.
+    body.envelope.slice(body.at..body.buf.len())
 }
 
 fn decode_call(mut body: Reader<'_>, names: &mut NodeNames) -> Result<Frame, ProtoError> {

@@ -62,9 +62,10 @@ impl GlobalRegistry {
             inner.write().node_up(node.node_name());
         }
         cluster.set_handler(FrameKind::Registry, SyncHandler(Arc::downgrade(&inner)));
+        // Their full syncs may have come before the handler and been dropped: ask for them again.
         for node in cluster.connected() {
             inner.write().node_up(node.node_name());
-            inner.send_full(&node);
+            inner.send_full(&node, true);
         }
         GlobalRegistry { inner }
     }
@@ -100,7 +101,12 @@ impl GlobalRegistry {
         }
         tracing::debug!(name, %pid, "global name registered");
         let _ = self.inner.events.send(RegistryEvent::Registered { name: name.to_owned(), pid: pid.clone() });
-        self.inner.broadcast(RegistrySync { full: false, entries: vec![wire_entry(&entry)], removed: Vec::new() });
+        self.inner.broadcast(RegistrySync {
+            full: false,
+            entries: vec![wire_entry(&entry)],
+            removed: Vec::new(),
+            answer_wanted: false,
+        });
         Ok(())
     }
 
@@ -183,10 +189,10 @@ impl Inner {
     }
 
     /// Everything this node registered, to `node`.
-    fn send_full(&self, node: &NodeId) {
+    fn send_full(&self, node: &NodeId, answer_wanted: bool) {
         let _announcing = self.announcing();
         let entries = self.read().entries().filter(|e| e.registrar == self.local).map(wire_entry).collect();
-        let sync = RegistrySync { full: true, entries, removed: Vec::new() };
+        let sync = RegistrySync { full: true, entries, removed: Vec::new(), answer_wanted };
         if let Err(error) = self.cluster.send(node, Frame::RegistrySync(sync)) {
             tracing::warn!(%node, %error, "registry full sync not sent");
         }
@@ -194,7 +200,12 @@ impl Inner {
 
     fn announce_removal(&self, change: Change) {
         if let Change::Removed(entry, _) = &change {
-            self.broadcast(RegistrySync { full: false, entries: Vec::new(), removed: vec![entry.name.clone()] });
+            self.broadcast(RegistrySync {
+                full: false,
+                entries: Vec::new(),
+                removed: vec![entry.name.clone()],
+                answer_wanted: false,
+            });
         }
         self.apply(change);
     }
@@ -267,7 +278,7 @@ impl Inner {
             if let Change::Conflict { loser, winner, .. } = &change {
                 if loser.registrar == self.local && winner.registrar != self.local {
                     let removed = vec![loser.name.clone()];
-                    self.broadcast(RegistrySync { full: false, entries: Vec::new(), removed });
+                    self.broadcast(RegistrySync { full: false, entries: Vec::new(), removed, answer_wanted: false });
                 }
             }
             self.apply(change);
@@ -298,7 +309,13 @@ impl FrameHandler for SyncHandler {
     fn handle(&self, from: &NodeId, frame: Frame) {
         let Some(registry) = self.0.upgrade() else { return };
         match frame {
-            Frame::RegistrySync(sync) => registry.receive(from, sync),
+            Frame::RegistrySync(sync) => {
+                let answer_wanted = sync.answer_wanted;
+                registry.receive(from, sync);
+                if answer_wanted {
+                    registry.send_full(from, false);
+                }
+            }
             other => tracing::debug!(%from, ?other, "unexpected frame for the registry"),
         }
     }
@@ -311,7 +328,7 @@ impl FrameHandler for SyncHandler {
         let weak = self.0.clone();
         registry.tasks.spawn(async move {
             if let Some(registry) = weak.upgrade() {
-                registry.send_full(&node);
+                registry.send_full(&node, false);
             }
         });
     }
