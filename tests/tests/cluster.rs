@@ -273,3 +273,31 @@ async fn a_node_sender_delivers_in_order_and_fails_once_its_node_is_gone() {
         "the handle fails at once, not into a dead buffer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_bound_before_it_opens_misses_no_frame_sent_the_moment_it_joins() {
+    use noex_cluster::FrameKind;
+    use noex_proto::Frame;
+    let a = node("a", &[]).await;
+    // `a` greets every node the instant it comes up.
+    let mut a_events = a.events();
+    let greeter = a.clone();
+    tokio::spawn(async move {
+        while let Ok(event) = a_events.recv().await {
+            if let ClusterEvent::NodeUp(info) = event {
+                let _ = greeter.send(&info.node, Frame::ObserverQuery { query_id: 42 });
+            }
+        }
+    });
+    let b = Cluster::bind(ClusterConfig { seeds: vec![a.local().to_string()], ..config("b") }).await.unwrap();
+    assert!(b.connected().is_empty(), "a bound node does not dial before it opens");
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    b.set_handler(FrameKind::Observer, move |_: &noex_cluster::NodeId, frame: Frame| {
+        if let Frame::ObserverQuery { query_id } = frame {
+            let _ = seen_tx.send(query_id);
+        }
+    });
+    b.open();
+    let greeting = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.expect("the greeting arrives");
+    assert_eq!(greeting, Some(42));
+}

@@ -152,6 +152,8 @@ pub(crate) struct Inner {
     shutdown: CancellationToken,
     /// The accept loop, which owns the listener: awaited on stop so that the port is free when stop returns.
     accepting: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The listener of a cluster bound but not yet opened (see [`Cluster::bind`]).
+    parked: Mutex<Option<TcpListener>>,
     /// Bounds the handshakes in progress, so unauthenticated clients cannot exhaust the node.
     handshakes: Arc<tokio::sync::Semaphore>,
 }
@@ -188,6 +190,16 @@ impl Cluster {
     /// Validates `config`, binds the listener, and starts dialing the seeds. Returns once the node accepts
     /// connections; seeds that are unreachable are retried in the background with backoff.
     pub async fn start(config: ClusterConfig) -> Result<Cluster, StartError> {
+        let cluster = Self::bind(config).await?;
+        cluster.open();
+        Ok(cluster)
+    }
+
+    /// Like [`start`](Self::start), but the node neither accepts nor dials until [`open`](Self::open): the
+    /// layers above can install their frame handlers first (they need the node's id and creation to be built),
+    /// so that no peer's frame arrives before there is a handler for it. Peers that dial meanwhile wait in the
+    /// listen backlog.
+    pub async fn bind(config: ClusterConfig) -> Result<Cluster, StartError> {
         let settings = config.validate()?;
         let listener = TcpListener::bind(settings.bind_address())
             .await
@@ -213,16 +225,27 @@ impl Cluster {
             leaving: CancellationToken::new(),
             shutdown: liveness_done,
             accepting: Mutex::new(None),
+            parked: Mutex::new(Some(listener)),
             handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
         });
         liveness_runtime.spawn(liveness(Arc::downgrade(&inner)));
+        tracing::info!(node = %inner.local, creation, "cluster node started");
+        Ok(Cluster { inner })
+    }
+
+    /// Starts accepting connections and dialing the seeds of a cluster made by [`bind`](Self::bind). Does
+    /// nothing if it is already open or stopping.
+    pub fn open(&self) {
+        let inner = &self.inner;
+        let Some(listener) = inner.parked.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        if inner.leaving.is_cancelled() || inner.lock().stopping {
+            return;
+        }
         let accepting = inner.tasks.spawn(accept_loop(inner.clone(), listener));
         *inner.accepting.lock().unwrap_or_else(|p| p.into_inner()) = Some(accepting);
         for seed in inner.settings.seeds().to_vec() {
             inner.dial(seed);
         }
-        tracing::info!(node = %inner.local, creation, "cluster node started");
-        Ok(Cluster { inner })
     }
 
     /// This node's id.
@@ -357,6 +380,8 @@ impl Inner {
 
     /// Waits for the accept loop (stopped by `stop`) to end and release the listener.
     async fn stopped(&self) {
+        // Never opened: its listener is dropped here.
+        drop(self.parked.lock().unwrap_or_else(|p| p.into_inner()).take());
         let accepting = self.accepting.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(accepting) = accepting {
             let _ = accepting.await;

@@ -26,7 +26,8 @@ impl Node {
 
     /// Starts a node with runtime settings (its node name and creation are the cluster's, whatever they say).
     pub async fn start_with(config: ClusterConfig, runtime: RuntimeConfig) -> Result<Node, StartError> {
-        let cluster = Cluster::start(config).await?;
+        // Opened only once every layer has its frame handler: no peer frame can arrive before.
+        let cluster = Cluster::bind(config).await?;
         let runtime = Runtime::with_config(RuntimeConfig {
             node: cluster.local().node_name(),
             creation: cluster.creation(),
@@ -34,6 +35,7 @@ impl Node {
         });
         let registry = GlobalRegistry::start(&runtime, &cluster);
         let remote = Remote::start(&runtime, &cluster, &registry);
+        cluster.open();
         Ok(Node { runtime, cluster, registry, remote })
     }
 
