@@ -26,6 +26,19 @@ impl Node {
 
     /// Starts a node with runtime settings (its node name and creation are the cluster's, whatever they say).
     pub async fn start_with(config: ClusterConfig, runtime: RuntimeConfig) -> Result<Node, StartError> {
+        let node = Self::bind_with(config, runtime).await?;
+        node.open();
+        Ok(node)
+    }
+
+    /// Builds a node whose cluster neither accepts nor dials yet: layers above (an observer service, say) can
+    /// install their frame handlers before any peer frame arrives. [`open`](Self::open) joins the cluster.
+    pub async fn bind(config: ClusterConfig) -> Result<Node, StartError> {
+        Self::bind_with(config, RuntimeConfig::default()).await
+    }
+
+    /// [`bind`](Self::bind) with runtime settings.
+    pub async fn bind_with(config: ClusterConfig, runtime: RuntimeConfig) -> Result<Node, StartError> {
         // Opened only once every layer has its frame handler: no peer frame can arrive before.
         let cluster = Cluster::bind(config).await?;
         let runtime = Runtime::with_config(RuntimeConfig {
@@ -35,8 +48,12 @@ impl Node {
         });
         let registry = GlobalRegistry::start(&runtime, &cluster);
         let remote = Remote::start(&runtime, &cluster, &registry);
-        cluster.open();
         Ok(Node { runtime, cluster, registry, remote })
+    }
+
+    /// Joins the cluster of a node made by [`bind`](Self::bind): accepts connections and dials the seeds.
+    pub fn open(&self) {
+        self.cluster.open();
     }
 
     /// This node's id, `name@host:port`.

@@ -1,0 +1,267 @@
+//! What an observer reports about one node: its user processes, how busy they are, and the node's memory.
+
+use std::time::{Duration, SystemTime};
+
+use noex_core::{Pid, Runtime};
+use noex_core::{ProcessInfo, ProcessKind, ProcessStatus, Strategy};
+
+use crate::memory::{self, MemoryStats};
+
+/// One node at one moment, as [`LocalObserver::snapshot`](crate::LocalObserver::snapshot) sees it. Internal
+/// (system) processes are left out of every list and count but `system_processes`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSnapshot {
+    /// When it was taken.
+    pub timestamp: SystemTime,
+    /// Every user `GenServer`, oldest first.
+    pub servers: Vec<ServerStats>,
+    /// Every user supervisor, oldest first.
+    pub supervisors: Vec<SupervisorStats>,
+    /// Supervisors with their children (nested supervisors nested), then standalone servers.
+    pub tree: Vec<ProcessTreeNode>,
+    /// Servers plus supervisors.
+    pub process_count: u64,
+    /// Calls and casts handled by all servers so far.
+    pub total_messages: u64,
+    /// Restarts performed by all supervisors so far.
+    pub total_restarts: u64,
+    /// Internal processes, counted nowhere else.
+    pub system_processes: u64,
+    /// The node's memory.
+    pub memory: MemoryStats,
+}
+
+/// A `GenServer`'s figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerStats {
+    /// Its pid.
+    pub pid: Pid,
+    /// Its local name, if registered.
+    pub name: Option<String>,
+    /// Where it is in its life.
+    pub status: ProcessStatus,
+    /// Messages waiting in its mailbox.
+    pub mailbox_len: u64,
+    /// Calls and casts handled so far.
+    pub messages_processed: u64,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// How long it has been running, when the snapshot was taken.
+    pub uptime: Duration,
+}
+
+/// A supervisor's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SupervisorStats {
+    /// Its pid.
+    pub pid: Pid,
+    /// Its local name, if registered.
+    pub name: Option<String>,
+    /// Its restart strategy.
+    pub strategy: Strategy,
+    /// Children it currently has.
+    pub child_count: u32,
+    /// Restarts it has performed.
+    pub restarts: u64,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// How long it has been running, when the snapshot was taken.
+    pub uptime: Duration,
+}
+
+/// A process in the supervision tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessTreeNode {
+    /// Its pid.
+    pub pid: Pid,
+    /// Its local name, if registered.
+    pub name: Option<String>,
+    /// Server or supervisor.
+    pub kind: ProcessKind,
+    /// For a supervisor: its children, in the order they started.
+    pub children: Vec<ProcessTreeNode>,
+}
+
+impl NodeSnapshot {
+    /// Takes a snapshot of `runtime`'s processes; `heap` is the heap gauge, if the program has one.
+    pub(crate) fn take(runtime: &Runtime, heap: Option<&'static memory::CountingAllocator>) -> NodeSnapshot {
+        let now = SystemTime::now();
+        let mut processes = runtime.processes();
+        let system_processes = processes.iter().filter(|p| p.system).count() as u64;
+        processes.retain(|p| !p.system && p.status != ProcessStatus::Exited);
+        // Oldest first, pid as the tie-break, so that snapshots list processes in a stable order.
+        processes.sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.pid.id().cmp(&b.pid.id())));
+        let uptime = |p: &ProcessInfo| now.duration_since(p.started_at).unwrap_or_default();
+        let name = |p: &ProcessInfo| p.name.as_deref().map(str::to_owned);
+        let mut servers = Vec::new();
+        let mut supervisors = Vec::new();
+        for p in &processes {
+            match (p.kind, &p.supervisor) {
+                (ProcessKind::Supervisor, Some(stats)) => supervisors.push(SupervisorStats {
+                    pid: p.pid.clone(),
+                    name: name(p),
+                    strategy: stats.strategy,
+                    child_count: stats.child_count,
+                    restarts: stats.restarts,
+                    started_at: p.started_at,
+                    uptime: uptime(p),
+                }),
+                _ => servers.push(ServerStats {
+                    pid: p.pid.clone(),
+                    name: name(p),
+                    status: p.status,
+                    mailbox_len: p.mailbox_len,
+                    messages_processed: p.messages_processed,
+                    started_at: p.started_at,
+                    uptime: uptime(p),
+                }),
+            }
+        }
+        NodeSnapshot {
+            timestamp: now,
+            tree: tree(&processes),
+            process_count: processes.len() as u64,
+            total_messages: servers.iter().map(|s| s.messages_processed).sum(),
+            total_restarts: supervisors.iter().map(|s| s.restarts).sum(),
+            servers,
+            supervisors,
+            system_processes,
+            memory: MemoryStats::now(heap),
+        }
+    }
+}
+
+/// Supervisors that no listed supervisor supervises, each with its subtree, then the servers that no listed
+/// supervisor supervises. `processes` is in start order, which the children keep.
+pub(crate) fn tree(processes: &[ProcessInfo]) -> Vec<ProcessTreeNode> {
+    let is_supervisor = |pid: &Pid| processes.iter().any(|p| &p.pid == pid && p.kind == ProcessKind::Supervisor);
+    let supervised = |p: &ProcessInfo| p.parent.as_ref().is_some_and(is_supervisor);
+    let roots = processes.iter().filter(|p| !supervised(p));
+    let (supervisors, servers): (Vec<_>, Vec<_>) = roots.partition(|p| p.kind == ProcessKind::Supervisor);
+    supervisors.into_iter().chain(servers).map(|p| subtree(p, processes, 0)).collect()
+}
+
+/// Deep enough for any real tree; a cycle (which a runtime cannot make) would stop here.
+const MAX_DEPTH: usize = 64;
+
+fn subtree(process: &ProcessInfo, processes: &[ProcessInfo], depth: usize) -> ProcessTreeNode {
+    let children = if process.kind == ProcessKind::Supervisor && depth < MAX_DEPTH {
+        processes
+            .iter()
+            .filter(|child| child.parent.as_ref() == Some(&process.pid))
+            .map(|child| subtree(child, processes, depth + 1))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ProcessTreeNode {
+        pid: process.pid.clone(),
+        name: process.name.as_deref().map(str::to_owned),
+        kind: process.kind,
+        children,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use noex_core::{
+        ChildSpec, Context, GenServer, ProcessKind, Runtime, StartOptions, Strategy, Supervisor, SupervisorSpec,
+    };
+
+    use super::*;
+
+    struct Worker;
+
+    impl GenServer for Worker {
+        type Call = ();
+        type Reply = ();
+        type Cast = ();
+
+        async fn handle_call(&mut self, (): (), _: &mut Context<Self>) {}
+
+        async fn handle_cast(&mut self, (): (), _: &mut Context<Self>) {}
+    }
+
+    /// A supervisor with two workers and a nested supervisor of one, a standalone server, a system process.
+    async fn node() -> (Runtime, Pid, Pid) {
+        let runtime = Runtime::new();
+        let inner = SupervisorSpec::new(Strategy::OneForAll).child(ChildSpec::worker("deep", || Worker));
+        let spec = SupervisorSpec::new(Strategy::OneForOne)
+            .child(ChildSpec::worker("w1", || Worker).named("w1"))
+            .child(ChildSpec::supervisor("inner", inner))
+            .child(ChildSpec::worker("w2", || Worker));
+        let top = Supervisor::start(&runtime, spec, StartOptions::named("top")).await.unwrap();
+        let alone = runtime.start_with(Worker, StartOptions::default()).await.unwrap();
+        runtime.start_with(Worker, StartOptions { name: None, system: true }).await.unwrap();
+        for _ in 0..3 {
+            alone.cast(());
+        }
+        alone.call(()).await.unwrap();
+        (runtime, top.pid().clone(), alone.pid().clone())
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_counts_user_processes_and_nests_supervisors() {
+        let (runtime, top, alone) = node().await;
+        let snapshot = NodeSnapshot::take(&runtime, None);
+        assert_eq!((snapshot.process_count, snapshot.system_processes), (6, 1));
+        assert_eq!((snapshot.servers.len(), snapshot.supervisors.len()), (4, 2));
+        assert_eq!(snapshot.total_messages, 4, "three casts and a call, all on the standalone server");
+        assert_eq!(snapshot.total_restarts, 0);
+        assert_eq!(snapshot.supervisors[0].name.as_deref(), Some("top"));
+        assert_eq!(snapshot.supervisors[0].child_count, 3);
+
+        let shape: Vec<(ProcessKind, usize)> = snapshot.tree.iter().map(|n| (n.kind, n.children.len())).collect();
+        assert_eq!(shape, [(ProcessKind::Supervisor, 3), (ProcessKind::Server, 0)]);
+        assert_eq!(snapshot.tree[0].pid, top);
+        assert_eq!(snapshot.tree[1].pid, alone);
+        let children = &snapshot.tree[0].children;
+        assert_eq!(children[0].name.as_deref(), Some("w1"));
+        assert_eq!((children[1].kind, children[1].children.len()), (ProcessKind::Supervisor, 1));
+        assert_eq!(children[2].kind, ProcessKind::Server);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_reports_resident_memory_and_heap_only_when_counted() {
+        let runtime = Runtime::new();
+        let snapshot = NodeSnapshot::take(&runtime, None);
+        assert!(snapshot.memory.rss_bytes.is_some_and(|rss| rss > 0), "Linux reports the resident set size");
+        assert_eq!(snapshot.memory.heap_bytes, None);
+        assert_eq!(snapshot.memory.in_use(), snapshot.memory.rss_bytes);
+    }
+
+    #[tokio::test]
+    async fn the_wire_form_round_trips_and_refuses_damage() {
+        use prost::Message;
+
+        let (runtime, _, _) = node().await;
+        let mut snapshot = NodeSnapshot::take(&runtime, None);
+        let encoded = crate::wire::Snapshot::from(&snapshot).encode_to_vec();
+        let decoded = NodeSnapshot::try_from(crate::wire::Snapshot::decode(encoded.as_slice()).unwrap()).unwrap();
+        // Times travel in whole milliseconds.
+        let ms = |t: SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        assert_eq!(ms(decoded.timestamp), ms(snapshot.timestamp));
+        snapshot.timestamp = decoded.timestamp;
+        for (ours, theirs) in snapshot.servers.iter_mut().zip(&decoded.servers) {
+            assert_eq!(ms(ours.started_at), ms(theirs.started_at));
+            (ours.started_at, ours.uptime) = (theirs.started_at, theirs.uptime);
+        }
+        for (ours, theirs) in snapshot.supervisors.iter_mut().zip(&decoded.supervisors) {
+            (ours.started_at, ours.uptime) = (theirs.started_at, theirs.uptime);
+        }
+        assert_eq!(decoded, snapshot);
+
+        // Every truncation either fails to decode or is refused; none panics.
+        for cut in 0..encoded.len() {
+            if let Ok(wire) = crate::wire::Snapshot::decode(&encoded[..cut]) {
+                let _ = NodeSnapshot::try_from(wire);
+            }
+        }
+        // An unknown status is refused, not guessed.
+        let mut damaged = encoded.clone();
+        let status_at = damaged.windows(2).position(|w| w == [0x18, 0x01]).expect("a running server's status");
+        damaged[status_at + 1] = 9;
+        let refused = NodeSnapshot::try_from(crate::wire::Snapshot::decode(damaged.as_slice()).unwrap());
+        assert!(refused.is_err());
+    }
+}
