@@ -1,0 +1,136 @@
+//! `observer-node`: the seed's cluster observer example. A cluster node that runs a `one_for_one` supervisor
+//! with three workers, gives them some work, and prints its own figures, then the whole cluster's (totals and a
+//! per-node breakdown) right away and every `--interval`, with a line for every node that joins, leaves, does
+//! not answer or answers with an error. Ctrl+C leaves the cluster gracefully.
+//!
+//! ```text
+//! cargo run -p observer-node -- --name nodeA --port 4369
+//! cargo run -p observer-node -- --name nodeB --port 4370 --seed nodeA@127.0.0.1:4369
+//! ```
+
+// A program owns its output.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod print;
+mod workers;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use noex_cluster::{ClusterConfig, ClusterEvent, Cookie};
+use noex_observer::{ClusterObserver, ClusterObserverEvent, CountingAllocator, LocalObserver};
+use noex_remote::Node;
+
+use crate::cli::Cli;
+use crate::print::rule;
+
+/// How long processes get to stop when the node shuts down.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the program; `heap` is the program's global allocator, if it counts (see `main.rs`).
+pub fn main(heap: Option<&'static CountingAllocator>) -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!("error: invalid --log filter {:?}: {error}", cli.log);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("Fatal error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli, heap)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Fatal error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Result<()> {
+    println!("{}\n  Cluster Observer Example\n{}\n", rule('='), rule('='));
+    let mut config = ClusterConfig::new(cli.name.clone());
+    config.host = cli.host.clone();
+    config.port = cli.port;
+    config.seeds = cli.seeds.clone();
+    config.cookie = cli.cookie.as_deref().map(Cookie::new);
+    let node = Node::bind(config).await.context("cannot start the node")?;
+    println!("Starting node: {}", node.id());
+    let mut local = LocalObserver::new(node.runtime());
+    if let Some(heap) = heap {
+        local = local.with_heap(heap);
+    }
+    let observer = ClusterObserver::start(local.clone(), node.cluster());
+    // Subscribed before joining: no join goes unprinted.
+    let events = node.cluster().events();
+    node.open();
+    println!("Node ID: {}", node.id());
+    tokio::spawn(print_membership(events));
+
+    println!("\nCreating local processes...");
+    let supervisor = workers::start(node.runtime(), &cli.name, &local).await?;
+    println!("  Created supervisor with 3 workers");
+    println!("  Generated initial activity on workers");
+
+    println!("\n{}\nCluster Observer\n{}", rule('-'), rule('-'));
+    println!("{}", print::local(&local.snapshot()));
+    println!("\n{}\nNode is running. Press Ctrl+C to exit.\n{}", rule('='), rule('='));
+    let polling = observer.start_polling(cli.interval, |event| match event {
+        ClusterObserverEvent::SnapshotUpdate(snapshot) => {
+            println!("\n{}\nCluster Update\n{}{}", rule('-'), rule('-'), print::cluster(&snapshot));
+        }
+        ClusterObserverEvent::NodeTimeout(node) => println!("\n[WARN] Node {node} is not responding"),
+        ClusterObserverEvent::NodeError { node, error } => println!("\n[ERROR] Node {node}: {error}"),
+    });
+
+    stopped().await;
+    println!("\nShutting down...");
+    polling.stop();
+    if let Err(error) = supervisor.stop(STOP_TIMEOUT).await {
+        tracing::warn!(%error, "supervisor did not stop cleanly");
+    }
+    node.shutdown(STOP_TIMEOUT).await;
+    println!("Shutdown complete.");
+    Ok(())
+}
+
+async fn print_membership(mut events: tokio::sync::broadcast::Receiver<ClusterEvent>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(ClusterEvent::NodeUp(info)) => println!("\n[CLUSTER] Node joined: {}", info.node),
+            Ok(ClusterEvent::NodeDown { node, reason }) => println!("\n[CLUSTER] Node left: {} ({reason})", node.node),
+            Err(RecvError::Lagged(missed)) => println!("\n[CLUSTER] ({missed} membership events missed)"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Ctrl+C (SIGINT) or SIGTERM.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "SIGTERM not handled"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
