@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 9] = [
+pub(crate) const ALL: [&str; 11] = [
     "local_call",
     "local_cast",
     "spawn",
@@ -18,6 +18,8 @@ pub(crate) const ALL: [&str; 9] = [
     "remote_call",
     "remote_cast",
     "registry_register",
+    "cluster_snapshot_3",
+    "cluster_snapshot_16",
 ];
 pub(crate) const IDLE_MEMORY_CHILD: &str = "--idle-memory-child";
 
@@ -38,6 +40,8 @@ pub(crate) async fn run(case: &str) -> String {
         "remote_call" => crate::remote_cases::remote_call().await,
         "remote_cast" => crate::remote_cases::remote_cast().await,
         "registry_register" => crate::remote_cases::registry_register().await,
+        "cluster_snapshot_3" => crate::observer_cases::cluster_snapshot(3).await,
+        "cluster_snapshot_16" => crate::observer_cases::cluster_snapshot(16).await,
         _ => unreachable!("main only passes known cases"),
     }
 }

@@ -19,7 +19,7 @@ const CALLS: usize = 20_000;
 const CASTS: usize = 1_000_000;
 const REGISTRATIONS: usize = 500;
 
-fn config(name: &str, seeds: &[&NodeId]) -> ClusterConfig {
+pub(crate) fn config(name: &str, seeds: &[&NodeId]) -> ClusterConfig {
     let mut config = ClusterConfig::new(name);
     config.port = 0;
     config.cookie = Some(Cookie::new("noex-bench"));

@@ -90,6 +90,13 @@ fn invalid(what: impl Into<String>) -> Invalid {
     Invalid(what.into())
 }
 
+impl NodeSnapshot {
+    /// Its size on the wire, in bytes (without the frame around it).
+    pub fn encoded_len(&self) -> usize {
+        prost::Message::encoded_len(&Snapshot::from(self))
+    }
+}
+
 fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
