@@ -215,12 +215,22 @@ impl ClusterObserver {
         interval: Duration,
         handler: impl FnMut(ClusterObserverEvent) + Send + 'static,
     ) -> Polling {
+        self.start_polling_with(interval, DEFAULT_QUERY_TIMEOUT, handler)
+    }
+
+    /// [`start_polling`](Self::start_polling), waiting at most `timeout` for each node in every round.
+    pub fn start_polling_with(
+        &self,
+        interval: Duration,
+        timeout: Duration,
+        handler: impl FnMut(ClusterObserverEvent) + Send + 'static,
+    ) -> Polling {
         let observer = self.clone();
         let handler = Arc::new(Mutex::new(handler));
         Polling::every(interval, move || {
             let (observer, handler) = (observer.clone(), handler.clone());
             async move {
-                let options = SnapshotOptions { use_cache: false, ..SnapshotOptions::default() };
+                let options = SnapshotOptions { use_cache: false, timeout };
                 let snapshot = observer.cluster_snapshot_with(options).await;
                 let mut handler = handler.lock().unwrap_or_else(|p| p.into_inner());
                 for node in &snapshot.nodes {
