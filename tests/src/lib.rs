@@ -1,7 +1,8 @@
 //! Shared support for the workspace-level tests: the layering rule, fixtures for in-process nodes (ephemeral
 //! ports, short timers, a shared test cookie; bare clusters or the whole distribution stack), test servers with
-//! encodable messages, and a pausable TCP proxy for fault injection.
+//! encodable messages, a pausable TCP proxy for fault injection, and apps driven as OS processes.
 
+pub mod apps;
 pub mod cluster;
 pub mod layering;
 pub mod proxy;

@@ -1,0 +1,177 @@
+//! The program's life: start the node, print the cluster's news while the REPL runs commands, and leave the
+//! cluster gracefully on `/quit`, end of input, Ctrl+C or SIGTERM.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use noex_cluster::{ClusterEvent, NodeId};
+use noex_remote::Node;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::app::{App, Flow};
+use crate::cli::Cli;
+use crate::completion::Candidates;
+use crate::counter;
+use crate::messages;
+use crate::output::Output;
+use crate::repl::{Input, Repl};
+use crate::watcher::CounterDown;
+
+/// How long leaving may take: each process gets this long to stop.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the program until the user leaves. Start failures are one line on stderr and exit status 1.
+pub(crate) async fn run(cli: Cli) -> ExitCode {
+    println!("{}", messages::banner());
+    let config = cli.cluster_config();
+    // Installed before anything is printed that a script could wait for, so that no SIGINT finds the default
+    // action (death without leaving the cluster) in place.
+    let mut signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(error) => return fatal(format_args!("cannot handle signals: {error}")),
+    };
+    let node = match Node::start(config.clone()).await {
+        Ok(node) => node,
+        Err(error) => return fatal(error),
+    };
+    let events = node.cluster().events();
+    let (mut repl, output) = Repl::start(candidates(&node)).await;
+    let (app, downs) = match App::start(node.clone(), output.clone()).await {
+        Ok(started) => started,
+        Err(error) => {
+            node.shutdown(SHUTDOWN_TIMEOUT).await;
+            return fatal(format_args!("{error:#}"));
+        }
+    };
+    output.line(messages::started(node.id(), &config.seeds));
+    let news = [
+        tokio::spawn(print_membership(events, node.cluster().connected(), output.clone())),
+        tokio::spawn(print_downs(downs, output.clone())),
+    ];
+
+    loop {
+        let input = tokio::select! {
+            input = repl.next() => input,
+            () = signals.recv() => break,
+        };
+        match input {
+            Input::Line(line) => {
+                let flow = tokio::select! {
+                    flow = app.handle(&line) => flow,
+                    () = signals.recv() => Flow::Quit,
+                };
+                if flow == Flow::Quit {
+                    break;
+                }
+            }
+            Input::Interrupted | Input::Eof => break,
+            Input::Failed(error) => {
+                output.line(format!("Error: cannot read input: {error}"));
+                break;
+            }
+        }
+    }
+
+    output.line("Shutting down...");
+    for task in news {
+        task.abort();
+    }
+    app.stop().await;
+    node.shutdown(SHUTDOWN_TIMEOUT).await;
+    ExitCode::SUCCESS
+}
+
+/// Completion candidates, read from the node at every completion.
+fn candidates(node: &Node) -> Candidates {
+    let registry = node.registry().clone();
+    let counters =
+        move || registry.names().iter().filter_map(|name| counter::counter_name(name)).map(str::to_owned).collect();
+    let (local, cluster) = (node.id().clone(), node.cluster().clone());
+    let nodes = move || {
+        std::iter::once(local.clone())
+            .chain(cluster.connected())
+            .flat_map(|id| [id.name().to_owned(), id.to_string()])
+            .collect()
+    };
+    Candidates { counters: Box::new(counters), nodes: Box::new(nodes) }
+}
+
+/// Prints nodes joining and leaving. `connected` are the nodes already up when `events` was subscribed: each is
+/// announced once, whether it came before the subscription or after.
+async fn print_membership(mut events: broadcast::Receiver<ClusterEvent>, connected: Vec<NodeId>, output: Output) {
+    let mut up: HashSet<NodeId> = HashSet::new();
+    for node in connected {
+        output.line(format!("Node joined: {node}"));
+        up.insert(node);
+    }
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "membership events missed");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let new = match &event {
+            ClusterEvent::NodeUp(info) => up.insert(info.node.clone()),
+            ClusterEvent::NodeDown { node, .. } => {
+                up.remove(&node.node);
+                true
+            }
+        };
+        if new {
+            output.line(messages::cluster_event(&event));
+        }
+    }
+}
+
+async fn print_downs(mut downs: mpsc::UnboundedReceiver<CounterDown>, output: Output) {
+    while let Some(down) = downs.recv().await {
+        output.line(messages::counter_down(&down));
+    }
+}
+
+fn fatal(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("Fatal error: {error}");
+    ExitCode::FAILURE
+}
+
+/// The signals that end the program as `/quit` does: SIGINT (Ctrl+C while no line is being edited, or from
+/// another process) and SIGTERM.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> std::io::Result<Self> {
+        Ok(Signals {})
+    }
+
+    /// The next signal. Cancel safe.
+    #[cfg(unix)]
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `counter-node` end to end: real OS processes with piped stdin, on ephemeral ports, sharing a cookie. The
+//! seed's demo (a counter created on node2, watched from node1, node2 killed or interrupted), and bad input.
+
+use noex_tests::apps::App;
+
+/// The cookie the test nodes share (so no test reads or creates `~/.noex.cookie`).
+const COOKIE: &str = "counter-node-e2e";
+
+/// Starts a node called `name`, seeded with `seeds`; returns it with its node id.
+fn start(name: &str, seeds: &[&str]) -> (App, String) {
+    let mut args = vec!["--name", name, "--port", "0", "--cookie", COOKIE];
+    for seed in seeds {
+        args.extend(["--seed", seed]);
+    }
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-counter-node"));
+    command.args(args).env_remove("RUST_LOG");
+    let mut node = App::start(command);
+    let id = node.expect_prefixed("Starting node: ");
+    node.expect("Type /help for available commands.");
+    (node, id)
+}
+
+/// node1 and node2 (seeded with node1), each seeing the other join; node1 has created `my-counter` on node2,
+/// watches it and has set it to 10.
+fn seed_demo() -> (App, String, App, String) {
+    let (mut node1, id1) = start("node1", &[]);
+    let (mut node2, id2) = start("node2", &[&id1]);
+    node1.expect(&format!("Node joined: {id2}"));
+    node2.expect(&format!("Node joined: {id1}"));
+
+    node1.send_line("/create my-counter on node2");
+    node1.expect(&format!("Creating counter \"my-counter\" on {id2}..."));
+    node1.expect(&format!("Counter \"my-counter\" created on {id2} with value 0."));
+    node1.send_line("/watch my-counter");
+    node1.expect(&format!("Now watching counter \"my-counter\" on {id2}"));
+    node1.send_line("/inc my-counter 10");
+    node1.expect("Counter \"my-counter\" incremented by 10. New value: 10");
+    (node1, id1, node2, id2)
+}
+
+#[test]
+fn the_seed_demo_a_killed_node_takes_its_watched_counter_down() {
+    let (mut node1, _, mut node2, id2) = seed_demo();
+
+    node2.kill();
+    // The two lines come from two sources (the watcher's monitor, the cluster's membership), in either order.
+    node1.expect(&format!("Counter \"my-counter\" on {id2} went DOWN! Reason: noconnection"));
+    node1.expect(&format!("Node left: {id2} (connection_closed)"));
+
+    node1.send_line("/counters");
+    node1.expect("No counters available. Use /create <name> to create one.");
+    node1.send_line("/quit");
+    node1.expect("Shutting down...");
+    assert!(node1.wait().success(), "{}", node1.transcript());
+}
+
+#[test]
+fn an_interrupted_node_leaves_gracefully() {
+    let (mut node1, _, mut node2, id2) = seed_demo();
+
+    node2.interrupt();
+    node2.expect("Shutting down...");
+    assert!(node2.wait().success(), "{}", node2.transcript());
+    node1.expect(&format!("Counter \"my-counter\" on {id2} went DOWN! Reason: noconnection"));
+    node1.expect(&format!("Node left: {id2} (graceful_shutdown)"));
+
+    node1.close_stdin();
+    node1.expect("Shutting down...");
+    assert!(node1.wait().success(), "{}", node1.transcript());
+}
+
+#[test]
+fn bad_input_is_one_line_and_the_node_goes_on() {
+    let (mut node, id) = start("solo", &[]);
+
+    node.send_line("/create x on nowhere");
+    node.expect("Node not found: nowhere. Available nodes:");
+    node.expect(&format!("  - {id}"));
+    node.send_line("/inc x abc");
+    node.expect("Invalid amount: abc (expected an integer)");
+    node.send_line("/frobnicate");
+    node.expect("Unknown command: /frobnicate. Type /help for available commands.");
+    node.send_line("hello");
+    node.expect("Unknown command: hello. Type /help for available commands.");
+    node.send_line("/create");
+    node.expect("Usage: /create <name> [on <node>]");
+    node.send_line("/get x");
+    node.expect("Counter \"x\" not found.");
+
+    // Still serving: a local counter, watched (local counters can be watched too).
+    node.send_line("/create x");
+    node.expect("Counter \"x\" created locally with value 0.");
+    node.send_line("/watch x");
+    node.expect(&format!("Now watching counter \"x\" on {id}"));
+    node.send_line("/quit");
+    node.expect("Shutting down...");
+    assert!(node.wait().success(), "{}", node.transcript());
+    let transcript = node.transcript();
+    assert!(!transcript.contains("panicked"), "{transcript}");
+}
+
+#[test]
+fn a_start_failure_is_one_fatal_line_and_status_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let mut node =
+        App::spawn(env!("CARGO_BIN_EXE_e2e-counter-node"), ["--name", "late", "--port", &port, "--cookie", COOKIE]);
+    let fatal = node.expect_stderr_line(|line| line.starts_with("Fatal error: "), noex_tests::apps::WAIT);
+    assert!(fatal.contains(&port), "{fatal}");
+    assert_eq!(node.wait().code(), Some(1));
+
+    let mut unnamed = App::spawn(env!("CARGO_BIN_EXE_e2e-counter-node"), ["--port", "0"]);
+    unnamed.expect_stderr_line(|line| line.contains("--name"), noex_tests::apps::WAIT);
+    assert_eq!(unnamed.wait().code(), Some(2), "clap's status for bad flags");
+}
