@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod cluster;
 pub mod layering;
+pub mod observer;
 pub mod proxy;
 pub mod remote;
 pub mod servers;
