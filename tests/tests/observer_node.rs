@@ -93,3 +93,19 @@ fn a_bad_flag_is_one_line_and_a_usage_error() {
     let transcript = app.transcript();
     assert!(!transcript.contains("panicked"), "{transcript}");
 }
+
+#[test]
+fn an_observer_node_sees_a_counter_node_and_its_counters() {
+    let counter_program = env!("CARGO_BIN_EXE_e2e-counter-node");
+    let mut counters = App::spawn(counter_program, ["--name", "counters", "--port", "0", "--cookie", "e2e-observer"]);
+    let counters_id = counters.expect_prefixed("Starting node: ");
+    counters.send_line("/create hits");
+    counters.expect("Counter \"hits\" created locally with value 0.");
+    let (mut observer, _) = start("watcher", Some(&counters_id));
+    // The observer's own 4 processes plus the counter (the REPL's watcher is internal, not counted).
+    expect_overview(&mut observer, &["  Total nodes: 2", "  Connected nodes: 2", "  Total processes: 5"]);
+    observer.interrupt();
+    assert!(observer.wait().success());
+    counters.send_line("/quit");
+    assert!(counters.wait().success());
+}

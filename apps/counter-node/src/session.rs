@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use noex_cluster::{ClusterEvent, NodeId};
+use noex_observer::{ClusterObserver, LocalObserver};
 use noex_remote::Node;
 use tokio::sync::{broadcast, mpsc};
 
@@ -31,10 +32,13 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Ok(signals) => signals,
         Err(error) => return fatal(format_args!("cannot handle signals: {error}")),
     };
-    let node = match Node::start(config.clone()).await {
+    // Bound, not yet joined: the behaviours and the observer service are installed before any peer can ask.
+    let node = match Node::bind(config.clone()).await {
         Ok(node) => node,
         Err(error) => return fatal(error),
     };
+    // So that an observer-node in the same cluster sees this node's processes too.
+    let _observer = ClusterObserver::start(LocalObserver::new(node.runtime()), node.cluster());
     let events = node.cluster().events();
     let (mut repl, output) = Repl::start(candidates(&node)).await;
     let (app, downs) = match App::start(node.clone(), output.clone()).await {
@@ -44,6 +48,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
             return fatal(format_args!("{error:#}"));
         }
     };
+    node.open();
     output.line(messages::started(node.id(), &config.seeds));
     let news = [
         tokio::spawn(print_membership(events, node.cluster().connected(), output.clone())),
