@@ -17,24 +17,36 @@ fn start(name: &str, seed: Option<&str>) -> (App, String) {
     (app, id)
 }
 
-/// Waits for a cluster update whose overview has exactly these lines, in order.
+/// The next cluster update the program printed: its lines from `Cluster Overview (...)` to the end of the
+/// per-node breakdown. Lines are read in order, and the lines before the block are used up: expect them first.
+/// (A block is printed at once, so no other line falls inside it.)
 #[track_caller]
-fn expect_overview(app: &mut App, lines: &[&str]) {
-    app.expect_line(|line| line.starts_with("Cluster Overview ("), WAIT);
-    // Later updates repeat the block: skip whole blocks until one matches.
+fn next_update(app: &mut App) -> Vec<String> {
+    while !app.expect_line(|_| true, WAIT).starts_with("Cluster Overview (") {}
+    let mut block = Vec::new();
+    let mut in_breakdown = false;
     loop {
-        let mut matched = true;
-        for expected in lines {
-            let line = app.expect_line(|line| line.starts_with(expected.split(':').next().unwrap()), WAIT);
-            if line != *expected {
-                matched = false;
-                break;
-            }
+        let line = app.expect_line(|_| true, WAIT);
+        if line.is_empty() && in_breakdown {
+            return block;
         }
-        if matched {
-            return;
+        in_breakdown |= line == "Per-node breakdown:";
+        block.push(line);
+    }
+}
+
+/// Waits for a cluster update that holds every one of `lines` (consecutive lines given together must be
+/// consecutive in the update), and returns it.
+#[track_caller]
+fn expect_update(app: &mut App, lines: &[&[&str]]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let block = next_update(app);
+        let holds = |run: &&[&str]| block.windows(run.len()).any(|window| window.iter().eq(run.iter()));
+        if lines.iter().all(holds) {
+            return block;
         }
-        app.expect_line(|line| line.starts_with("Cluster Overview ("), WAIT);
+        assert!(std::time::Instant::now() < deadline, "no update with {lines:?}; the last was {block:#?}");
     }
 }
 
@@ -46,31 +58,31 @@ fn three_nodes_show_the_seed_figures_and_a_killed_one_as_disconnected() {
     a.expect("  Total messages: 30");
     let (mut b, b_id) = start("nodeB", Some(&a_id));
     let (mut c, c_id) = start("nodeC", Some(&a_id));
-    for app in [&mut a, &mut b, &mut c] {
-        expect_overview(
-            app,
-            &[
-                "  Total nodes: 3",
-                "  Connected nodes: 3",
-                "  Total processes: 12",
-                "  Total servers: 9",
-                "  Total supervisors: 3",
-                "  Total messages: 90",
-                "  Total restarts: 0",
-            ],
-        );
-    }
-    a.expect(&format!("  {a_id} (local):"));
+    let totals: &[&str] = &[
+        "  Total nodes: 3",
+        "  Connected nodes: 3",
+        "  Total processes: 12",
+        "  Total servers: 9",
+        "  Total supervisors: 3",
+        "  Total messages: 90",
+        "  Total restarts: 0",
+    ];
+    let local = format!("  {a_id} (local):");
+    let block =
+        expect_update(&mut a, &[totals, &[&local, "    Status: connected", "    Processes: 4", "    Messages: 30"]]);
+    assert!(block.iter().any(|line| line.starts_with("    Memory: ") && line.ends_with(" MB")), "{block:#?}");
+    // Before reading b's updates, which skip what comes before them.
     b.expect(&format!("[CLUSTER] Node joined: {a_id}"));
-    let memory = a.expect_prefixed("    Memory: ");
-    assert!(memory.ends_with(" MB"), "memory is shown in MB: {memory}");
+    for app in [&mut b, &mut c] {
+        expect_update(app, &[totals]);
+    }
 
     c.kill();
+    let lost = format!("  {c_id}:");
     for app in [&mut a, &mut b] {
         app.expect(&format!("[CLUSTER] Node left: {c_id} (connection_closed)"));
-        expect_overview(app, &["  Total nodes: 3", "  Connected nodes: 2", "  Total processes: 8"]);
-        app.expect(&format!("  {c_id}:"));
-        app.expect("    Status: disconnected");
+        let after = ["  Total nodes: 3", "  Connected nodes: 2", "  Total processes: 8"];
+        expect_update(app, &[&after, &[&lost, "    Status: disconnected"]]);
     }
 
     b.interrupt();
@@ -103,7 +115,7 @@ fn an_observer_node_sees_a_counter_node_and_its_counters() {
     counters.expect("Counter \"hits\" created locally with value 0.");
     let (mut observer, _) = start("watcher", Some(&counters_id));
     // The observer's own 4 processes plus the counter (the REPL's watcher is internal, not counted).
-    expect_overview(&mut observer, &["  Total nodes: 2", "  Connected nodes: 2", "  Total processes: 5"]);
+    expect_update(&mut observer, &[&["  Total nodes: 2", "  Connected nodes: 2", "  Total processes: 5"]]);
     observer.interrupt();
     assert!(observer.wait().success());
     counters.send_line("/quit");

@@ -198,3 +198,29 @@ async fn names_registered_on_both_sides_of_a_partition_converge_when_it_heals() 
     assert_eq!(conflict, (on_b.clone(), on_a));
     everywhere(&[a, b], "leader", Some(&on_b)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_started_on_an_already_connected_node_asks_its_peers_for_their_tables() {
+    use noex_core::{Runtime, RuntimeConfig};
+    use noex_registry::GlobalRegistry;
+
+    let a = full_node("a", &[]).await;
+    // `b` joins with no registry: `a`'s full table and its later registration reach nobody there.
+    let b = noex_tests::cluster::node("b", &[a.id()]).await;
+    noex_tests::cluster::wait_connected(&b, 1).await;
+    let early = counter_pid(&a).await;
+    a.registry().register("early", &early).unwrap();
+
+    let runtime = Runtime::with_config(RuntimeConfig {
+        node: b.local().node_name(),
+        creation: b.creation(),
+        ..RuntimeConfig::default()
+    });
+    let registry = GlobalRegistry::start(&runtime, &b);
+    eventually("b learns a's table", || registry.whereis("early") == Some(early.clone())).await;
+    let late = runtime.start(Counter::new(0)).await.unwrap().pid().clone();
+    registry.register("late", &late).unwrap();
+    let a_registry = a.registry().clone();
+    eventually("a learns b's registration", || a_registry.whereis("late") == Some(late.clone())).await;
+    b.shutdown().await;
+}

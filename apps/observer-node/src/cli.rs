@@ -31,15 +31,20 @@ pub(crate) struct Cli {
     pub(crate) log: String,
 }
 
+/// The longest interval accepted: a day (longer ones would overflow the timer, and mean nothing here).
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Bare numbers are seconds; anything else is a duration with units (`humantime`).
 fn parse_interval(text: &str) -> Result<Duration, String> {
     let interval = match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Duration::from_secs_f64(seconds),
-        Ok(_) => return Err("the interval must be positive".into()),
+        Ok(seconds) => Duration::try_from_secs_f64(seconds).map_err(|_| "the interval must be positive".to_owned())?,
         Err(_) => humantime::parse_duration(text).map_err(|e| format!("not a duration ({e})"))?,
     };
     if interval.is_zero() {
         return Err("the interval must be positive".into());
+    }
+    if interval > MAX_INTERVAL {
+        return Err("the interval may be at most a day".into());
     }
     Ok(interval)
 }
@@ -67,6 +72,10 @@ mod tests {
         assert!(parse_interval("0").is_err());
         assert!(parse_interval("-1").is_err());
         assert!(parse_interval("soon").is_err());
+        assert!(parse_interval("1e20").is_err());
+        assert!(parse_interval("NaN").is_err());
+        assert!(parse_interval("inf").is_err());
+        assert!(parse_interval("400days").is_err());
     }
 
     #[test]

@@ -78,7 +78,14 @@ async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Resu
     tokio::spawn(print_membership(events));
 
     println!("\nCreating local processes...");
-    let supervisor = workers::start(node.runtime(), &cli.name, &local).await?;
+    let supervisor = match workers::start(node.runtime(), &cli.name, &local).await {
+        Ok(supervisor) => supervisor,
+        Err(error) => {
+            // Joined already: leave gracefully, so that peers do not take it for a crash.
+            node.shutdown(STOP_TIMEOUT).await;
+            return Err(error.context("cannot start the workers"));
+        }
+    };
     println!("  Created supervisor with 3 workers");
     println!("  Generated initial activity on workers");
 

@@ -229,7 +229,7 @@ impl Cluster {
             handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
         });
         liveness_runtime.spawn(liveness(Arc::downgrade(&inner)));
-        tracing::info!(node = %inner.local, creation, "cluster node started");
+        tracing::info!(node = %inner.local, creation, "cluster node bound");
         Ok(Cluster { inner })
     }
 
@@ -237,12 +237,17 @@ impl Cluster {
     /// nothing if it is already open or stopping.
     pub fn open(&self) {
         let inner = &self.inner;
-        let Some(listener) = inner.parked.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        // Held until the accept loop's handle is stored: a concurrent stop, which takes this lock first, then
+        // either finds the listener still parked or finds the loop to wait for.
+        let mut parked = inner.parked.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(listener) = parked.take() else { return };
         if inner.leaving.is_cancelled() || inner.lock().stopping {
             return;
         }
         let accepting = inner.tasks.spawn(accept_loop(inner.clone(), listener));
         *inner.accepting.lock().unwrap_or_else(|p| p.into_inner()) = Some(accepting);
+        drop(parked);
+        tracing::info!(node = %inner.local, "cluster node open");
         for seed in inner.settings.seeds().to_vec() {
             inner.dial(seed);
         }
@@ -380,8 +385,9 @@ impl Inner {
 
     /// Waits for the accept loop (stopped by `stop`) to end and release the listener.
     async fn stopped(&self) {
-        // Never opened: its listener is dropped here.
-        drop(self.parked.lock().unwrap_or_else(|p| p.into_inner()).take());
+        // Never opened: its listener is dropped here. Taken before `accepting`, under the lock `open` holds.
+        let parked = self.parked.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(parked);
         let accepting = self.accepting.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(accepting) = accepting {
             let _ = accepting.await;

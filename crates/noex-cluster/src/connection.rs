@@ -89,13 +89,19 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
                 }
             };
             if connection.close.is_cancelled() {
-                break 'read DownReason::ConnectionClosed; // declared down meanwhile: deliver nothing more
+                // Closed meanwhile (failed, replaced, or we are stopping): deliver nothing more. (A heartbeat
+                // timeout reports the node down just before it closes, so a frame may still follow `node_down`;
+                // `FrameHandler::node_down` says so.)
+                break 'read DownReason::ConnectionClosed;
             }
             if let Some(reason) = handle(&inner, &mut handlers, peer, decoded) {
                 break 'read reason;
             }
         }
-        if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
+        // Room for many small frames per read. Not while a large frame is half read: the codec has reserved
+        // exactly what it lacks, and topping up would copy the whole frame into a larger buffer.
+        let free = buffer.capacity() - buffer.len();
+        if free == 0 || (buffer.len() <= READ_CHUNK && free < READ_CHUNK / 4) {
             buffer.reserve(READ_CHUNK);
         }
         let read = tokio::select! {

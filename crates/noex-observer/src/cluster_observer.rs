@@ -82,12 +82,13 @@ impl Aggregated {
         for snapshot in
             nodes.iter().filter(|n| n.status == ObservedStatus::Connected).filter_map(|n| n.snapshot.as_ref())
         {
+            // Saturating: the figures come from other nodes, which may be wrong or hostile.
             totals.connected_nodes += 1;
-            totals.processes += snapshot.process_count;
-            totals.servers += snapshot.servers.len() as u64;
-            totals.supervisors += snapshot.supervisors.len() as u64;
-            totals.messages += snapshot.total_messages;
-            totals.restarts += snapshot.total_restarts;
+            totals.processes = totals.processes.saturating_add(snapshot.process_count);
+            totals.servers = totals.servers.saturating_add(snapshot.servers.len() as u64);
+            totals.supervisors = totals.supervisors.saturating_add(snapshot.supervisors.len() as u64);
+            totals.messages = totals.messages.saturating_add(snapshot.total_messages);
+            totals.restarts = totals.restarts.saturating_add(snapshot.total_restarts);
         }
         totals
     }
@@ -138,7 +139,8 @@ pub enum ClusterObserverEvent {
 }
 
 /// The cluster-wide observer of one node. Starting it also starts this node's observer service, which answers
-/// other nodes' queries: every node to be observed must start one. Cheap to clone.
+/// other nodes' queries for as long as the cluster runs: every node to be observed must start one, and only
+/// one (a second replaces the first's service, whose queries then go unanswered). Cheap to clone.
 #[derive(Clone)]
 pub struct ClusterObserver {
     inner: Arc<Inner>,
@@ -164,7 +166,7 @@ impl ClusterObserver {
     pub fn start(local: LocalObserver, cluster: &Cluster) -> ClusterObserver {
         let inner =
             Arc::new(Inner { local, cluster: cluster.clone(), queries: Queries::new(), cache: Mutex::default() });
-        cluster.set_handler(FrameKind::Observer, Service { observer: Arc::downgrade(&inner) });
+        cluster.set_handler(FrameKind::Observer, Service { observer: inner.clone() });
         ClusterObserver { inner }
     }
 
@@ -189,8 +191,10 @@ impl ClusterObserver {
                 return snapshot.clone();
             }
         }
+        // Aged from when it was asked for: a round that waited for a slow node is not served as fresh.
+        let asked = Instant::now();
         let snapshot = Arc::new(self.take(options.timeout).await);
-        *self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), snapshot.clone()));
+        *self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((asked, snapshot.clone()));
         snapshot
     }
 

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::time::MissedTickBehavior;
 
 /// A running poller. Stops when [`stop`](Self::stop) is called or the handle is dropped.
@@ -25,7 +26,10 @@ impl Polling {
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                poll().await;
+                // A panicking handler loses its round, not the poller.
+                if std::panic::AssertUnwindSafe(poll()).catch_unwind().await.is_err() {
+                    tracing::error!("a polling round panicked; polling goes on");
+                }
             }
         });
         Polling { task }

@@ -1,5 +1,6 @@
 //! What an observer reports about one node: its user processes, how busy they are, and the node's memory.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use noex_core::{Pid, Runtime};
@@ -87,8 +88,9 @@ impl NodeSnapshot {
     pub(crate) fn take(runtime: &Runtime, heap: Option<&'static memory::CountingAllocator>) -> NodeSnapshot {
         let now = SystemTime::now();
         let mut processes = runtime.processes();
+        processes.retain(|p| p.status != ProcessStatus::Exited);
         let system_processes = processes.iter().filter(|p| p.system).count() as u64;
-        processes.retain(|p| !p.system && p.status != ProcessStatus::Exited);
+        processes.retain(|p| !p.system);
         // Oldest first, pid as the tie-break, so that snapshots list processes in a stable order.
         processes.sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.pid.id().cmp(&b.pid.id())));
         let uptime = |p: &ProcessInfo| now.duration_since(p.started_at).unwrap_or_default();
@@ -132,33 +134,52 @@ impl NodeSnapshot {
 }
 
 /// Supervisors that no listed supervisor supervises, each with its subtree, then the servers that no listed
-/// supervisor supervises. `processes` is in start order, which the children keep.
+/// supervisor supervises. `processes` is in start order, which the children keep. Linear in the number of
+/// processes (a node may have many, and peers ask often).
 pub(crate) fn tree(processes: &[ProcessInfo]) -> Vec<ProcessTreeNode> {
-    let is_supervisor = |pid: &Pid| processes.iter().any(|p| &p.pid == pid && p.kind == ProcessKind::Supervisor);
-    let supervised = |p: &ProcessInfo| p.parent.as_ref().is_some_and(is_supervisor);
-    let roots = processes.iter().filter(|p| !supervised(p));
-    let (supervisors, servers): (Vec<_>, Vec<_>) = roots.partition(|p| p.kind == ProcessKind::Supervisor);
-    supervisors.into_iter().chain(servers).map(|p| subtree(p, processes, 0)).collect()
+    let supervisors: HashSet<&Pid> =
+        processes.iter().filter(|p| p.kind == ProcessKind::Supervisor).map(|p| &p.pid).collect();
+    let mut children: HashMap<&Pid, Vec<&ProcessInfo>> = HashMap::new();
+    let mut roots = Vec::new();
+    for process in processes {
+        match process.parent.as_ref().filter(|parent| supervisors.contains(parent)) {
+            Some(parent) => children.entry(parent).or_default().push(process),
+            None => roots.push(process),
+        }
+    }
+    let (supervisor_roots, server_roots): (Vec<_>, Vec<_>) =
+        roots.into_iter().partition(|p| p.kind == ProcessKind::Supervisor);
+    supervisor_roots.into_iter().chain(server_roots).map(|p| subtree(p, &children, 0)).collect()
 }
 
 /// Deep enough for any real tree; a cycle (which a runtime cannot make) would stop here.
 const MAX_DEPTH: usize = 64;
 
-fn subtree(process: &ProcessInfo, processes: &[ProcessInfo], depth: usize) -> ProcessTreeNode {
-    let children = if process.kind == ProcessKind::Supervisor && depth < MAX_DEPTH {
-        processes
-            .iter()
-            .filter(|child| child.parent.as_ref() == Some(&process.pid))
-            .map(|child| subtree(child, processes, depth + 1))
-            .collect()
-    } else {
-        Vec::new()
+fn subtree(process: &ProcessInfo, children: &HashMap<&Pid, Vec<&ProcessInfo>>, depth: usize) -> ProcessTreeNode {
+    let own = match children.get(&process.pid) {
+        Some(own) if depth < MAX_DEPTH => own.iter().map(|child| subtree(child, children, depth + 1)).collect(),
+        _ => Vec::new(),
     };
     ProcessTreeNode {
         pid: process.pid.clone(),
         name: process.name.as_deref().map(str::to_owned),
         kind: process.kind,
-        children,
+        children: own,
+    }
+}
+
+impl NodeSnapshot {
+    /// Every pid the snapshot mentions (lists and tree).
+    pub(crate) fn pids(&self) -> impl Iterator<Item = &Pid> {
+        fn walk<'a>(nodes: &'a [ProcessTreeNode], into: &mut Vec<&'a Pid>) {
+            for node in nodes {
+                into.push(&node.pid);
+                walk(&node.children, into);
+            }
+        }
+        let mut in_tree = Vec::new();
+        walk(&self.tree, &mut in_tree);
+        self.servers.iter().map(|s| &s.pid).chain(self.supervisors.iter().map(|s| &s.pid)).chain(in_tree)
     }
 }
 

@@ -31,6 +31,9 @@ pub(crate) struct Snapshot {
     rss_bytes: Option<u64>,
     #[prost(uint64, optional, tag = "10")]
     heap_bytes: Option<u64>,
+    /// Set (and the rest left empty) when the node could not give its snapshot.
+    #[prost(string, tag = "11")]
+    pub(crate) error: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -88,6 +91,13 @@ pub(crate) struct Invalid(String);
 
 fn invalid(what: impl Into<String>) -> Invalid {
     Invalid(what.into())
+}
+
+impl Snapshot {
+    /// The answer of a node that cannot give its snapshot.
+    pub(crate) fn failed(error: String) -> Snapshot {
+        Snapshot { error, ..Snapshot::default() }
+    }
 }
 
 impl NodeSnapshot {
@@ -196,6 +206,7 @@ impl From<&NodeSnapshot> for Snapshot {
             system_processes: s.system_processes,
             rss_bytes: s.memory.rss_bytes,
             heap_bytes: s.memory.heap_bytes,
+            error: String::new(),
         }
     }
 }

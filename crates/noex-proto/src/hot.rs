@@ -17,6 +17,9 @@ const CALL: u32 = 20;
 const REPLY: u32 = 21;
 const CAST: u32 = 22;
 
+/// The largest protobuf field number.
+const MAX_TAG: u64 = (1 << 29) - 1;
+
 /// Length of a length-delimited field with tag < 16 (one key byte) and a body of `len` bytes.
 fn delimited(len: usize) -> usize {
     1 + encoded_len_varint(len as u64) + len
@@ -223,9 +226,10 @@ impl<'a> Reader<'a> {
     #[inline]
     fn key(&mut self, field: &'static str) -> Result<(u32, WireType), ProtoError> {
         let key = self.varint(field)?;
+        // Field numbers are 1 ..= 2^29 - 1; anything else goes the slow way and is refused there.
         match (key & 7, key >> 3) {
-            (0, tag @ 1..) => Ok((tag as u32, WireType::Varint)),
-            (2, tag @ 1..) => Ok((tag as u32, WireType::LengthDelimited)),
+            (0, tag @ 1..=MAX_TAG) => Ok((tag as u32, WireType::Varint)),
+            (2, tag @ 1..=MAX_TAG) => Ok((tag as u32, WireType::LengthDelimited)),
             _ => Self::other_key(key, field),
         }
     }
@@ -233,7 +237,11 @@ impl<'a> Reader<'a> {
     #[cold]
     fn other_key(key: u64, field: &'static str) -> Result<(u32, WireType), ProtoError> {
         let wire_type = WireType::try_from(key & 7).map_err(|e| invalid(field, e))?;
-        let tag = u32::try_from(key >> 3).ok().filter(|tag| *tag > 0).ok_or_else(|| invalid(field, "bad tag"))?;
+        let tag = key >> 3;
+        if !(1..=MAX_TAG).contains(&tag) {
+            return Err(invalid(field, "bad tag"));
+        }
+        let tag = tag as u32;
         Ok((tag, wire_type))
     }
 
