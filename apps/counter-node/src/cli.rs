@@ -28,7 +28,7 @@ pub(crate) struct Cli {
     pub(crate) cookie: Option<String>,
 
     /// What to log to stderr, as a tracing filter (e.g. "info", "noex_cluster=debug") [default: $RUST_LOG, else
-    /// "warn"]
+    /// "error"]
     #[arg(long, value_name = "FILTER", value_parser = log_filter)]
     pub(crate) log: Option<String>,
 }
@@ -44,12 +44,13 @@ impl Cli {
         config
     }
 
-    /// The tracing filter: `--log`, else `RUST_LOG`, else warnings and errors only (the REPL owns the terminal).
+    /// The tracing filter: `--log`, else `RUST_LOG`, else errors only (the REPL owns the terminal, and log lines
+    /// go to stderr, past the line editor).
     pub(crate) fn log_filter(&self) -> tracing_subscriber::EnvFilter {
         let configured = self.log.clone().or_else(|| std::env::var("RUST_LOG").ok());
         configured
             .and_then(|filter| tracing_subscriber::EnvFilter::try_new(filter).ok())
-            .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn"))
+            .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("error"))
     }
 }
 

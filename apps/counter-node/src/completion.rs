@@ -23,7 +23,8 @@ pub(crate) struct Candidates {
 /// The completions of the word that ends at `pos` in `line`: where that word starts, and what may replace it.
 pub(crate) fn complete(line: &str, pos: usize, candidates: &Candidates) -> (usize, Vec<String>) {
     let Some(before) = line.get(..pos) else { return (pos, Vec::new()) };
-    let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    // After the last whitespace character, whatever its width in bytes (a no-break space is two).
+    let start = before.char_indices().rev().find(|(_, c)| c.is_whitespace()).map_or(0, |(i, c)| i + c.len_utf8());
     let word = &before[start..];
     let previous: Vec<&str> = before[..start].split_whitespace().collect();
     let offered: Vec<String> = match previous[..] {
@@ -116,5 +117,12 @@ mod tests {
         assert_eq!(complete("/inc h 5", 6, &candidates()), (5, vec!["hits".into()]));
         assert_eq!(at_end("/inc é"), (5, vec![]));
         assert_eq!(complete("/inc é", 6, &candidates()), (6, vec![]), "not a char boundary");
+    }
+
+    #[test]
+    fn wide_whitespace_is_a_separator_not_a_panic() {
+        // A no-break space (two bytes) and an ideographic space (three).
+        assert_eq!(at_end("/inc\u{a0}h"), (6, vec!["hits".into()]));
+        assert_eq!(at_end("/inc\u{3000}"), (7, vec!["hits".into(), "misses".into(), "my-counter".into()]));
     }
 }

@@ -5,6 +5,7 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Local};
 use noex_cluster::{ClusterEvent, NodeId, NodeStatus};
+use noex_core::Pid;
 
 use crate::command::Direction;
 use crate::counter::CounterInfo;
@@ -37,6 +38,11 @@ pub(crate) fn cluster_event(event: &ClusterEvent) -> String {
 /// A watched counter ended.
 pub(crate) fn counter_down(down: &CounterDown) -> String {
     format!("Counter \"{}\" on {} went DOWN! Reason: {}", down.name, down.pid.node(), down.reason.kind())
+}
+
+/// Two nodes created a counter of one name at the same moment: the cluster kept one.
+pub(crate) fn conflict(name: &str, winner: &Pid) -> String {
+    format!("Counter \"{name}\" was created on two nodes at once; the one on {} was kept.", winner.node())
 }
 
 /// `/create` of a name that is taken.

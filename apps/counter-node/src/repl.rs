@@ -1,10 +1,10 @@
 //! The REPL's input: rustyline on its own OS thread, one line at a time, handed to the async side.
 //!
 //! The thread reads a line only when the async side asks for one ([`Repl::next`]), so a command's output is
-//! printed before the next prompt, and the terminal is back in its normal mode whenever the program is not
-//! waiting for input (it can exit at any such moment without leaving the terminal raw). With a terminal on both
-//! stdin and stdout, lines printed meanwhile go through rustyline's external printer, above the prompt being
-//! edited. Otherwise (piped input) rustyline reads plain lines and no prompt is shown.
+//! printed before the next prompt. With a terminal on stdin, lines printed meanwhile go through rustyline's
+//! external printer, above the prompt being edited; the terminal's settings are saved at start and restored at
+//! exit, since a signal can end the program while a line is being edited (raw mode). Otherwise (piped input)
+//! rustyline reads plain lines and no prompt is shown.
 
 use std::io::{BufRead, IsTerminal};
 use std::sync::mpsc as sync_mpsc;
@@ -27,6 +27,8 @@ pub(crate) enum Input {
     Interrupted,
     /// Closed the input (Ctrl+D, or the end of piped input).
     Eof,
+    /// Typed something that is not text (invalid UTF-8); the next line may be fine.
+    Unreadable(String),
     /// The input could not be read.
     Failed(String),
 }
@@ -37,6 +39,8 @@ pub(crate) struct Repl {
     inputs: mpsc::UnboundedReceiver<Input>,
     /// A line was asked for and has not been returned yet.
     asked: bool,
+    /// The terminal's settings before the line editor touched them.
+    terminal: Option<terminal::Saved>,
 }
 
 impl Repl {
@@ -56,7 +60,15 @@ impl Repl {
                 Output::stdout()
             }
         };
-        (Repl { wanted, inputs, asked: false }, output)
+        (Repl { wanted, inputs, asked: false, terminal: terminal::save() }, output)
+    }
+
+    /// Puts the terminal back as it was before the program started: the program may exit while the reader
+    /// thread is still editing a line (after a signal), with the terminal in raw mode.
+    pub(crate) fn restore_terminal(&self) {
+        if let Some(saved) = &self.terminal {
+            saved.restore();
+        }
     }
 
     /// Reads the next input. Cancel safe: a line read after the future was dropped is returned by the next call.
@@ -106,9 +118,12 @@ fn read_lines(
             Ok(line) => Input::Line(line),
             Err(ReadlineError::Interrupted) => Input::Interrupted,
             Err(ReadlineError::Eof) => Input::Eof,
+            Err(ReadlineError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
+                Input::Unreadable(error.to_string())
+            }
             Err(error) => Input::Failed(error.to_string()),
         };
-        let last = !matches!(input, Input::Line(_));
+        let last = !matches!(input, Input::Line(_) | Input::Unreadable(_));
         if inputs.send(input).is_err() || last {
             return;
         }
@@ -120,12 +135,51 @@ fn read_plain_lines(wanted: &sync_mpsc::Receiver<()>, inputs: &mpsc::UnboundedSe
     while wanted.recv().is_ok() {
         let input = match lines.next() {
             Some(Ok(line)) => Input::Line(line),
+            Some(Err(error)) if error.kind() == std::io::ErrorKind::InvalidData => Input::Unreadable(error.to_string()),
             Some(Err(error)) => Input::Failed(error.to_string()),
             None => Input::Eof,
         };
-        let last = !matches!(input, Input::Line(_));
+        let last = !matches!(input, Input::Line(_) | Input::Unreadable(_));
         if inputs.send(input).is_err() || last {
             return;
+        }
+    }
+}
+
+/// Saving and restoring the terminal's settings.
+mod terminal {
+    /// The settings of the terminal on stdin, as they were.
+    pub(crate) struct Saved {
+        #[cfg(unix)]
+        termios: nix::sys::termios::Termios,
+    }
+
+    /// The current settings, if stdin is a terminal.
+    pub(crate) fn save() -> Option<Saved> {
+        #[cfg(unix)]
+        {
+            use std::io::IsTerminal;
+            if !std::io::stdin().is_terminal() {
+                return None;
+            }
+            nix::sys::termios::tcgetattr(std::io::stdin()).ok().map(|termios| Saved { termios })
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
+    impl Saved {
+        /// Puts them back, and turns off bracketed paste, which the line editor turns on.
+        pub(crate) fn restore(&self) {
+            #[cfg(unix)]
+            {
+                use nix::sys::termios::{SetArg, tcsetattr};
+                use std::io::Write;
+                let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &self.termios);
+                let mut stdout = std::io::stdout();
+                let _ = stdout.write_all(b"\x1b[?2004l");
+                let _ = stdout.flush();
+            }
         }
     }
 }

@@ -2,11 +2,13 @@
 //! cluster gracefully on `/quit`, end of input, Ctrl+C or SIGTERM.
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use noex_cluster::{ClusterEvent, NodeId};
 use noex_observer::{ClusterObserver, LocalObserver};
+use noex_registry::RegistryEvent;
 use noex_remote::Node;
 use tokio::sync::{broadcast, mpsc};
 
@@ -24,7 +26,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the program until the user leaves. Start failures are one line on stderr and exit status 1.
 pub(crate) async fn run(cli: Cli) -> ExitCode {
-    println!("{}", messages::banner());
+    crate::output::print_stdout(&messages::banner());
     let config = cli.cluster_config();
     // Installed before anything is printed that a script could wait for, so that no SIGINT finds the default
     // action (death without leaving the cluster) in place.
@@ -53,6 +55,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
     let news = [
         tokio::spawn(print_membership(events, node.cluster().connected(), output.clone())),
         tokio::spawn(print_downs(downs, output.clone())),
+        tokio::spawn(print_conflicts(node.registry().events(), output.clone())),
     ];
 
     loop {
@@ -71,6 +74,8 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
                 }
             }
             Input::Interrupted | Input::Eof => break,
+            // A line that is not text (invalid UTF-8, say) is bad input, not the end of the session.
+            Input::Unreadable(error) => output.line(format!("Error: unreadable input: {error}")),
             Input::Failed(error) => {
                 output.line(format!("Error: cannot read input: {error}"));
                 break;
@@ -84,6 +89,8 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
     }
     app.stop().await;
     node.shutdown(SHUTDOWN_TIMEOUT).await;
+    output.flush(Duration::from_secs(1));
+    repl.restore_terminal();
     ExitCode::SUCCESS
 }
 
@@ -132,6 +139,21 @@ async fn print_membership(mut events: broadcast::Receiver<ClusterEvent>, connect
     }
 }
 
+/// Says which counter the cluster kept when two nodes created one name at once (the other was stopped).
+async fn print_conflicts(mut events: broadcast::Receiver<RegistryEvent>, output: Output) {
+    loop {
+        match events.recv().await {
+            Ok(RegistryEvent::ConflictResolved { name, winner, .. }) => {
+                if let Some(counter) = counter::counter_name(&name) {
+                    output.line(messages::conflict(counter, &winner));
+                }
+            }
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
 async fn print_downs(mut downs: mpsc::UnboundedReceiver<CounterDown>, output: Output) {
     while let Some(down) = downs.recv().await {
         output.line(messages::counter_down(&down));
@@ -139,7 +161,7 @@ async fn print_downs(mut downs: mpsc::UnboundedReceiver<CounterDown>, output: Ou
 }
 
 fn fatal(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("Fatal error: {error}");
+    let _ = writeln!(std::io::stderr(), "Fatal error: {error}");
     ExitCode::FAILURE
 }
 
