@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// traffic, which waits a network round trip between frames, stays below it and keeps the direct write.
 const STREAMING: Duration = Duration::from_micros(10);
 
+/// Buffers up to this size are always kept for reuse once written; larger ones only while a burst lasts.
+const MAX_SPARE: usize = 4 << 20;
+
 /// Why a frame was not queued.
 pub(crate) enum Refused {
     Closed,
@@ -37,6 +40,9 @@ pub(crate) struct Outbound {
 
 struct Pending {
     buffer: BytesMut,
+    /// The allocation of the last chunk written, cleared, for `buffer` to take next time: two buffers take
+    /// turns, so a stream of frames allocates (and page-faults) nothing once they are large enough.
+    spare: BytesMut,
     codec: FrameCodec,
     /// The writer task is draining: senders must append, not write.
     writer_owns: bool,
@@ -63,6 +69,7 @@ impl Outbound {
             socket,
             state: Mutex::new(Pending {
                 buffer: BytesMut::new(),
+                spare: BytesMut::new(),
                 codec: FrameCodec::with_limit(max_frame),
                 writer_owns: false,
                 writing: false,
@@ -190,8 +197,10 @@ impl Outbound {
                 // sender may write to the socket directly while this chunk is on its way.
                 pending.writer_owns = true;
                 pending.writing = true;
-                pending.buffer.split()
+                let spare = std::mem::take(&mut pending.spare);
+                std::mem::replace(&mut pending.buffer, spare)
             };
+            let written = chunk.len();
             let wrote = loop {
                 match self.socket.try_write(&chunk) {
                     Ok(n) => {
@@ -210,11 +219,11 @@ impl Outbound {
                 pending.last_write = Instant::now();
                 match wrote {
                     Wrote::All => {
-                        // Nothing was appended meanwhile: keep the written chunk's allocation as the buffer
-                        // (fresh allocations cost page faults on every burst).
-                        if pending.buffer.is_empty() {
+                        // Kept for the next turn while it is needed: a large one goes once a write uses little of
+                        // it (the burst is over), and memory with it.
+                        if chunk.capacity() <= MAX_SPARE || written > chunk.capacity() / 8 {
                             chunk.clear();
-                            pending.buffer = chunk;
+                            pending.spare = chunk;
                         }
                         continue;
                     }
@@ -223,8 +232,13 @@ impl Outbound {
                         return false;
                     }
                     Wrote::Blocked => {
-                        chunk.unsplit(std::mem::take(&mut pending.buffer));
-                        pending.buffer = chunk;
+                        // What is left goes back in front of what was appended meanwhile.
+                        let mut appended = std::mem::replace(&mut pending.buffer, chunk);
+                        pending.buffer.extend_from_slice(&appended);
+                        appended.clear();
+                        if appended.capacity() <= MAX_SPARE {
+                            pending.spare = appended;
+                        }
                     }
                 }
             }

@@ -22,6 +22,8 @@ pub struct Context<S: GenServer> {
     runtime: Runtime,
     cell: Arc<ServerCell<S>>,
     pub(crate) batch: VecDeque<Envelope<S>>,
+    /// How many messages the last batch held (to tell a burst that is over from one that goes on).
+    last_batch: usize,
     pub(crate) in_flight: Option<ReplyTo<S::Reply>>,
     state: ProcessState,
 }
@@ -75,6 +77,7 @@ impl<S: GenServer> Context<S> {
             runtime,
             cell,
             batch: VecDeque::new(),
+            last_batch: 0,
             in_flight: None,
             state: ProcessState {
                 monitors: Vec::new(),
@@ -266,13 +269,16 @@ impl<S: GenServer> Context<S> {
     }
 
     pub(crate) async fn next_batch(&mut self) -> Batch {
-        if self.batch.capacity() > 4096 {
-            // Do not keep a burst's buffer forever.
+        // Do not keep a burst's buffer forever, but keep it while the burst lasts: a stream of messages would
+        // otherwise regrow (and page-fault) a fresh queue for every batch.
+        if self.batch.capacity() > 4096 && self.last_batch < self.batch.capacity() / 8 {
             self.batch = VecDeque::new();
         }
         let mailbox = &self.cell.mailbox;
         let batch = &mut self.batch;
-        poll_fn(|cx| mailbox.poll_batch(cx, batch)).await
+        let polled = poll_fn(|cx| mailbox.poll_batch(cx, batch)).await;
+        self.last_batch = self.batch.len();
+        polled
     }
 
     pub(crate) fn system_signal(&mut self, signal: Signal) -> SignalOutcome {
