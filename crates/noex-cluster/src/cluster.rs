@@ -16,107 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::connect::{self, Admission};
 use crate::connection::{self, Connection};
 use crate::event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
-use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer};
-use crate::outbound::{Outbound, Refused};
+use crate::handshake::Peer;
+use crate::outbound::Outbound;
+use crate::routing::{FrameHandler, FrameKind, HandlerCache, Handlers, NodeSender, SendError, send_error};
 use crate::{ClusterConfig, StartError};
-
-/// Receives the frames of one kind that arrive from other nodes (process traffic, registry, observer), and the
-/// membership changes that frame those frames.
-///
-/// `handle` is called on the connection's reader task, in arrival order per peer: it must not block (hand the
-/// frame on). `node_up` and `node_down` are called synchronously, under the cluster's membership lock, so that
-/// every layer sees them in order with the frames: `node_up` before the first frame of the new connection,
-/// `node_down` when the connection is no longer current (and for every peer when this node stops). They must be
-/// quick, and must not call back into the [`Cluster`] (that would deadlock): queue work for a task instead.
-pub trait FrameHandler: Send + Sync + 'static {
-    /// One frame from `from`.
-    fn handle(&self, from: &NodeId, frame: Frame);
-
-    /// `node` is connected (again); frames from it follow.
-    fn node_up(&self, node: &NodeInfo) {
-        let _ = node;
-    }
-
-    /// `node` is no longer connected: fail what waits for it. Frames it sent before may still be dispatched.
-    fn node_down(&self, node: &NodeInfo, reason: DownReason) {
-        let _ = (node, reason);
-    }
-}
-
-impl<F: Fn(&NodeId, Frame) + Send + Sync + 'static> FrameHandler for F {
-    fn handle(&self, from: &NodeId, frame: Frame) {
-        self(from, frame)
-    }
-}
-
-/// The kinds of traffic a layer above can take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrameKind {
-    /// Calls, casts, replies, spawns, monitors and links.
-    Process = 0,
-    /// Global registry sync.
-    Registry = 1,
-    /// Observer queries and replies.
-    Observer = 2,
-}
-
-/// Why a frame could not be queued for a node.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError {
-    /// The node is not connected.
-    #[error("node {0} is not connected")]
-    NotConnected(NodeId),
-    /// The node's outbound queue is full (it is not reading fast enough); the frame was not queued.
-    #[error("outbound queue to {0} is full")]
-    QueueFull(NodeId),
-    /// The frame is larger than the frame limit; it was not sent.
-    #[error("frame of {len} bytes exceeds the limit of {limit}")]
-    TooLarge {
-        /// The frame's encoded size.
-        len: usize,
-        /// The limit.
-        limit: usize,
-    },
-}
-
-/// Sends to one node over one connection; see [`Cluster::sender`]. Cheap to clone.
-#[derive(Clone)]
-pub struct NodeSender {
-    node: NodeId,
-    outbound: Arc<Outbound>,
-}
-
-impl NodeSender {
-    /// The node this handle sends to.
-    pub fn node(&self) -> &NodeId {
-        &self.node
-    }
-
-    /// Queues `frame`, in order with everything else sent to this node; never waits.
-    pub fn send(&self, frame: Frame) -> Result<(), SendError> {
-        self.outbound.send(frame).map_err(|refused| send_error(refused, &self.node))
-    }
-
-    /// Whether this handle's connection is gone (take a new handle from [`Cluster::sender`]).
-    pub fn is_closed(&self) -> bool {
-        self.outbound.is_closed()
-    }
-}
-
-impl std::fmt::Debug for NodeSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "NodeSender({})", self.node)
-    }
-}
-
-fn send_error(refused: Refused, node: &NodeId) -> SendError {
-    match refused {
-        Refused::Full => SendError::QueueFull(node.clone()),
-        Refused::Closed => SendError::NotConnected(node.clone()),
-        Refused::TooLarge { len, limit } => SendError::TooLarge { len, limit },
-    }
-}
 
 /// One node's view of the cluster. Cheap to clone.
 #[derive(Clone)]
@@ -124,62 +27,52 @@ pub struct Cluster {
     inner: Arc<Inner>,
 }
 
-type Handlers = [Option<Arc<dyn FrameHandler>>; 3];
-
-/// A connection reader's copy of the frame handlers, refreshed when they change: a frame costs one atomic load
-/// instead of a lock and a reference count.
-#[derive(Default)]
-pub(crate) struct HandlerCache {
-    version: Option<u64>,
-    handlers: Handlers,
-}
-
 pub(crate) struct Inner {
-    local: NodeId,
+    pub(crate) local: NodeId,
     listening: std::net::SocketAddr,
-    creation: u32,
+    pub(crate) creation: u32,
     pub(crate) settings: crate::Settings,
     /// The application's runtime: accept loop, handshakes, dial loops, connection readers and writers.
     pub(crate) tasks: tokio::runtime::Handle,
     state: Mutex<State>,
-    events: broadcast::Sender<ClusterEvent>,
+    pub(crate) events: broadcast::Sender<ClusterEvent>,
     handlers: RwLock<Handlers>,
     /// Bumped after every change of `handlers`, so that readers refresh their copies (see [`HandlerCache`]).
     handlers_version: AtomicU64,
     /// Cancelled when the node starts leaving: dial loops stop, no connection is registered any more.
-    leaving: CancellationToken,
+    pub(crate) leaving: CancellationToken,
     /// Cancelled to stop the liveness thread and the accept loop.
-    shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// The accept loop, which owns the listener: awaited on stop so that the port is free when stop returns.
     accepting: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The listener of a cluster bound but not yet opened (see [`Cluster::bind`]).
     parked: Mutex<Option<TcpListener>>,
     /// Bounds the handshakes in progress, so unauthenticated clients cannot exhaust the node.
-    handshakes: Arc<tokio::sync::Semaphore>,
+    pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 /// The most handshakes a node runs at once; more connections are closed at once.
 const MAX_PENDING_HANDSHAKES: usize = 256;
 
 #[derive(Default)]
-struct State {
-    peers: HashMap<NodeId, Link>,
+pub(crate) struct State {
+    pub(crate) peers: HashMap<NodeId, Link>,
     known: HashMap<NodeId, (u32, NodeStatus)>,
     /// Nodes with a dial loop running.
-    dialing: HashSet<NodeId>,
+    pub(crate) dialing: HashSet<NodeId>,
     /// Nodes with a connection attempt (TCP connect or handshake) in flight, for the simultaneous-dial rule.
-    attempting: HashSet<NodeId>,
+    pub(crate) attempting: HashSet<NodeId>,
     next_connection: u64,
     stopping: bool,
 }
 
-struct Link {
+pub(crate) struct Link {
     creation: u32,
-    connection: Arc<Connection>,
+    pub(crate) connection: Arc<Connection>,
     established: std::time::Instant,
     /// Who opened this connection; decides which of two connections survives.
     dialer: NodeId,
-    outbound: Arc<Outbound>,
+    pub(crate) outbound: Arc<Outbound>,
     close: CancellationToken,
     /// Cancelled to make the writer send `Goodbye` (past the queue limit, so a full queue cannot hold it back).
     leave: CancellationToken,
@@ -211,7 +104,7 @@ impl Cluster {
             creation = getrandom::u32().map_err(|e| StartError::Io(e.to_string()))?;
         }
         let (events, _) = broadcast::channel(1024);
-        let (liveness_runtime, liveness_done) = liveness_runtime()?;
+        let (liveness_runtime, liveness_done) = crate::liveness::liveness_runtime()?;
         let inner = Arc::new(Inner {
             local,
             listening,
@@ -228,7 +121,7 @@ impl Cluster {
             parked: Mutex::new(Some(listener)),
             handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
         });
-        liveness_runtime.spawn(liveness(Arc::downgrade(&inner)));
+        liveness_runtime.spawn(crate::liveness::liveness(Arc::downgrade(&inner)));
         tracing::info!(node = %inner.local, creation, "cluster node bound");
         Ok(Cluster { inner })
     }
@@ -244,7 +137,7 @@ impl Cluster {
         if inner.leaving.is_cancelled() || inner.lock().stopping {
             return;
         }
-        let accepting = inner.tasks.spawn(accept_loop(inner.clone(), listener));
+        let accepting = inner.tasks.spawn(connect::accept_loop(inner.clone(), listener));
         *inner.accepting.lock().unwrap_or_else(|p| p.into_inner()) = Some(accepting);
         drop(parked);
         tracing::info!(node = %inner.local, "cluster node open");
@@ -394,7 +287,7 @@ impl Inner {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -442,11 +335,16 @@ impl Inner {
                 return;
             }
         }
-        self.tasks.spawn(dial_loop(self.clone(), node));
+        self.tasks.spawn(connect::dial_loop(self.clone(), node));
     }
 
     /// Registers an authenticated connection; false if it lost to an existing one (the caller drops it).
-    fn register(self: &Arc<Self>, peer: Peer, dialer: NodeId, framed: Framed<TcpStream, FrameCodec>) -> bool {
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        peer: Peer,
+        dialer: NodeId,
+        framed: Framed<TcpStream, FrameCodec>,
+    ) -> bool {
         let mut state = self.lock();
         if state.stopping {
             // Authenticated while we are leaving: tell the peer, so that it does not take it for a crash.
@@ -548,7 +446,7 @@ impl Inner {
         self.dial(node.clone());
     }
 
-    fn admit(&self, peer: &Peer) -> Admission {
+    pub(crate) fn admit(&self, peer: &Peer) -> Admission {
         let state = self.lock();
         if state.stopping {
             return Admission::Refuse(RejectReason::NotAllowed);
@@ -559,167 +457,4 @@ impl Inner {
         }
         Admission::Admit
     }
-}
-
-/// A current-thread tokio runtime on its own OS thread, for heartbeats and failure detection. It runs until
-/// the returned token is cancelled.
-fn liveness_runtime() -> Result<(tokio::runtime::Handle, CancellationToken), StartError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| StartError::Io(e.to_string()))?;
-    let handle = runtime.handle().clone();
-    let done = CancellationToken::new();
-    let until = done.clone();
-    std::thread::Builder::new()
-        .name("noex-cluster-liveness".into())
-        .spawn(move || runtime.block_on(until.cancelled()))
-        .map_err(|e| StartError::Io(e.to_string()))?;
-    Ok((handle, done))
-}
-
-/// Every half heartbeat interval: heartbeats for connections that sent nothing for an interval, and a node-down
-/// for connections silent past the failure timeout. Silence is judged by what arrived, not by what our reader got
-/// to process: if the peer's bytes are waiting unread, the peer is alive and only our runtime is busy.
-async fn liveness(inner: std::sync::Weak<Inner>) {
-    let Some(period) =
-        inner.upgrade().map(|i| (i.settings.config.heartbeat_interval / 2).max(Duration::from_millis(5)))
-    else {
-        return;
-    };
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        // Holding the node only for the duration of a tick: a node nobody holds any more is not kept alive here.
-        let Some(inner) = inner.upgrade() else { return };
-        if inner.shutdown.is_cancelled() {
-            return;
-        }
-        let config = &inner.settings.config;
-        let links: Vec<_> =
-            inner.lock().peers.values().map(|link| (link.connection.clone(), link.outbound.clone())).collect();
-        for (connection, outbound) in links {
-            outbound.keep_alive(config.heartbeat_interval);
-            if connection.silent_for() < config.failure_timeout {
-                continue;
-            }
-            // Unread bytes mean the peer is alive and our reader is late; but not forever (a reader that is stuck
-            // for good must not hide a dead peer). Re-check after the peek: the reader may have just caught up.
-            let stuck = connection.silent_for() >= config.failure_timeout * 3;
-            if (stuck || !outbound.has_unread_input()) && connection.silent_for() >= config.failure_timeout {
-                // Report first, then close: the reader, woken by the close, must find the node already down
-                // (else it would report `connection_closed`).
-                inner.connection_lost(&connection, DownReason::HeartbeatTimeout);
-                connection.close.cancel();
-            }
-        }
-    }
-}
-
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            () = inner.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, address)) => match inner.handshakes.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let connection_inner = inner.clone();
-                    inner.tasks.spawn(async move {
-                        accept_one(connection_inner, stream, address).await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => tracing::warn!(%address, "too many handshakes in progress; connection refused"),
-            },
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: std::net::SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let config = &inner.settings.config;
-    let mut framed = Framed::new(stream, FrameCodec::with_limit(config.handshake_max_frame));
-    let acceptor = Acceptor::new(inner.local.clone(), inner.creation, inner.settings.cookie.clone());
-    let handshake = connect::accept(&mut framed, acceptor, |peer| inner.admit(peer));
-    match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(peer)) => {
-            let dialer = peer.node.clone();
-            inner.register(peer, dialer, framed);
-        }
-        Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
-            tracing::debug!(%address, "refused a duplicate connection");
-        }
-        Ok(Err(error)) => tracing::warn!(%address, %error, "inbound handshake failed"),
-        Err(_) => tracing::warn!(%address, "inbound handshake timed out"),
-    }
-}
-
-async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
-    let config = &inner.settings.config;
-    let mut delay = config.reconnect_min;
-    // Subscribed before the first attempt, so that a connection the peer opens meanwhile ends the wait at once.
-    let mut events = inner.events.subscribe();
-    loop {
-        if inner.leaving.is_cancelled() || inner.lock().peers.contains_key(&node) {
-            break;
-        }
-        inner.lock().attempting.insert(node.clone());
-        let attempt = tokio::time::timeout(config.handshake_timeout, dial_once(&inner, &node)).await;
-        inner.lock().attempting.remove(&node);
-        match attempt {
-            Ok(Ok(())) => break,
-            Ok(Err(error)) => tracing::debug!(%node, %error, "dial failed; will retry"),
-            Err(_) => tracing::debug!(%node, "dial timed out; will retry"),
-        }
-        let came_up = async {
-            loop {
-                match events.recv().await {
-                    Ok(ClusterEvent::NodeUp(info)) if info.node == node => return,
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                    _ => {}
-                }
-            }
-        };
-        tokio::select! {
-            () = inner.leaving.cancelled() => break,
-            () = tokio::time::sleep(jittered(delay)) => {}
-            () = came_up => {}
-        }
-        delay = (delay * 2).min(config.reconnect_max);
-    }
-    inner.lock().dialing.remove(&node);
-}
-
-async fn dial_once(inner: &Arc<Inner>, node: &NodeId) -> Result<(), HandshakeError> {
-    let stream = TcpStream::connect(node.address()).await.map_err(|_| HandshakeError::Closed)?;
-    let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, FrameCodec::with_limit(inner.settings.config.handshake_max_frame));
-    let (dialer, hello) =
-        Dialer::start(inner.local.clone(), inner.creation, node.clone(), inner.settings.cookie.clone());
-    match connect::dial(&mut framed, dialer, hello).await {
-        Ok(peer) => {
-            inner.register(peer, inner.local.clone(), framed);
-            Ok(())
-        }
-        // The peer's own connection to us should win; keep checking until it is up (the loop ends then).
-        Err(error @ HandshakeError::Rejected(RejectReason::Duplicate)) => Err(error),
-        Err(error @ (HandshakeError::BadProof | HandshakeError::Rejected(_) | HandshakeError::WrongPeer { .. })) => {
-            tracing::warn!(%node, %error, "handshake refused");
-            Err(error)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// `delay` scaled by a random factor in [0.5, 1.5), so that nodes that lost each other do not redial in step.
-fn jittered(delay: Duration) -> Duration {
-    let random = getrandom::u32().unwrap_or(u32::MAX / 2);
-    delay.mul_f64(0.5 + f64::from(random) / f64::from(u32::MAX))
 }

@@ -1,10 +1,18 @@
-//! Driving the handshake over a real connection, with the frame limit switched on success.
+//! Connecting: the accept loop and the dial loops (with jittered backoff), and driving the handshake over a
+//! real connection, with the frame limit switched on success.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use noex_proto::{Frame, FrameCodec, RejectReason};
+use noex_proto::{Frame, FrameCodec, NodeId, RejectReason};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
 use tokio_util::codec::Framed;
 
+use crate::cluster::Inner;
+use crate::event::ClusterEvent;
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer, Step};
 
 /// What the acceptor's owner says about a peer that presented a valid `Hello`.
@@ -93,4 +101,111 @@ async fn fail<T: AsyncRead + AsyncWrite + Unpin>(
         let _ = framed.send(frame).await;
     }
     error
+}
+
+pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, address)) => match inner.handshakes.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let connection_inner = inner.clone();
+                    inner.tasks.spawn(async move {
+                        accept_one(connection_inner, stream, address).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => tracing::warn!(%address, "too many handshakes in progress; connection refused"),
+            },
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: std::net::SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let config = &inner.settings.config;
+    let mut framed = Framed::new(stream, FrameCodec::with_limit(config.handshake_max_frame));
+    let acceptor = Acceptor::new(inner.local.clone(), inner.creation, inner.settings.cookie.clone());
+    let handshake = accept(&mut framed, acceptor, |peer| inner.admit(peer));
+    match tokio::time::timeout(config.handshake_timeout, handshake).await {
+        Ok(Ok(peer)) => {
+            let dialer = peer.node.clone();
+            inner.register(peer, dialer, framed);
+        }
+        Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
+            tracing::debug!(%address, "refused a duplicate connection");
+        }
+        Ok(Err(error)) => tracing::warn!(%address, %error, "inbound handshake failed"),
+        Err(_) => tracing::warn!(%address, "inbound handshake timed out"),
+    }
+}
+
+pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
+    let config = &inner.settings.config;
+    let mut delay = config.reconnect_min;
+    // Subscribed before the first attempt, so that a connection the peer opens meanwhile ends the wait at once.
+    let mut events = inner.events.subscribe();
+    loop {
+        if inner.leaving.is_cancelled() || inner.lock().peers.contains_key(&node) {
+            break;
+        }
+        inner.lock().attempting.insert(node.clone());
+        let attempt = tokio::time::timeout(config.handshake_timeout, dial_once(&inner, &node)).await;
+        inner.lock().attempting.remove(&node);
+        match attempt {
+            Ok(Ok(())) => break,
+            Ok(Err(error)) => tracing::debug!(%node, %error, "dial failed; will retry"),
+            Err(_) => tracing::debug!(%node, "dial timed out; will retry"),
+        }
+        let came_up = async {
+            loop {
+                match events.recv().await {
+                    Ok(ClusterEvent::NodeUp(info)) if info.node == node => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                    _ => {}
+                }
+            }
+        };
+        tokio::select! {
+            () = inner.leaving.cancelled() => break,
+            () = tokio::time::sleep(jittered(delay)) => {}
+            () = came_up => {}
+        }
+        delay = (delay * 2).min(config.reconnect_max);
+    }
+    inner.lock().dialing.remove(&node);
+}
+
+async fn dial_once(inner: &Arc<Inner>, node: &NodeId) -> Result<(), HandshakeError> {
+    let stream = TcpStream::connect(node.address()).await.map_err(|_| HandshakeError::Closed)?;
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, FrameCodec::with_limit(inner.settings.config.handshake_max_frame));
+    let (dialer, hello) =
+        Dialer::start(inner.local.clone(), inner.creation, node.clone(), inner.settings.cookie.clone());
+    match dial(&mut framed, dialer, hello).await {
+        Ok(peer) => {
+            inner.register(peer, inner.local.clone(), framed);
+            Ok(())
+        }
+        // The peer's own connection to us should win; keep checking until it is up (the loop ends then).
+        Err(error @ HandshakeError::Rejected(RejectReason::Duplicate)) => Err(error),
+        Err(error @ (HandshakeError::BadProof | HandshakeError::Rejected(_) | HandshakeError::WrongPeer { .. })) => {
+            tracing::warn!(%node, %error, "handshake refused");
+            Err(error)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `delay` scaled by a random factor in [0.5, 1.5), so that nodes that lost each other do not redial in step.
+fn jittered(delay: Duration) -> Duration {
+    let random = getrandom::u32().unwrap_or(u32::MAX / 2);
+    delay.mul_f64(0.5 + f64::from(random) / f64::from(u32::MAX))
 }

@@ -12,9 +12,10 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{HandlerCache, Inner};
+use crate::cluster::Inner;
 use crate::event::{DownReason, NodeInfo};
 use crate::outbound::Outbound;
+use crate::routing::HandlerCache;
 
 pub(crate) struct Connection {
     pub(crate) id: u64,

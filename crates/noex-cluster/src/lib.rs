@@ -27,12 +27,15 @@ mod cookie;
 mod error;
 mod event;
 mod handshake;
+mod liveness;
 mod outbound;
+mod routing;
 
-pub use cluster::{Cluster, FrameHandler, FrameKind, NodeSender, SendError};
+pub use cluster::Cluster;
 pub use config::{ClusterConfig, DEFAULT_PORT, Settings};
 pub use cookie::{COOKIE_ENV, COOKIE_FILE, Cookie, default_cookie_path};
 pub use error::{ConfigError, StartError};
 pub use event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
 pub use handshake::{HandshakeError, Peer};
 pub use noex_proto::{Host, NodeId, NodeIdError};
+pub use routing::{FrameHandler, FrameKind, NodeSender, SendError};
