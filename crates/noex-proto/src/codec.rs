@@ -4,7 +4,7 @@ use bytes::{BufMut, BytesMut};
 use prost::Message;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-use crate::frame::NodeNames;
+use crate::convert::NodeNames;
 use crate::{Frame, ProtoError, wire};
 
 /// The largest frame accepted once a connection is authenticated, unless configured otherwise.

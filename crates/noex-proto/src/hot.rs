@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use noex_core::Pid;
 use prost::encoding::{DecodeContext, WireType, encoded_len_varint};
 
-use crate::frame::NodeNames;
+use crate::convert::NodeNames;
 use crate::{Call, Cast, Frame, ProtoError, Reply, Target};
 
 const CALL: u32 = 20;

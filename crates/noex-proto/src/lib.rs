@@ -23,6 +23,7 @@
 
 pub mod auth;
 mod codec;
+mod convert;
 mod error;
 mod frame;
 mod hot;
