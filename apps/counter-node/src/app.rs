@@ -164,7 +164,8 @@ impl App {
             .into_iter()
             .filter_map(|entry| {
                 let name = counter::counter_name(&entry.name)?.to_owned();
-                let watched = watched.contains(&name);
+                // The very process, not just the name: after a conflict the name may hold another counter.
+                let watched = watched.iter().any(|(watched, pid)| *watched == name && *pid == entry.pid);
                 Some((name, entry.pid.node().to_string(), watched))
             })
             .collect();

@@ -23,7 +23,7 @@ pub(crate) enum Request {
     Watch { name: String, pid: Pid },
     /// Stop monitoring the counter `name`.
     Unwatch { name: String },
-    /// The names watched now.
+    /// The counters watched now.
     Watched,
 }
 
@@ -33,8 +33,8 @@ pub(crate) enum Reply {
     /// Whether the request changed something: false for a counter already watched (`Watch`) or not watched
     /// (`Unwatch`).
     Done(bool),
-    /// The names watched, sorted.
-    Watched(Vec<String>),
+    /// The counters watched, by name (sorted), with the process watched under each name.
+    Watched(Vec<(String, Pid)>),
 }
 
 /// Monitors counters by name; sends a [`CounterDown`] for each monitor that fires.
@@ -73,7 +73,9 @@ impl GenServer for Watcher {
                 }
                 None => Reply::Done(false),
             },
-            Request::Watched => Reply::Watched(self.watched.keys().cloned().collect()),
+            Request::Watched => {
+                Reply::Watched(self.watched.iter().map(|(name, (pid, _))| (name.clone(), pid.clone())).collect())
+            }
         }
     }
 
@@ -108,7 +110,8 @@ mod tests {
         assert_eq!(watcher.call(watch("a", a.pid())).await, Ok(Reply::Done(true)));
         assert_eq!(watcher.call(watch("a", a.pid())).await, Ok(Reply::Done(false)), "already watched");
         assert_eq!(watcher.call(watch("b", b.pid())).await, Ok(Reply::Done(true)));
-        assert_eq!(watcher.call(Request::Watched).await, Ok(Reply::Watched(vec!["a".into(), "b".into()])));
+        let both = vec![("a".into(), a.pid().clone()), ("b".into(), b.pid().clone())];
+        assert_eq!(watcher.call(Request::Watched).await, Ok(Reply::Watched(both)));
 
         assert_eq!(watcher.call(Request::Unwatch { name: "b".into() }).await, Ok(Reply::Done(true)));
         assert_eq!(watcher.call(Request::Unwatch { name: "b".into() }).await, Ok(Reply::Done(false)));
