@@ -8,7 +8,8 @@
 //!   first, then every node it knows, each `connected` (with its snapshot), `disconnected`, `timeout` or
 //!   `error`, plus totals over the nodes that answered. Snapshots are cached for 2 s unless bypassed; pollers
 //!   report fresh ones at their own interval.
-//! - [`CountingAllocator`]: a global allocator a program can install so that snapshots report heap bytes in
+//! - [`CountingAllocator`]: a global allocator a program can install (and hand to
+//!   [`LocalObserver::with_heap`]) so that snapshots report heap bytes in
 //!   use (without it, only the resident set size is known).
 //!
 //! ```no_run
