@@ -101,13 +101,17 @@ impl App {
         }
         let target = match on {
             None => self.node.id().clone(),
-            Some(wanted) => match self.nodes().into_iter().find(|id| id.as_str() == wanted || id.name() == wanted) {
-                Some(target) => target,
-                None => {
-                    self.output.line(messages::node_not_found(wanted, &self.nodes()));
-                    return Ok(());
+            Some(wanted) => {
+                // One list, searched and (if need be) shown.
+                let nodes = self.nodes();
+                match nodes.iter().find(|id| id.as_str() == wanted || id.name() == wanted) {
+                    Some(target) => target.clone(),
+                    None => {
+                        self.output.line(messages::node_not_found(wanted, &nodes));
+                        return Ok(());
+                    }
                 }
-            },
+            }
         };
         let remote = (target != *self.node.id()).then_some(&target);
         if let Some(target) = remote {
