@@ -191,3 +191,42 @@ impl GenServer for Watcher {
         let _ = self.infos.send(info);
     }
 }
+
+/// What a [`Recorder`] saw, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// A cast.
+    Cast(i64),
+    /// `terminate`, with its reason.
+    Terminated(ExitReason),
+}
+
+/// Forwards every cast it handles, and its `terminate`, to a channel: what a process saw, and in which order.
+/// Start it with `start_encodable` to reach it from other nodes.
+pub struct Recorder {
+    seen: mpsc::UnboundedSender<Recorded>,
+}
+
+impl Recorder {
+    /// A recorder and the channel its observations arrive on.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Recorded>) {
+        let (seen, received) = mpsc::unbounded_channel();
+        (Recorder { seen }, received)
+    }
+}
+
+impl GenServer for Recorder {
+    type Call = ();
+    type Reply = ();
+    type Cast = i64;
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut Context<Self>) {}
+
+    async fn handle_cast(&mut self, value: i64, _ctx: &mut Context<Self>) {
+        let _ = self.seen.send(Recorded::Cast(value));
+    }
+
+    async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
+        let _ = self.seen.send(Recorded::Terminated(reason.clone()));
+    }
+}

@@ -61,7 +61,8 @@ fn an_interrupted_node_leaves_gracefully() {
     node2.interrupt();
     node2.expect("Shutting down...");
     assert!(node2.wait().success(), "{}", node2.transcript());
-    node1.expect(&format!("Counter \"my-counter\" on {id2} went DOWN! Reason: noconnection"));
+    // A graceful leave stops the counter before the goodbye: its watcher sees the real reason.
+    node1.expect(&format!("Counter \"my-counter\" on {id2} went DOWN! Reason: shutdown"));
     node1.expect(&format!("Node left: {id2} (graceful_shutdown)"));
 
     node1.close_stdin();

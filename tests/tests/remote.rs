@@ -1,12 +1,13 @@
 //! Remote call, cast, stop and spawn between in-process nodes.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use noex_core::{CallError, ExitReason, NodeName, Pid, ServerRef, StopError};
 use noex_remote::{Registration, SpawnError, SpawnOptions};
 use noex_tests::cluster::free_port;
 use noex_tests::remote::{eventually, mesh, within};
-use noex_tests::servers::{Counter, CounterArgs, Request};
+use noex_tests::servers::{Counter, CounterArgs, Recorded, Recorder, Request};
 
 type Counters = ServerRef<Counter>;
 
@@ -184,6 +185,8 @@ async fn remote_spawn_fails_with_typed_errors_and_leaves_no_orphan() {
         .args(&CounterArgs { init_delay_ms: 300, ..Default::default() })
         .timeout(Duration::from_millis(50));
     assert_eq!(spawn("counter", slow).await, Err(SpawnError::Timeout(Duration::from_millis(50))));
+    // Forgotten when the requester gives up, not when (or if) the late answer comes.
+    assert_eq!(a.remote().stats().pending, 0);
     eventually("the late process is stopped, not orphaned", || {
         b.runtime().whereis("slow").is_none() && b.runtime().process_count() == before
     })
@@ -248,4 +251,26 @@ async fn abandoned_requests_leave_nothing_pending_and_no_orphan() {
     })
     .await;
     assert_eq!(reason, ExitReason::Killed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_stop_keeps_its_place_among_the_frames_of_its_sender() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    for _ in 0..20 {
+        let (recorder, mut seen) = Recorder::new();
+        let local = b.runtime().start_encodable(recorder, Default::default()).await.unwrap();
+        let remote = a.runtime().remote_ref::<Recorder>(local.pid());
+        remote.cast(1);
+        let stop = remote.stop(ExitReason::Shutdown, Duration::from_secs(5));
+        tokio::pin!(stop);
+        // Polled once: the stop frame is queued now, before the cast that follows it.
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(stop.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+        remote.cast(2);
+        assert_eq!(within("the stop", stop).await, Ok(()));
+        assert_eq!(seen.recv().await, Some(Recorded::Cast(1)));
+        assert_eq!(seen.recv().await, Some(Recorded::Terminated(ExitReason::Shutdown)), "stop overtaken");
+        assert_eq!(seen.recv().await, None, "nothing handled after the stop");
+    }
 }

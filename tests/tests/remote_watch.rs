@@ -202,3 +202,50 @@ async fn a_link_to_a_missing_or_lost_process_exits_with_noproc_or_noconnection()
     assert_eq!((&exit.from, exit.reason), (counter.pid(), ExitReason::NoConnection));
     assert_eq!(a.remote().stats().links, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_leave_stops_processes_before_the_goodbye_and_peers_see_the_real_reasons() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // On the leaving node: a counter that b watches and links to, and a process linked to a counter on b.
+    let leaving_counter = counter_on(b, a).await;
+    let (linked_out, _) = watcher_on(a).await;
+    let peer_counter = counter_on(a, b).await;
+    assert_eq!(linked_out.call(Watch::Link(peer_counter.pid().clone())).await, Ok(Watched::Linked(Ok(()))));
+    // On the peer: a trapping watcher linked to and monitoring the leaving node's counter.
+    let (watcher, mut infos) = watcher_on(b).await;
+    watcher.call(Watch::Trap(true)).await.unwrap();
+    assert_eq!(watcher.call(Watch::Link(leaving_counter.pid().clone())).await, Ok(Watched::Linked(Ok(()))));
+    monitor(&watcher, leaving_counter.pid()).await;
+    let peer_counter_down = b.runtime().monitor(peer_counter.pid());
+    let mut lifecycle = a.runtime().lifecycle_events();
+    let mut membership = b.cluster().events();
+
+    within("a's shutdown", a.shutdown(Duration::from_secs(2))).await;
+
+    // The leaving node's processes ended with `shutdown`, not `noconnection`: the node was still connected.
+    let mut reasons = std::collections::HashMap::new();
+    while reasons.len() < 2 {
+        if let Ok(LifecycleEvent::Terminated { pid, reason, .. }) = within("terminations", lifecycle.recv()).await {
+            reasons.insert(pid, reason);
+        }
+    }
+    assert_eq!(reasons.get(linked_out.pid()), Some(&ExitReason::Shutdown));
+    assert_eq!(reasons.get(leaving_counter.pid()), Some(&ExitReason::Shutdown));
+    // The peer saw the real reasons (its DOWN and its EXIT, in the order the process sent them).
+    for _ in 0..2 {
+        match within("the DOWN and the EXIT", infos.recv()).await {
+            Some(Info::Exit(exit)) => {
+                assert_eq!((&exit.from, exit.reason), (leaving_counter.pid(), ExitReason::Shutdown))
+            }
+            Some(Info::Down(down)) => {
+                assert_eq!((&down.pid, down.reason), (leaving_counter.pid(), ExitReason::Shutdown))
+            }
+            other => panic!("expected a DOWN and an EXIT, got {other:?}"),
+        }
+    }
+    let linked_exit = within("the linked peer counter's DOWN", peer_counter_down).await;
+    assert_eq!(linked_exit.reason, ExitReason::Shutdown, "the link carried `shutdown`");
+    let reason = noex_tests::cluster::wait_down(&mut membership, a.id()).await;
+    assert_eq!(reason, noex_cluster::DownReason::GracefulShutdown);
+}

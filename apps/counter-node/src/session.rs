@@ -21,8 +21,8 @@ use crate::output::Output;
 use crate::repl::{Input, Repl};
 use crate::watcher::CounterDown;
 
-/// How long leaving may take: each process gets this long to stop.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long processes get to stop, in all, when the node leaves (the goodbye adds at most half a second).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs the program until the user leaves. Start failures are one line on stderr and exit status 1.
 pub(crate) async fn run(cli: Cli) -> ExitCode {

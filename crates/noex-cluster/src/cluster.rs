@@ -51,6 +51,9 @@ pub(crate) struct Inner {
     pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
 }
 
+/// How long a leaving node waits for its goodbyes (and what was queued before them) to be written.
+const GOODBYE_WAIT: Duration = Duration::from_millis(500);
+
 /// The most handshakes a node runs at once; more connections are closed at once.
 const MAX_PENDING_HANDSHAKES: usize = 256;
 
@@ -220,7 +223,8 @@ impl Cluster {
     }
 
     /// Leaves the cluster: says goodbye to every peer (they report `graceful_shutdown`), closes the connections
-    /// and stops the liveness thread. Waits at most about a second for the goodbyes to be written.
+    /// and stops the liveness thread. What was queued before the goodbye is written before it. Waits at most
+    /// half a second for the goodbyes to be written (a peer that does not read by then is dropped).
     pub async fn shutdown(&self) {
         self.inner.leaving.cancel();
         let writers: Vec<_> = {
@@ -235,7 +239,7 @@ impl Cluster {
                 })
                 .collect()
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::future::join_all(writers)).await;
+        let _ = tokio::time::timeout(GOODBYE_WAIT, futures_util::future::join_all(writers)).await;
         self.inner.stop();
         self.inner.stopped().await;
     }

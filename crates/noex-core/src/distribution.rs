@@ -175,6 +175,17 @@ impl Runtime {
         }
     }
 
+    /// A stop request from another node for the local process `target`, as [`Runtime::stop`] does, but queued
+    /// at once, in order with the messages its sender sent before; the returned future only waits for the end.
+    pub fn stop_from_remote(
+        &self,
+        target: &Pid,
+        reason: ExitReason,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), StopError>> + Send + 'static {
+        self.stop_in_order(target, reason, timeout)
+    }
+
     /// Resolves a local target (pid or registered name) to a pid of a live process.
     pub fn resolve(&self, target: Target<'_>) -> Option<Pid> {
         match target {

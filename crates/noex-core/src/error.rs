@@ -48,6 +48,9 @@ pub enum StartError {
     /// `init` returned an error, panicked, or the process was killed while initialising.
     #[error("init failed: {0}")]
     Init(ExitReason),
+    /// The runtime is shutting down ([`Runtime::shutdown`](crate::Runtime::shutdown)): no process starts any more.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
 }
 
 /// Why a name could not be registered.

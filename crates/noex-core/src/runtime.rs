@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -46,6 +46,10 @@ pub(crate) struct RuntimeInner {
     subscribers: Arc<AtomicUsize>,
     /// Routes operations on pids of other nodes; installed once by a distribution layer.
     distribution: OnceLock<Arc<dyn Distribution>>,
+    /// Set by `shutdown`: no process starts any more.
+    shutting_down: AtomicBool,
+    /// Notified when a process leaves the table while shutting down.
+    forgotten: tokio::sync::Notify,
 }
 
 /// Settings for a new [`Runtime`].
@@ -132,6 +136,8 @@ impl Runtime {
                 lifecycle,
                 subscribers: Arc::default(),
                 distribution: OnceLock::new(),
+                shutting_down: AtomicBool::new(false),
+                forgotten: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -206,6 +212,9 @@ impl Runtime {
     }
 
     fn spawn<S: GenServer>(&self, server: S, spawn: Spawn<S>) -> Result<(ServerRef<S>, InitResult), StartError> {
+        if self.is_shutting_down() {
+            return Err(StartError::ShuttingDown);
+        }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let pid = Pid::new(self.inner.node.clone(), self.inner.creation, id);
         let parent_pid = spawn.parent.as_ref().map(|p| p.core().pid.clone());
@@ -355,11 +364,39 @@ impl Runtime {
                 None => Err(StopError::NoConnection),
             };
         }
+        let queued = self.queue_stop(pid, reason);
+        self.await_stop(queued, timeout).await
+    }
+
+    /// Queues a stop request behind what `pid` has already been sent, now, and waits for it afterwards: the
+    /// distribution layer calls it on the connection's reader, so that a stop keeps its place among the frames
+    /// of its sender (a `cast` sent after `stop` is never handled before it).
+    pub(crate) fn stop_in_order(
+        &self,
+        pid: &Pid,
+        reason: ExitReason,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), StopError>> + Send + 'static {
+        let queued = self.queue_stop(pid, reason);
+        let runtime = self.clone();
+        async move { runtime.await_stop(queued, timeout).await }
+    }
+
+    fn queue_stop(&self, pid: &Pid, reason: ExitReason) -> Result<(Arc<dyn ProcessCell>, Monitor), StopError> {
         let cell = self.cell(pid).ok_or(StopError::NoProc)?;
-        let mut down = self.monitor_cell(pid, Some(cell.clone()));
+        let down = self.monitor_cell(pid, Some(cell.clone()));
         if cell.signal(Signal::Stop(reason)).is_err() {
             return Err(StopError::NoProc);
         }
+        Ok((cell, down))
+    }
+
+    async fn await_stop(
+        &self,
+        queued: Result<(Arc<dyn ProcessCell>, Monitor), StopError>,
+        timeout: Duration,
+    ) -> Result<(), StopError> {
+        let (cell, mut down) = queued?;
         match self.inner.deadlines.wait(&mut down, timeout).await {
             Ok(_) => Ok(()),
             Err(_) => {
@@ -376,9 +413,22 @@ impl Runtime {
     }
 
     /// Stops every process with reason `shutdown`, newest root first (a root is a process nobody started linked;
-    /// supervisors stop their own children in order), each within `timeout` or killed past it.
+    /// supervisors stop their own children in order), and returns once the process table is empty.
+    ///
+    /// `timeout` bounds the whole shutdown, not each process: every root gets what is left of it, and once it
+    /// has passed, whatever still runs is killed (reason `killed`, no `terminate`) and waited for at most
+    /// another `timeout`, after which the shutdown gives up with a warning. From the moment it is called, no new
+    /// process starts on this runtime ([`StartError::ShuttingDown`]), so a supervisor cannot restart a child in
+    /// the middle of the shutdown. A process that has already ended but whose cleanup has not run yet is awaited,
+    /// never spun on.
     pub async fn shutdown(&self, timeout: Duration) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // Armed before looking at the table, so that a process forgotten meanwhile is not missed.
+            let forgotten = self.inner.forgotten.notified();
+            tokio::pin!(forgotten);
+            forgotten.as_mut().enable();
             let mut roots: Vec<Pid> =
                 self.inner.processes.iter().filter_map(|entry| entry.value().core().root_pid()).collect();
             if roots.is_empty() {
@@ -388,11 +438,50 @@ impl Runtime {
                     return;
                 }
             }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return self.kill_the_rest(timeout).await;
+            }
             roots.sort_unstable_by_key(|pid| std::cmp::Reverse(pid.id()));
+            let mut stopped_any = false;
             for pid in roots {
-                let _ = self.stop(&pid, ExitReason::Shutdown, timeout).await;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if !matches!(self.stop(&pid, ExitReason::Shutdown, left).await, Err(StopError::NoProc)) {
+                    stopped_any = true;
+                }
+            }
+            // Every one was already ending (its mailbox closed, its cleanup still to run): wait for a cleanup.
+            if !stopped_any && tokio::time::timeout_at(deadline, forgotten).await.is_err() {
+                return self.kill_the_rest(timeout).await;
             }
         }
+    }
+
+    /// The end of a shutdown past its deadline: kills what is left, and waits (at most `grace`) for the table
+    /// to empty.
+    async fn kill_the_rest(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let forgotten = self.inner.forgotten.notified();
+            tokio::pin!(forgotten);
+            forgotten.as_mut().enable();
+            let left: Vec<_> = self.cells();
+            if left.is_empty() {
+                return;
+            }
+            for cell in &left {
+                cell.kill();
+            }
+            if tokio::time::timeout_at(deadline, forgotten).await.is_err() {
+                tracing::warn!(left = left.len(), "shutdown gave up on processes that did not end after a kill");
+                return;
+            }
+        }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
     }
 
     pub(crate) fn cell(&self, pid: &Pid) -> Option<Arc<dyn ProcessCell>> {
@@ -443,6 +532,9 @@ impl Runtime {
             name
         };
         self.inner.processes.remove(&core.pid.id());
+        if self.inner.shutting_down.load(Ordering::Relaxed) {
+            self.inner.forgotten.notify_waiters();
+        }
         name
     }
 

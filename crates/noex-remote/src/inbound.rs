@@ -220,17 +220,18 @@ impl Inner {
                 runtime.exit_from_remote(&exit.to, exit.from, exit.reason, exit.linked);
             }
             Frame::Stop(stop) if own(&stop.from) => {
+                // Queued here, on the reader, in order with the frames before it; only the wait is a task.
+                let stopped = (!runtime.is_remote(&stop.target))
+                    .then(|| runtime.stop_from_remote(&stop.target, stop.reason, stop.timeout));
                 let inner = self.clone();
-                let runtime = runtime.clone();
                 self.tasks.spawn(async move {
-                    let result = if runtime.is_remote(&stop.target) {
-                        Err(CallFailure::NoProc)
-                    } else {
-                        match runtime.stop(&stop.target, stop.reason, stop.timeout).await {
+                    let result = match stopped {
+                        None => Err(CallFailure::NoProc),
+                        Some(stopped) => match stopped.await {
                             Ok(()) => Ok(Bytes::new()),
                             Err(noex_core::StopError::Timeout(_)) => Err(CallFailure::Timeout),
                             Err(_) => Err(CallFailure::NoProc),
-                        }
+                        },
                     };
                     let _ = inner.send(stop.from.node(), Frame::Reply(Reply { call_id: stop.call_id, result }));
                 });

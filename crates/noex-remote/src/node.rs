@@ -81,12 +81,17 @@ impl Node {
         &self.remote
     }
 
-    /// Leaves the cluster gracefully (peers see `graceful_shutdown`; their monitors and links on this node's
-    /// processes fire with `noconnection`, as for any node that leaves), then stops every process, each within
-    /// `timeout`.
+    /// Leaves the cluster gracefully, in OTP's order: first every local process stops (newest root first,
+    /// supervisors stopping their children in reverse start order; `terminate` runs with `shutdown`; processes
+    /// linked with processes of other nodes send them exit signals `shutdown`; monitors on other nodes get
+    /// `DOWN`s with the real reasons), while the node is still connected; then the node says goodbye, after
+    /// everything queued before it (peers see `graceful_shutdown`).
+    ///
+    /// Bounded: processes get `timeout` in all (see [`Runtime::shutdown`]), the goodbye at most
+    /// [`Cluster::shutdown`]'s own bound; about `timeout` + 0.5 s in the worst case.
     pub async fn shutdown(&self, timeout: Duration) {
-        self.cluster.shutdown().await;
         self.runtime.shutdown(timeout).await;
+        self.cluster.shutdown().await;
     }
 
     /// Drops every connection without a goodbye, as a crash would, and kills nothing: for tests and fault drills.

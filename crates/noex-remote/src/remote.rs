@@ -141,13 +141,15 @@ impl Remote {
                 _ => SpawnError::NoConnection,
             });
         }
-        let result = match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(SpawnError::NoConnection),
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(answered) => {
+                // Answered (or failed by `node_down`): the entry is already gone. On a timeout the guard forgets
+                // it, so a late answer finds nothing and its process is stopped.
+                guard.disarm();
+                answered.unwrap_or(Err(SpawnError::NoConnection))
+            }
             Err(_) => Err(SpawnError::Timeout(timeout)),
-        };
-        guard.disarm();
-        result
+        }
     }
 
     /// A spawn on this node: run as its own task, so that a process that finishes starting after the caller

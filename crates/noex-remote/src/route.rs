@@ -120,13 +120,13 @@ impl Distribution for Route {
             if inner.send(&node, Frame::Stop(Stop { call_id, target, from, reason, timeout })).is_err() {
                 return Err(StopError::NoConnection);
             }
-            let result = match tokio::time::timeout(timeout.saturating_add(STOP_ANSWER_MARGIN), answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(StopError::NoConnection),
+            match tokio::time::timeout(timeout.saturating_add(STOP_ANSWER_MARGIN), answer).await {
+                Ok(answered) => {
+                    guard.disarm(); // the entry is already gone; on a timeout the guard forgets it
+                    answered.unwrap_or(Err(StopError::NoConnection))
+                }
                 Err(_) => Err(StopError::Timeout(timeout)),
-            };
-            guard.disarm();
-            result
+            }
         })
     }
 
