@@ -1,8 +1,11 @@
 //! A TCP proxy for fault injection: forwards connections to a target and can pause forwarding (both
-//! directions go silent, nothing is closed), as a network partition or a frozen peer would look.
+//! directions go silent, nothing is closed), as a network partition or a frozen peer would look, or throttle it
+//! to a slow link's rate.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -13,6 +16,8 @@ pub struct Proxy {
     address: SocketAddr,
     target: Arc<Mutex<Option<SocketAddr>>>,
     paused: watch::Sender<bool>,
+    /// Bytes per second in each direction of each connection; 0 is unlimited.
+    rate: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -22,21 +27,23 @@ impl Proxy {
         let address = listener.local_addr().expect("proxy address");
         let target = Arc::new(Mutex::new(None));
         let (paused, _) = watch::channel(false);
-        let (accept_target, accept_paused) = (target.clone(), paused.clone());
+        let rate = Arc::new(AtomicU64::new(0));
+        let (accept_target, accept_paused, accept_rate) = (target.clone(), paused.clone(), rate.clone());
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let Some(to) = *accept_target.lock().unwrap() else { continue };
                 let paused = accept_paused.subscribe();
+                let rate = accept_rate.clone();
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(to).await else { return };
                     let (in_read, in_write) = inbound.into_split();
                     let (out_read, out_write) = outbound.into_split();
-                    tokio::spawn(pump(in_read, out_write, paused.clone()));
-                    pump(out_read, in_write, paused).await;
+                    tokio::spawn(pump(in_read, out_write, paused.clone(), rate.clone()));
+                    pump(out_read, in_write, paused, rate).await;
                 });
             }
         });
-        Proxy { address, target, paused }
+        Proxy { address, target, paused, rate }
     }
 
     /// Where clients connect.
@@ -58,12 +65,19 @@ impl Proxy {
     pub fn resume(&self) {
         self.paused.send_replace(false);
     }
+
+    /// Forwards at most `bytes_per_second` in each direction of each connection (0: as fast as it can), as a
+    /// slow link would; the kernel's buffers on both sides fill up behind it.
+    pub fn throttle(&self, bytes_per_second: u64) {
+        self.rate.store(bytes_per_second, Ordering::Relaxed);
+    }
 }
 
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut paused: watch::Receiver<bool>,
+    rate: Arc<AtomicU64>,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
@@ -74,6 +88,10 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        let rate = rate.load(Ordering::Relaxed);
+        if rate > 0 {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+        }
         // Bytes read just before a pause are held back until it ends, like everything else.
         if paused.wait_for(|paused| !paused).await.is_err() || to.write_all(&buffer[..n]).await.is_err() {
             return;

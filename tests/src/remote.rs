@@ -14,6 +14,12 @@ use crate::servers::register_behaviours;
 pub async fn full_node(name: &str, seeds: &[&NodeId]) -> Node {
     let mut config = config(name);
     config.seeds = seeds.iter().map(|seed| seed.to_string()).collect();
+    full_node_with(config).await
+}
+
+/// Starts a full test node from `config` (start from [`config`](crate::cluster::config)), with the test
+/// behaviours registered.
+pub async fn full_node_with(config: noex_cluster::ClusterConfig) -> Node {
     let node = Node::start(config).await.expect("test node starts");
     register_behaviours(node.remote().behaviours());
     node

@@ -230,3 +230,72 @@ impl GenServer for Recorder {
         let _ = self.seen.send(Recorded::Terminated(reason.clone()));
     }
 }
+
+/// Handles each cast only once the test lets it through its gate (a semaphore permit per cast), then forwards
+/// it: a consumer exactly as slow as the test wants. Start it with `start_encodable`.
+pub struct Gated {
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+    seen: mpsc::UnboundedSender<i64>,
+}
+
+impl Gated {
+    /// A gated consumer (closed gate), its gate, and the channel its casts arrive on.
+    pub fn new() -> (Self, std::sync::Arc<tokio::sync::Semaphore>, mpsc::UnboundedReceiver<i64>) {
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        let (seen, received) = mpsc::unbounded_channel();
+        (Gated { gate: gate.clone(), seen }, gate, received)
+    }
+}
+
+impl GenServer for Gated {
+    type Call = ();
+    type Reply = ();
+    type Cast = i64;
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut Context<Self>) {}
+
+    async fn handle_cast(&mut self, value: i64, _ctx: &mut Context<Self>) {
+        if let Ok(permit) = self.gate.acquire().await {
+            permit.forget();
+        }
+        let _ = self.seen.send(value);
+    }
+}
+
+/// Spends about `per_message` of CPU on every cast (a busy loop, not a sleep: it holds its worker thread), as a
+/// consumer that does real work per message would. A call holds it until the test adds a permit to `hold`, so
+/// that a test can queue a whole flood before the work starts; it answers how many casts were handled. Start it
+/// with `start_encodable`.
+pub struct Busy {
+    /// CPU time per cast.
+    pub per_message: Duration,
+    /// How many casts it handled.
+    pub handled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// What a call waits for.
+    pub hold: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Set while a call waits.
+    pub holding: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl GenServer for Busy {
+    type Call = ();
+    type Reply = u64;
+    type Cast = i64;
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut Context<Self>) -> u64 {
+        self.holding.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(permit) = self.hold.acquire().await {
+            permit.forget();
+        }
+        self.holding.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.handled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn handle_cast(&mut self, _: i64, _ctx: &mut Context<Self>) {
+        let until = std::time::Instant::now() + self.per_message;
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        self.handled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

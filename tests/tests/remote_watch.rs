@@ -218,6 +218,12 @@ async fn a_graceful_leave_stops_processes_before_the_goodbye_and_peers_see_the_r
     assert_eq!(watcher.call(Watch::Link(leaving_counter.pid().clone())).await, Ok(Watched::Linked(Ok(()))));
     monitor(&watcher, leaving_counter.pid()).await;
     let peer_counter_down = b.runtime().monitor(peer_counter.pid());
+    // Requests still in flight when a node leaves rightly end with `noconnection`: let them arrive first.
+    eventually("the leaving node holds the links and the monitor", || {
+        let stats = a.remote().stats();
+        stats.links == 2 && stats.incoming_monitors == 1
+    })
+    .await;
     let mut lifecycle = a.runtime().lifecycle_events();
     let mut membership = b.cluster().events();
 

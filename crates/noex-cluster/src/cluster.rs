@@ -215,6 +215,27 @@ impl Cluster {
         Some(NodeSender { node: node.clone(), outbound })
     }
 
+    /// The figures of the current connection to `node` (traffic, queued bytes, flow control), if connected.
+    pub fn connection_stats(&self, node: &NodeId) -> Option<crate::ConnectionStats> {
+        let link = self.inner.lock().peers.get(node).map(|link| (link.connection.clone(), link.outbound.clone()));
+        link.map(|(connection, outbound)| stats_of(&connection, &outbound))
+    }
+
+    /// The figures of every current connection, by node.
+    pub fn connections(&self) -> Vec<(NodeId, crate::ConnectionStats)> {
+        let links: Vec<_> = self
+            .inner
+            .lock()
+            .peers
+            .iter()
+            .map(|(node, link)| (node.clone(), link.connection.clone(), link.outbound.clone()))
+            .collect();
+        let mut stats: Vec<_> =
+            links.into_iter().map(|(node, connection, outbound)| (node, stats_of(&connection, &outbound))).collect();
+        stats.sort_by(|a, b| a.0.cmp(&b.0));
+        stats
+    }
+
     /// Routes incoming frames of `kind` to `handler` (replacing any previous one). Frames of a kind with no
     /// handler are dropped with a debug log. The handlers are dropped when the cluster stops.
     pub fn set_handler(&self, kind: FrameKind, handler: impl FrameHandler) {
@@ -308,7 +329,13 @@ impl Inner {
         }
     }
 
-    pub(crate) fn dispatch(&self, cache: &mut HandlerCache, from: &NodeId, frame: Frame) {
+    pub(crate) fn dispatch(
+        &self,
+        cache: &mut HandlerCache,
+        from: &NodeId,
+        frame: Frame,
+        receipt: Option<noex_core::Receipt>,
+    ) {
         let kind = match &frame {
             Frame::RegistrySync(_) => FrameKind::Registry,
             Frame::ObserverQuery { .. } | Frame::ObserverReply { .. } => FrameKind::Observer,
@@ -321,9 +348,10 @@ impl Inner {
             cache.handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner()).clone();
             cache.version = Some(version);
         }
-        match &cache.handlers[kind as usize] {
-            Some(handler) => handler.handle(from, frame),
-            None => tracing::debug!(%from, ?kind, "no handler; frame dropped"),
+        match (&cache.handlers[kind as usize], receipt) {
+            (Some(handler), Some(receipt)) => handler.handle_cast(from, frame, receipt),
+            (Some(handler), None) => handler.handle(from, frame),
+            (None, _) => tracing::debug!(%from, ?kind, "no handler; frame dropped"),
         }
     }
 
@@ -394,7 +422,12 @@ impl Inner {
         let (read_half, write_half) = parts.io.into_split();
         let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone()));
         let incoming = connection::Incoming { socket: read_half, codec: parts.codec, buffer: parts.read_buf };
-        let outbound = Arc::new(Outbound::new(write_half, config.max_frame, config.outbound_buffer));
+        let limits = crate::outbound::Limits {
+            max_frame: config.max_frame,
+            hard: config.outbound_buffer,
+            cast_window: config.cast_window as u64,
+        };
+        let outbound = Arc::new(Outbound::new(write_half, limits, close.clone(), peer.node.clone()));
         // Tell the new peer whom we know, so that it meshes with them too.
         let members: Vec<Member> =
             state.peers.iter().map(|(node, link)| Member { node: node.clone(), creation: link.creation }).collect();
@@ -461,4 +494,12 @@ impl Inner {
         }
         Admission::Admit
     }
+}
+
+/// A connection's figures: its reader's and its sending side's.
+fn stats_of(connection: &Connection, outbound: &Outbound) -> crate::ConnectionStats {
+    let mut stats = outbound.stats();
+    stats.frames_in = connection.frames_in.load(Ordering::Relaxed);
+    stats.bytes_in = connection.bytes_in.load(Ordering::Relaxed);
+    stats
 }

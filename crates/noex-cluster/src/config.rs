@@ -40,9 +40,16 @@ pub struct ClusterConfig {
     pub max_frame: usize,
     /// The largest frame accepted before authentication. Default 64 KiB.
     pub handshake_max_frame: usize,
-    /// Bytes waiting to be written to one node before senders are told its queue is full. A bound on the memory
-    /// a stuck peer can hold until failure detection drops it. Default 64 MiB.
+    /// The hard bound on bytes waiting to be written to one node: past it the connection is closed and the node
+    /// reported down as `overloaded` (every monitor and link on its processes fires), rather than anything being
+    /// dropped or memory growing without bound. Only fire-and-forget casts and a very slow link get there:
+    /// awaited casts stop at the cast window. Default 64 MiB.
     pub outbound_buffer: usize,
+    /// The cast window: how much casts to one node may cost before the node has consumed them (a cast costs its
+    /// bytes on the wire plus 64). Past it, `try_cast` fails with `Full` and `cast_await` waits; fire-and-forget
+    /// casts are still sent. Bounds what awaited casts to a slow node hold in memory on both sides. Default 1 MiB
+    /// (Erlang's default busy limit of a distribution port).
+    pub cast_window: usize,
     /// The cluster secret; `None` reads `NOEX_COOKIE`, else `~/.noex.cookie` (created on first use).
     pub cookie: Option<Cookie>,
 }
@@ -64,6 +71,7 @@ impl ClusterConfig {
             max_frame: DEFAULT_MAX_FRAME,
             handshake_max_frame: HANDSHAKE_MAX_FRAME,
             outbound_buffer: 64 << 20,
+            cast_window: 1 << 20,
             cookie: None,
         }
     }
@@ -102,6 +110,9 @@ impl ClusterConfig {
         }
         if self.outbound_buffer == 0 {
             return setting("outbound_buffer", "must be positive");
+        }
+        if self.cast_window < 1024 {
+            return setting("cast_window", "must be at least 1 KiB");
         }
         let cookie = match &self.cookie {
             Some(cookie) if cookie.as_bytes().is_empty() => {

@@ -13,8 +13,9 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Inner;
+use crate::credit::InboundCredit;
 use crate::event::{DownReason, NodeInfo};
-use crate::outbound::Outbound;
+use crate::outbound::{CAST_OVERHEAD, Outbound};
 use crate::routing::HandlerCache;
 
 pub(crate) struct Connection {
@@ -26,11 +27,23 @@ pub(crate) struct Connection {
     /// When the last frame arrived, in milliseconds since `started`; read by the liveness thread.
     last_read: AtomicU64,
     started: Instant,
+    /// Written by the reader only.
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
 }
 
 impl Connection {
     pub(crate) fn new(id: u64, peer: NodeInfo, close: CancellationToken, leave: CancellationToken) -> Self {
-        Connection { id, peer, close, leave, last_read: AtomicU64::new(0), started: Instant::now() }
+        Connection {
+            id,
+            peer,
+            close,
+            leave,
+            last_read: AtomicU64::new(0),
+            started: Instant::now(),
+            frames_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+        }
     }
 
     /// How long since the last frame arrived.
@@ -62,7 +75,7 @@ pub(crate) fn spawn(
     incoming: Incoming,
     outbound: Arc<Outbound>,
 ) -> tokio::task::JoinHandle<()> {
-    inner.tasks.spawn(read(inner.clone(), connection.clone(), incoming));
+    inner.tasks.spawn(read(inner.clone(), connection.clone(), incoming, outbound.clone()));
     inner.tasks.spawn(async move { outbound.run(&connection.close, &connection.leave).await })
 }
 
@@ -72,15 +85,19 @@ const READ_CHUNK: usize = 64 << 10;
 /// Reads the connection until it closes: every complete frame in the buffer is handled, then one more read.
 /// A hand-written loop rather than `FramedRead`: a frame goes straight from the codec to its handler, without
 /// a `select!` and several moves of the decoded frame per frame.
-async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming) {
+async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming, outbound: Arc<Outbound>) {
     let Incoming { mut socket, mut codec, mut buffer } = incoming;
     let peer = &connection.peer.node;
+    let credit: Arc<dyn noex_core::CreditSink> =
+        Arc::new(InboundCredit::new(outbound.clone(), inner.settings.config.cast_window as u64));
+    let mut frames_in = 0;
     // Made once: a fresh `cancelled()` per read costs a waiter registration per read.
     let closed = connection.close.cancelled();
     tokio::pin!(closed);
     let mut handlers = HandlerCache::default();
     let reason = 'read: loop {
         loop {
+            let before = buffer.len();
             let decoded = match codec.decode(&mut buffer) {
                 Ok(Some(decoded)) => decoded,
                 Ok(None) => break,
@@ -95,7 +112,10 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
                 // `FrameHandler::node_down` says so.)
                 break 'read DownReason::ConnectionClosed;
             }
-            if let Some(reason) = handle(&inner, &mut handlers, peer, decoded) {
+            frames_in += 1;
+            connection.frames_in.store(frames_in, Ordering::Relaxed);
+            let wire = before - buffer.len();
+            if let Some(reason) = handle(&inner, &mut handlers, &outbound, &credit, peer, decoded, wire) {
                 break 'read reason;
             }
         }
@@ -117,7 +137,10 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
                 break DownReason::ConnectionClosed;
             }
             // Silence is judged by bytes, not whole frames: a large frame arriving slowly is not a dead peer.
-            Ok(_) => connection.heard(),
+            Ok(n) => {
+                connection.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                connection.heard();
+            }
             Err(error) => {
                 tracing::warn!(%peer, %error, "closing connection: read failed");
                 break DownReason::ConnectionClosed;
@@ -125,15 +148,20 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
         }
     };
     connection.close.cancel();
+    // Closed by a sender past the hard bound: the peer is down because it did not keep up.
+    let reason = if outbound.is_overloaded() { DownReason::Overloaded } else { reason };
     inner.connection_lost(&connection, reason);
 }
 
-/// Handles one decoded frame; `Some(reason)` ends the connection.
+/// Handles one decoded frame (`wire` bytes long); `Some(reason)` ends the connection.
 fn handle(
     inner: &Arc<Inner>,
     handlers: &mut HandlerCache,
+    outbound: &Outbound,
+    credit: &Arc<dyn noex_core::CreditSink>,
     peer: &noex_proto::NodeId,
     decoded: Result<Frame, ProtoError>,
+    wire: usize,
 ) -> Option<DownReason> {
     match decoded {
         Err(ProtoError::UnknownKind) => {
@@ -144,6 +172,7 @@ fn handle(
             return Some(DownReason::ConnectionClosed);
         }
         Ok(Frame::Heartbeat) => {}
+        Ok(Frame::CastCredit { consumed }) => outbound.credit(consumed),
         Ok(Frame::Goodbye) => return Some(DownReason::GracefulShutdown),
         Ok(Frame::Members(members)) => {
             for member in members {
@@ -155,9 +184,16 @@ fn handle(
             return Some(DownReason::ConnectionClosed);
         }
         Ok(other) => {
+            // A cast spends the sender's window until the process it is for has consumed it: its receipt goes
+            // with it. The cost is reckoned as the sender did, from the bytes on the wire.
+            let receipt = matches!(other, Frame::Cast(_)).then(|| {
+                let cost = u32::try_from(wire as u64 + CAST_OVERHEAD).unwrap_or(u32::MAX);
+                noex_core::Receipt::new(credit.clone(), cost)
+            });
             // A layer above that panics must not leave a connection that heartbeats but never reads.
-            let dispatched =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.dispatch(handlers, peer, other)));
+            let dispatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.dispatch(handlers, peer, other, receipt)
+            }));
             if dispatched.is_err() {
                 tracing::error!(%peer, "a frame handler panicked; the frame was dropped");
             }

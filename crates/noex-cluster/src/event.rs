@@ -15,6 +15,7 @@ pub struct NodeInfo {
 
 /// Why a node went down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DownReason {
     /// Its connection closed or failed.
     ConnectionClosed,
@@ -22,6 +23,9 @@ pub enum DownReason {
     HeartbeatTimeout,
     /// It said goodbye before leaving.
     GracefulShutdown,
+    /// It did not keep up: more bytes waited for it than the hard bound (`ClusterConfig::outbound_buffer`),
+    /// so this node closed the connection rather than drop anything or grow without bound.
+    Overloaded,
 }
 
 impl fmt::Display for DownReason {
@@ -30,6 +34,7 @@ impl fmt::Display for DownReason {
             DownReason::ConnectionClosed => "connection_closed",
             DownReason::HeartbeatTimeout => "heartbeat_timeout",
             DownReason::GracefulShutdown => "graceful_shutdown",
+            DownReason::Overloaded => "overloaded",
         })
     }
 }

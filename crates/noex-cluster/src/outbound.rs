@@ -3,16 +3,24 @@
 //! another task (a thread wake-up costs more than the write). When the socket is busy, frames pile up in one
 //! buffer that the connection's writer task drains: many frames per write syscall. Unwritten bytes stay in that
 //! buffer, under the lock, so the liveness thread can push them out itself when the writer's runtime is busy.
+//!
+//! Flow control (see `docs/concepts.md`, "Flow control"): casts spend a window of credit that the peer gives
+//! back as its processes consume them (`CastCredit` frames); a cast that finds the window spent is refused
+//! (`try_send_cast`) or waits for room (`cast_room`), unless it is fire-and-forget. Every frame, cast or signal,
+//! counts towards the hard bound on queued bytes; past it the connection is closed as overloaded.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use noex_proto::{Frame, FrameCodec, ProtoError};
+use noex_proto::{Frame, FrameCodec, NodeId, ProtoError};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
+
+use crate::stats::{ConnectionStats, FullEpisodes};
 
 /// A connection that wrote less than this ago is taken to be streaming (see `Outbound::send`). Request/response
 /// traffic, which waits a network round trip between frames, stays below it and keeps the direct write.
@@ -21,21 +29,44 @@ const STREAMING: Duration = Duration::from_micros(10);
 /// Buffers up to this size are always kept for reuse once written; larger ones only while a burst lasts.
 const MAX_SPARE: usize = 4 << 20;
 
+/// What a cast costs of the window besides its bytes on the wire: about what it occupies in a mailbox.
+pub(crate) const CAST_OVERHEAD: u64 = 64;
+
 /// Why a frame was not queued.
 pub(crate) enum Refused {
     Closed,
+    /// The cast window is spent (`try_send_cast` only).
     Full,
-    TooLarge { len: usize, limit: usize },
+    TooLarge {
+        len: usize,
+        limit: usize,
+    },
+}
+
+/// How the connection's limits are set.
+pub(crate) struct Limits {
+    pub(crate) max_frame: usize,
+    /// Bytes that may wait in the buffer; past them the connection is closed as overloaded.
+    pub(crate) hard: usize,
+    /// Cost of casts that may be sent and not yet consumed by the peer.
+    pub(crate) cast_window: u64,
 }
 
 pub(crate) struct Outbound {
     socket: OwnedWriteHalf,
     state: Mutex<Pending>,
     wake: Notify,
-    /// Bytes that may wait in the buffer before senders are refused.
-    limit: usize,
+    /// Woken when the cast window has room again, or the connection closed.
+    room: Notify,
+    hard_limit: usize,
+    cast_window: u64,
     /// Set once the connection is closed for good (a lock-free answer to "is this handle stale?").
-    retired: std::sync::atomic::AtomicBool,
+    retired: AtomicBool,
+    /// Set when the connection was closed because the hard bound was reached: the node is down as overloaded.
+    overloaded: AtomicBool,
+    /// The connection's close signal: cancelled to close it from a sender's thread (overload).
+    close: CancellationToken,
+    peer: NodeId,
 }
 
 struct Pending {
@@ -54,6 +85,15 @@ struct Pending {
     leaving: bool,
     /// When bytes last reached the socket.
     last_write: Instant,
+    /// Bytes the writer took out of `buffer` and has not written yet.
+    in_flight: usize,
+    /// Total cost of the casts sent, and of those the peer says it consumed (cumulative, from `CastCredit`).
+    cast_sent: u64,
+    cast_consumed: u64,
+    /// A sender waits in `cast_room`.
+    waiting: bool,
+    stats: ConnectionStats,
+    full: FullEpisodes,
 }
 
 /// How a write attempt went.
@@ -64,22 +104,33 @@ enum Wrote {
 }
 
 impl Outbound {
-    pub(crate) fn new(socket: OwnedWriteHalf, max_frame: usize, limit: usize) -> Self {
+    pub(crate) fn new(socket: OwnedWriteHalf, limits: Limits, close: CancellationToken, peer: NodeId) -> Self {
         Outbound {
             socket,
             state: Mutex::new(Pending {
                 buffer: BytesMut::new(),
                 spare: BytesMut::new(),
-                codec: FrameCodec::with_limit(max_frame),
+                codec: FrameCodec::with_limit(limits.max_frame),
                 writer_owns: false,
                 writing: false,
                 closed: false,
                 leaving: false,
                 last_write: Instant::now(),
+                in_flight: 0,
+                cast_sent: 0,
+                cast_consumed: 0,
+                waiting: false,
+                stats: ConnectionStats::default(),
+                full: FullEpisodes::default(),
             }),
             wake: Notify::new(),
-            limit,
-            retired: std::sync::atomic::AtomicBool::new(false),
+            room: Notify::new(),
+            hard_limit: limits.hard,
+            cast_window: limits.cast_window,
+            retired: AtomicBool::new(false),
+            overloaded: AtomicBool::new(false),
+            close,
+            peer,
         }
     }
 
@@ -87,16 +138,118 @@ impl Outbound {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues or writes `frame`; frames are written in the order they were accepted.
+    /// Queues or writes `frame`, a signal or a fire-and-forget cast: never refused for want of cast credit (a
+    /// cast still spends it); frames are written in the order they were accepted. Past the hard bound the
+    /// connection is closed as overloaded and the frame refused.
     pub(crate) fn send(&self, frame: Frame) -> Result<(), Refused> {
         let mut pending = self.lock();
+        self.admit(&mut pending)?;
+        self.enqueue(pending, frame)
+    }
+
+    /// Queues `frame`, a cast, only if the cast window has room; `Full` (nothing queued) otherwise.
+    pub(crate) fn try_send_cast(&self, frame: Frame) -> Result<(), Refused> {
+        let mut pending = self.lock();
+        self.admit(&mut pending)?;
+        if pending.cast_sent - pending.cast_consumed >= self.cast_window {
+            pending.stats.casts_refused += 1;
+            pending.full.begin();
+            return Err(Refused::Full);
+        }
+        self.enqueue(pending, frame)
+    }
+
+    /// Resolves once the cast window has room (at once if it has), or with `Closed` once the connection is.
+    pub(crate) async fn cast_room(&self) -> Result<(), Refused> {
+        let mut counted = false;
+        loop {
+            // Armed before looking, so that credit arriving in between is not missed.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut pending = self.lock();
+                if pending.closed || pending.leaving {
+                    return Err(Refused::Closed);
+                }
+                if pending.cast_sent - pending.cast_consumed < self.cast_window {
+                    return Ok(());
+                }
+                if !counted {
+                    counted = true;
+                    pending.stats.casts_waited += 1;
+                    pending.full.begin();
+                }
+                pending.waiting = true;
+            }
+            room.await;
+        }
+    }
+
+    /// The peer has consumed casts of a total cost of `consumed` (cumulative) on this connection.
+    pub(crate) fn credit(&self, consumed: u64) {
+        let wake = {
+            let mut pending = self.lock();
+            // Never more than was sent: a peer cannot grant itself an unbounded window.
+            pending.cast_consumed = pending.cast_consumed.max(consumed.min(pending.cast_sent));
+            if pending.cast_sent - pending.cast_consumed >= self.cast_window {
+                return;
+            }
+            if let Some(summary) = pending.full.end() {
+                tracing::info!(peer = %self.peer, "{summary}");
+            }
+            std::mem::take(&mut pending.waiting)
+        };
+        if wake {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// What this connection has sent and queued so far.
+    pub(crate) fn stats(&self) -> ConnectionStats {
+        let pending = self.lock();
+        let mut stats = pending.stats.clone();
+        stats.queued_bytes = pending.buffer.len() + pending.in_flight;
+        stats.cast_window_used = pending.cast_sent - pending.cast_consumed;
+        stats.full_episodes = pending.full.episodes();
+        stats.full_time = pending.full.total();
+        stats
+    }
+
+    /// Whether the connection was closed because the peer fell past the hard bound.
+    pub(crate) fn is_overloaded(&self) -> bool {
+        self.overloaded.load(Ordering::Acquire)
+    }
+
+    /// Whether one more frame may be queued; past the hard bound, closes the connection as overloaded.
+    fn admit(&self, pending: &mut Pending) -> Result<(), Refused> {
         if pending.closed || pending.leaving {
             return Err(Refused::Closed);
         }
-        if pending.buffer.len() >= self.limit {
-            return Err(Refused::Full);
+        let queued = pending.buffer.len() + pending.in_flight;
+        if queued < self.hard_limit {
+            return Ok(());
         }
-        append(&mut pending, frame)?;
+        tracing::warn!(
+            peer = %self.peer,
+            queued,
+            limit = self.hard_limit,
+            "the peer does not keep up: outbound bytes past the hard bound; closing the connection (overloaded)"
+        );
+        self.overloaded.store(true, Ordering::Release);
+        self.retire(pending);
+        self.close.cancel();
+        Err(Refused::Closed)
+    }
+
+    /// Appends an admitted frame and writes it now if the connection is idle.
+    fn enqueue(&self, mut pending: MutexGuard<'_, Pending>, frame: Frame) -> Result<(), Refused> {
+        let is_cast = matches!(frame, Frame::Cast(_));
+        let len = append(&mut pending, frame)?;
+        if is_cast {
+            pending.cast_sent += len as u64 + CAST_OVERHEAD;
+            pending.stats.casts_out += 1;
+        }
         if pending.writer_owns || pending.writing {
             return Ok(());
         }
@@ -117,13 +270,26 @@ impl Outbound {
 
     /// Whether the connection is closed for good (it failed, or is no longer the node's current one).
     pub(crate) fn is_closed(&self) -> bool {
-        self.retired.load(std::sync::atomic::Ordering::Acquire)
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Refuses every frame from now on (the connection is no longer the node's current one).
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
-        self.retired.store(true, std::sync::atomic::Ordering::Release);
+        self.retire(&mut self.lock());
+    }
+
+    /// Closed for good: what is still buffered is counted as discarded, waiters for room are woken.
+    fn retire(&self, pending: &mut Pending) {
+        if !pending.closed {
+            pending.closed = true;
+            pending.stats.discarded_bytes += (pending.buffer.len() + pending.in_flight) as u64;
+            if let Some(summary) = pending.full.end() {
+                tracing::info!(peer = %self.peer, "{summary} (then closed)");
+            }
+        }
+        self.retired.store(true, Ordering::Release);
+        // No lock of the waiters is held here: they hold the state lock only while looking.
+        self.room.notify_waiters();
     }
 
     /// From the liveness thread: a heartbeat if nothing reached the socket for `idle` (past the queue limit:
@@ -164,6 +330,8 @@ impl Outbound {
                         }
                         pending.leaving = true;
                         pending.writer_owns = true;
+                        drop(pending);
+                        self.room.notify_waiters(); // senders waiting for room: nothing more is accepted
                     }
                     () = self.wake.notified() => {}
                 }
@@ -172,8 +340,7 @@ impl Outbound {
                 break;
             }
         }
-        self.lock().closed = true;
-        self.retired.store(true, std::sync::atomic::Ordering::Release);
+        self.retire(&mut self.lock());
         close.cancel();
     }
 
@@ -198,7 +365,9 @@ impl Outbound {
                 pending.writer_owns = true;
                 pending.writing = true;
                 let spare = std::mem::take(&mut pending.spare);
-                std::mem::replace(&mut pending.buffer, spare)
+                let chunk = std::mem::replace(&mut pending.buffer, spare);
+                pending.in_flight = chunk.len();
+                chunk
             };
             let written = chunk.len();
             let wrote = loop {
@@ -216,6 +385,8 @@ impl Outbound {
             {
                 let mut pending = self.lock();
                 pending.writing = false;
+                pending.in_flight = 0;
+                pending.stats.bytes_out += (written - chunk.len()) as u64;
                 pending.last_write = Instant::now();
                 match wrote {
                     Wrote::All => {
@@ -261,6 +432,7 @@ impl Outbound {
             match written {
                 Ok(n) => {
                     pending.buffer.advance(n);
+                    pending.stats.bytes_out += n as u64;
                     pending.last_write = Instant::now();
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Wrote::Blocked,
@@ -274,12 +446,16 @@ impl Outbound {
     }
 }
 
-fn append(pending: &mut Pending, frame: Frame) -> Result<(), Refused> {
-    let Pending { codec, buffer, .. } = pending;
+/// Encodes `frame` at the end of the buffer; returns its size on the wire.
+fn append(pending: &mut Pending, frame: Frame) -> Result<usize, Refused> {
+    let Pending { codec, buffer, stats, .. } = pending;
+    let before = buffer.len();
     match codec.encode(frame, buffer) {
         Ok(()) => {}
         Err(ProtoError::TooLarge { len, limit }) => return Err(Refused::TooLarge { len, limit }),
         Err(_) => return Err(Refused::Closed),
     }
-    Ok(())
+    stats.frames_out += 1;
+    stats.peak_queued_bytes = stats.peak_queued_bytes.max(buffer.len());
+    Ok(buffer.len() - before)
 }

@@ -20,6 +20,13 @@ pub trait FrameHandler: Send + Sync + 'static {
     /// One frame from `from`.
     fn handle(&self, from: &NodeId, frame: Frame);
 
+    /// A cast from `from`, with the receipt that gives its cost back to the sender's cast window once dropped:
+    /// keep it with the message until the message is consumed. The default consumes it at once.
+    fn handle_cast(&self, from: &NodeId, frame: Frame, receipt: noex_core::Receipt) {
+        self.handle(from, frame);
+        drop(receipt);
+    }
+
     /// `node` is connected (again); frames from it follow.
     fn node_up(&self, node: &NodeInfo) {
         let _ = node;
@@ -55,8 +62,9 @@ pub enum SendError {
     /// The node is not connected.
     #[error("node {0} is not connected")]
     NotConnected(NodeId),
-    /// The node's outbound queue is full (it is not reading fast enough); the frame was not queued.
-    #[error("outbound queue to {0} is full")]
+    /// The cast window to the node is spent (its processes have not consumed the casts already sent); the cast
+    /// was not queued. Only [`NodeSender::try_send_cast`] says this.
+    #[error("the cast window to {0} is full")]
     QueueFull(NodeId),
     /// The frame is larger than the frame limit; it was not sent.
     #[error("frame of {len} bytes exceeds the limit of {limit}")]
@@ -81,9 +89,22 @@ impl NodeSender {
         &self.node
     }
 
-    /// Queues `frame`, in order with everything else sent to this node; never waits.
+    /// Queues `frame`, in order with everything else sent to this node; never waits, and never refuses a frame
+    /// for want of room: signals (and fire-and-forget casts, which still spend the cast window) always go, up to
+    /// the hard bound, past which the connection is closed and the node reported down as `overloaded`.
     pub fn send(&self, frame: Frame) -> Result<(), SendError> {
         self.outbound.send(frame).map_err(|refused| send_error(refused, &self.node))
+    }
+
+    /// Queues a cast only if the cast window has room ([`SendError::QueueFull`] otherwise, nothing queued).
+    pub fn try_send_cast(&self, frame: Frame) -> Result<(), SendError> {
+        self.outbound.try_send_cast(frame).map_err(|refused| send_error(refused, &self.node))
+    }
+
+    /// Resolves once the cast window has room (at once if it has), or with `NotConnected` once this handle's
+    /// connection is gone. Cancel safe.
+    pub async fn cast_room(&self) -> Result<(), SendError> {
+        self.outbound.cast_room().await.map_err(|refused| send_error(refused, &self.node))
     }
 
     /// Whether this handle's connection is gone (take a new handle from [`Cluster::sender`](crate::Cluster::sender)).

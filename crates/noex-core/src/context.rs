@@ -349,13 +349,18 @@ impl<S: GenServer> Drop for Context<S> {
         for envelope in self.batch.drain(..).chain(closed.queued) {
             match envelope {
                 Envelope::Call(_, reply) => reply.send(Err(reason.clone())),
-                Envelope::Cast(_) => {}
+                Envelope::Cast(_) | Envelope::ReceiptedCast(..) => {}
                 // Monitors requested before the end but not yet processed still get their DOWN.
                 Envelope::Signal(Signal::Monitor { monitor, watcher }) => watchers.push((monitor, watcher)),
                 Envelope::Signal(_) => {}
             }
         }
         let pid = &core.pid;
+        // Monitors from outside any process (`Runtime::monitor`, and so `stop` and `shutdown`) hear last: whoever
+        // waits on one finds every other signal of this exit already sent (a node that shuts down says goodbye
+        // only after its processes' DOWNs and EXITs are queued).
+        let (external, watchers): (Vec<_>, Vec<_>) =
+            watchers.into_iter().partition(|(_, watcher)| matches!(watcher, Watcher::External(_)));
         for (monitor, watcher) in watchers {
             watcher.deliver(ProcessDown { monitor, pid: pid.clone(), reason: reason.clone() });
         }
@@ -371,6 +376,9 @@ impl<S: GenServer> Drop for Context<S> {
         }
         for (monitor, target) in self.state.monitors.drain(..) {
             target.demonitor(&self.runtime, monitor);
+        }
+        for (monitor, watcher) in external {
+            watcher.deliver(ProcessDown { monitor, pid: pid.clone(), reason: reason.clone() });
         }
         if self.state.started {
             let system = core.system;

@@ -43,6 +43,9 @@ pub enum EncodedMessage {
     Cast {
         /// The encoded `Cast` value.
         payload: Bytes,
+        /// Given back once the process has handled the cast (or it is dropped): flow control of the
+        /// connection it came on. `None` for a cast that no connection carried.
+        receipt: Option<crate::Receipt>,
     },
 }
 
@@ -107,8 +110,12 @@ where
             }));
             Envelope::Call(msg, reply)
         }
-        EncodedMessage::Cast { payload } => {
-            Envelope::Cast(S::Cast::decode_wire(payload).map_err(DeliverError::Decode)?)
+        EncodedMessage::Cast { payload, receipt } => {
+            let msg = S::Cast::decode_wire(payload).map_err(DeliverError::Decode)?;
+            match receipt {
+                Some(receipt) => Envelope::ReceiptedCast(msg, receipt),
+                None => Envelope::Cast(msg),
+            }
         }
     };
     cell.mailbox.push(envelope).map_err(|_| DeliverError::NoProc)

@@ -9,6 +9,24 @@ use crate::{ExitReason, Pid};
 #[error("no such process: {0}")]
 pub struct NoProc(pub Pid);
 
+/// Why a cast was not sent ([`ServerRef::try_cast`](crate::ServerRef::try_cast),
+/// [`ServerRef::cast_await`](crate::ServerRef::cast_await)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CastError {
+    /// The local process has exited.
+    #[error("no such process: {0}")]
+    NoProc(Pid),
+    /// The process's node is not connected.
+    #[error("the node of {0} is not connected")]
+    NoConnection(Pid),
+    /// The connection to the process's node has no room: the casts already sent to that node are not consumed
+    /// yet (the link or the receiving processes are slower than the sender). Nothing was sent; retry later or
+    /// use [`cast_await`](crate::ServerRef::cast_await), which waits for room.
+    #[error("the connection to the node of {0} is full")]
+    Full(Pid),
+}
+
 /// Why a call got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -46,6 +46,7 @@
 //! ```
 
 mod context;
+mod credit;
 mod deadline;
 mod distribution;
 mod encoded;
@@ -63,9 +64,10 @@ mod server_ref;
 mod supervisor;
 
 pub use context::{Context, Timer};
+pub use credit::{CreditSink, Receipt};
 pub use distribution::{BoxFuture, CallReply, Distribution, RemoteWatcher, WeakRuntime};
 pub use encoded::{Encodable, EncodedMessage, EncodedReply, Target};
-pub use error::{CallError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError};
+pub use error::{CallError, CastError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError};
 pub use exit::ExitReason;
 pub use introspection::{ProcessInfo, ProcessKind, ProcessStatus, SupervisorInfo};
 pub use lifecycle::{LifecycleEvent, LifecycleEvents};

@@ -162,6 +162,8 @@ impl<R> ReplyTo<R> {
 pub(crate) enum Envelope<S: GenServer> {
     Call(S::Call, ReplyTo<S::Reply>),
     Cast(S::Cast),
+    /// A cast from another node: its receipt is given back once it has been handled.
+    ReceiptedCast(S::Cast, crate::Receipt),
     Signal(Signal),
 }
 
@@ -314,6 +316,14 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
             Envelope::Cast(msg) => {
                 ctx.count_processed();
                 let handled = AssertUnwindSafe(server.handle_cast(msg, &mut ctx)).catch_unwind().await;
+                if let Err(panic) = handled {
+                    break Ending::Terminate(ExitReason::from_panic(&*panic));
+                }
+            }
+            Envelope::ReceiptedCast(msg, receipt) => {
+                ctx.count_processed();
+                let handled = AssertUnwindSafe(server.handle_cast(msg, &mut ctx)).catch_unwind().await;
+                drop(receipt);
                 if let Err(panic) = handled {
                     break Ending::Terminate(ExitReason::from_panic(&*panic));
                 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::process::{Envelope, ReplyTo, ServerCell};
-use crate::{CallError, CallReply, Distribution, Encodable, ExitReason, GenServer, NoProc, Pid, Runtime, StopError};
+use crate::{CallError, CallReply, CastError, Distribution, Encodable, ExitReason, GenServer, Pid, Runtime, StopError};
 
 /// How long [`ServerRef::call`] waits for a reply, as OTP's `gen_server:call/2`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -151,18 +151,39 @@ impl<S: GenServer> ServerRef<S> {
         }
     }
 
-    /// Sends a cast; fails if the server has exited. For a remote server this only knows whether its node is
-    /// connected (whether the process exists is known on that node).
-    pub fn try_cast(&self, msg: S::Cast) -> Result<(), NoProc> {
+    /// Sends a cast without waiting, or says why not: the server has exited ([`CastError::NoProc`]), its node is
+    /// not connected, or the connection to its node has no room ([`CastError::Full`]; nothing is sent). For a
+    /// remote server, whether the process exists is known on its node, not here.
+    pub fn try_cast(&self, msg: S::Cast) -> Result<(), CastError> {
         match &self.route {
-            Route::Local(cell) => cell.mailbox.push(Envelope::Cast(msg)).map_err(|_| NoProc(self.pid().clone())),
+            Route::Local(cell) => {
+                cell.mailbox.push(Envelope::Cast(msg)).map_err(|_| CastError::NoProc(self.pid().clone()))
+            }
             Route::Remote(pid, codec) => match self.remote_route(pid) {
-                Some(distribution) if distribution.is_connected(pid.node()) => {
-                    distribution.cast(pid, (codec.encode_cast)(&msg));
-                    Ok(())
-                }
-                _ => Err(NoProc(pid.clone())),
+                Some(distribution) => distribution.try_cast(pid, (codec.encode_cast)(&msg)),
+                None => Err(CastError::NoConnection(pid.clone())),
             },
+        }
+    }
+
+    /// Sends a cast, waiting first for room on the connection to the server's node: the way to send many casts
+    /// to another node without outrunning it (Erlang suspends a sender on a busy distribution port the same
+    /// way). A local server's mailbox always has room. Fails as [`try_cast`](Self::try_cast) does, except that
+    /// it waits instead of failing with `Full`.
+    ///
+    /// Cancel safe: if the future is dropped before it completes, the cast was not sent.
+    pub async fn cast_await(&self, msg: S::Cast) -> Result<(), CastError> {
+        let (pid, codec) = match &self.route {
+            Route::Local(_) => return self.try_cast(msg),
+            Route::Remote(pid, codec) => (pid, codec),
+        };
+        let distribution = self.remote_route(pid).ok_or_else(|| CastError::NoConnection(pid.clone()))?;
+        let payload = (codec.encode_cast)(&msg);
+        loop {
+            match distribution.try_cast(pid, payload.clone()) {
+                Err(CastError::Full(_)) => distribution.cast_room(pid).await?,
+                sent => return sent,
+            }
         }
     }
 

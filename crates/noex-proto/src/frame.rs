@@ -27,6 +27,11 @@ pub enum Frame {
     Members(Vec<Member>),
     /// The sender is stopping gracefully.
     Goodbye,
+    /// Flow control: the total cost of the casts the sender of this frame has consumed on this connection.
+    CastCredit {
+        /// Cumulative since the connection was established.
+        consumed: u64,
+    },
     /// A call to a process on the receiving node.
     Call(Call),
     /// The answer to a call.

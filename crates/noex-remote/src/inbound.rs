@@ -25,7 +25,11 @@ pub(crate) struct ProcessFrames {
 
 impl FrameHandler for ProcessFrames {
     fn handle(&self, from: &NodeId, frame: Frame) {
-        self.inner.receive(&self.runtime, from, frame);
+        self.inner.receive(&self.runtime, from, frame, None);
+    }
+
+    fn handle_cast(&self, from: &NodeId, frame: Frame, receipt: noex_core::Receipt) {
+        self.inner.receive(&self.runtime, from, frame, Some(receipt));
     }
 
     fn node_up(&self, node: &NodeInfo) {
@@ -73,7 +77,7 @@ impl EncodedReply for ReplySink {
                 // The caller gets a typed error now rather than a timeout.
                 let message = format!("the reply ({len} bytes) exceeds the frame limit of {limit} bytes");
                 let reply = Reply { call_id: self.call_id, result: Err(CallFailure::Decode(message)) };
-                let _ = self.inner.send(&self.node, Frame::Reply(reply));
+                self.inner.send_signal(&self.node, Frame::Reply(reply));
             }
             Err(error @ noex_cluster::SendError::NotConnected(_)) => {
                 tracing::debug!(node = %self.node, %error, "reply not sent: the caller's node is gone");
@@ -84,7 +88,8 @@ impl EncodedReply for ReplySink {
 }
 
 impl Inner {
-    fn receive(self: &Arc<Self>, runtime: &Runtime, from: &NodeId, frame: Frame) {
+    /// `receipt` comes with a cast and goes into the mailbox with it (flow control: see noex-cluster).
+    fn receive(self: &Arc<Self>, runtime: &Runtime, from: &NodeId, frame: Frame, receipt: Option<noex_core::Receipt>) {
         // Every pid a peer names as its own must be of its own node.
         let own = |pid: &Pid| {
             let ok = pid.node().as_str() == from.as_str();
@@ -99,11 +104,11 @@ impl Inner {
                 let message = EncodedMessage::Call { payload: call.payload, reply: Box::new(sink) };
                 if let Err(error) = runtime.deliver_encoded(local_target(&call.target), message) {
                     let reply = Reply { call_id: call.call_id, result: Err(call_failure(error)) };
-                    let _ = self.send(call.from.node(), Frame::Reply(reply));
+                    self.send_signal(call.from.node(), Frame::Reply(reply));
                 }
             }
             Frame::Cast(cast) if own(&cast.from) => {
-                let message = EncodedMessage::Cast { payload: cast.payload };
+                let message = EncodedMessage::Cast { payload: cast.payload, receipt };
                 if let Err(error) = runtime.deliver_encoded(local_target(&cast.target), message) {
                     tracing::debug!(%from, %error, "remote cast not delivered");
                 }
@@ -132,7 +137,7 @@ impl Inner {
                     let result = reply.result.map_err(|failure| SpawnError::from_failure(failure, timeout));
                     if let Err(Ok(pid)) = waiter.send(result) {
                         // The requester stopped waiting just now: stop what was started for it.
-                        let _ = self.send(pid.node(), exit_frame(&self.node_pid, &pid, ExitReason::Killed, false));
+                        self.send_signal(pid.node(), exit_frame(&self.node_pid, &pid, ExitReason::Killed, false));
                     }
                 }
                 Some(other) => answer(other, Err(CallFailure::NoProc)),
@@ -141,7 +146,7 @@ impl Inner {
                     if let Ok(pid) = reply.result {
                         if own(&pid) {
                             tracing::debug!(%pid, "late spawn reply; stopping the orphan");
-                            let _ = self.send(pid.node(), exit_frame(&self.node_pid, &pid, ExitReason::Killed, false));
+                            self.send_signal(pid.node(), exit_frame(&self.node_pid, &pid, ExitReason::Killed, false));
                         }
                     }
                 }
@@ -173,7 +178,7 @@ impl Inner {
                         pid: down.pid,
                         reason: down.reason,
                     });
-                    let _ = inner.send(watcher.node(), frame);
+                    inner.send_signal(watcher.node(), frame);
                 });
                 // The node may have gone down while the monitor was being installed: undo it then.
                 if self.while_live(&node, || ()).is_none() && self.incoming.remove(&monitor).is_some() {
@@ -205,7 +210,7 @@ impl Inner {
                     None => tracing::debug!(%from, "link request from a connection already down; dropped"),
                     Some(true) => {}
                     Some(false) => {
-                        let _ = self.send(link.from.node(), exit_frame(&link.to, &link.from, ExitReason::NoProc, true));
+                        self.send_signal(link.from.node(), exit_frame(&link.to, &link.from, ExitReason::NoProc, true));
                     }
                 }
             }
@@ -233,7 +238,7 @@ impl Inner {
                             Err(_) => Err(CallFailure::NoProc),
                         },
                     };
-                    let _ = inner.send(stop.from.node(), Frame::Reply(Reply { call_id: stop.call_id, result }));
+                    inner.send_signal(stop.from.node(), Frame::Reply(Reply { call_id: stop.call_id, result }));
                 });
             }
             Frame::Call(_)

@@ -62,7 +62,8 @@ pub struct RemoteStats {
     pub incoming_monitors: usize,
     /// Links between local processes and processes of other nodes.
     pub links: usize,
-    /// Casts that could not be queued for a connected node (its outbound buffer was full); each one is logged.
+    /// Fire-and-forget casts that could not be sent to a connected node because they exceed the frame limit;
+    /// each one is logged. (Flow control never drops a cast: see `ServerRef::cast_await` and `try_cast`.)
     pub dropped_casts: u64,
 }
 
@@ -221,8 +222,10 @@ impl Remote {
     pub fn cast_named<M: Encodable>(&self, node: &NodeId, name: &str, msg: &M) {
         if *node == *self.inner.cluster.local() {
             if let Some(runtime) = self.inner.runtime.upgrade() {
-                let _ =
-                    runtime.deliver_encoded(Target::Name(name), EncodedMessage::Cast { payload: msg.encode_wire() });
+                let _ = runtime.deliver_encoded(
+                    Target::Name(name),
+                    EncodedMessage::Cast { payload: msg.encode_wire(), receipt: None },
+                );
             }
             return;
         }
@@ -267,26 +270,14 @@ impl EncodedReply for LocalReply {
 }
 
 impl Inner {
-    /// Queues `frame` for `node` through its cached send handle, refreshing the handle once if it is stale.
+    /// Queues `frame` for `node`, a signal or a request: never refused for want of room while the node is
+    /// connected (see `NodeSender::send`).
     pub(crate) fn send(&self, node: &NodeName, frame: Frame) -> Result<(), SendError> {
-        if let Some(sender) = self.senders.get(node) {
-            if !sender.is_closed() {
-                return sender.send(frame);
-            }
-            // Stale: its connection is gone (the node may have reconnected since); take the current one.
-            drop(sender);
-            self.senders.remove(node);
-        }
-        let id: NodeId = node.as_str().parse().map_err(|_| SendError::NotConnected(self.cluster.local().clone()))?;
-        let sender = self.cluster.sender(&id).ok_or(SendError::NotConnected(id))?;
-        let result = sender.send(frame);
-        if result.is_ok() {
-            self.senders.insert(node.clone(), sender);
-        }
-        result
+        self.with_sender(node, frame, noex_cluster::NodeSender::send)
     }
 
-    /// Sends a cast; a cast that cannot be queued for a connected node is counted and logged, never silent.
+    /// Sends a fire-and-forget cast: it spends the cast window but does not wait for it. Dropped only if the node
+    /// is not connected (debug log) or the cast is over the frame limit (counted, and logged).
     pub(crate) fn send_cast(&self, node: &NodeName, frame: Frame) {
         match self.send(node, frame) {
             Ok(()) => {}
@@ -296,6 +287,54 @@ impl Inner {
                 tracing::warn!(%node, %error, "cast dropped");
             }
         }
+    }
+
+    /// Sends a signal (Down, Exit, Demonitor, Unlink...). It can only fail if the node is not connected (its
+    /// loss settles what the signal was about on both sides) or is being dropped as overloaded: logged at debug.
+    pub(crate) fn send_signal(&self, node: &NodeName, frame: Frame) {
+        if let Err(error) = self.send(node, frame) {
+            tracing::debug!(%node, %error, "signal not sent: the connection is gone");
+        }
+    }
+
+    /// Sends a cast only if the cast window to `node` has room.
+    pub(crate) fn try_send_cast(&self, node: &NodeName, frame: Frame) -> Result<(), SendError> {
+        self.with_sender(node, frame, noex_cluster::NodeSender::try_send_cast)
+    }
+
+    /// The current send handle of `node`, owned (for a wait).
+    pub(crate) fn sender(&self, node: &NodeName) -> Result<noex_cluster::NodeSender, SendError> {
+        if let Some(sender) = self.senders.get(node) {
+            if !sender.is_closed() {
+                return Ok(sender.clone());
+            }
+        }
+        let id: NodeId = node.as_str().parse().map_err(|_| SendError::NotConnected(self.cluster.local().clone()))?;
+        self.cluster.sender(&id).ok_or(SendError::NotConnected(id))
+    }
+
+    /// Runs `op` with `node`'s cached send handle, refreshing the handle once if it is stale.
+    fn with_sender(
+        &self,
+        node: &NodeName,
+        frame: Frame,
+        op: impl Fn(&noex_cluster::NodeSender, Frame) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        if let Some(sender) = self.senders.get(node) {
+            if !sender.is_closed() {
+                return op(&sender, frame);
+            }
+            // Stale: its connection is gone (the node may have reconnected since); take the current one.
+            drop(sender);
+            self.senders.remove(node);
+        }
+        let id: NodeId = node.as_str().parse().map_err(|_| SendError::NotConnected(self.cluster.local().clone()))?;
+        let sender = self.cluster.sender(&id).ok_or(SendError::NotConnected(id))?;
+        let result = op(&sender, frame);
+        if !sender.is_closed() {
+            self.senders.insert(node.clone(), sender);
+        }
+        result
     }
 
     /// Forgets the cached send handle of a node whose connection changed.

@@ -6,7 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use noex_cluster::{NodeId, SendError};
 use noex_core::{
-    BoxFuture, CallError, CallReply, Distribution, ExitReason, MonitorRef, NodeName, Pid, RemoteWatcher, StopError,
+    BoxFuture, CallError, CallReply, CastError, Distribution, ExitReason, MonitorRef, NodeName, Pid, RemoteWatcher,
+    StopError,
 };
 use noex_proto::{Call, Cast, Demonitor, Exit, Frame, LinkPair, Monitor, Stop, Target};
 use tokio::sync::oneshot;
@@ -55,6 +56,31 @@ impl Distribution for Route {
         self.0.send_cast(target.node(), Frame::Cast(cast));
     }
 
+    fn try_cast(&self, target: &Pid, payload: Bytes) -> Result<(), CastError> {
+        let cast = Cast { target: Target::Pid(target.clone()), from: self.0.node_pid.clone(), payload };
+        self.0.try_send_cast(target.node(), Frame::Cast(cast)).map_err(|error| match error {
+            SendError::QueueFull(_) => CastError::Full(target.clone()),
+            SendError::TooLarge { len, limit } => {
+                // Not a condition a retry can change: logged and counted as the fire-and-forget form does.
+                self.0.dropped_casts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%target, len, limit, "cast over the frame limit dropped");
+                CastError::NoConnection(target.clone())
+            }
+            _ => CastError::NoConnection(target.clone()),
+        })
+    }
+
+    fn cast_room(&self, target: &Pid) -> BoxFuture<Result<(), CastError>> {
+        let sender = self.0.sender(target.node());
+        let target = target.clone();
+        Box::pin(async move {
+            match sender {
+                Ok(sender) => sender.cast_room().await.map_err(|_| CastError::NoConnection(target)),
+                Err(_) => Err(CastError::NoConnection(target)),
+            }
+        })
+    }
+
     fn monitor(&self, watcher: RemoteWatcher) {
         let inner = &self.0;
         let frame = Frame::Monitor(Monitor {
@@ -77,7 +103,8 @@ impl Distribution for Route {
         let inner = &self.0;
         if inner.outgoing.remove(monitor).is_some() {
             let frame = Frame::Demonitor(Demonitor { monitor_id: monitor.id(), watcher: inner.node_pid.clone() });
-            let _ = inner.send(target.node(), frame);
+            // Not sent only if the node is gone, which ends the monitor there too.
+            inner.send_signal(target.node(), frame);
         }
     }
 
@@ -96,7 +123,7 @@ impl Distribution for Route {
     fn unlink(&self, local: &Pid, remote: &Pid) {
         let inner = &self.0;
         inner.links.remove(local, remote);
-        let _ = inner.send(remote.node(), Frame::Unlink(LinkPair { from: local.clone(), to: remote.clone() }));
+        inner.send_signal(remote.node(), Frame::Unlink(LinkPair { from: local.clone(), to: remote.clone() }));
     }
 
     fn exit(&self, from: &Pid, to: &Pid, reason: ExitReason, linked: bool) {
@@ -105,7 +132,7 @@ impl Distribution for Route {
             inner.links.remove(from, to);
         }
         // If the node is gone, its processes linked with `from` already got `noconnection` there.
-        let _ = inner.send(to.node(), Frame::Exit(Exit { from: from.clone(), to: to.clone(), reason, linked }));
+        inner.send_signal(to.node(), Frame::Exit(Exit { from: from.clone(), to: to.clone(), reason, linked }));
     }
 
     fn stop(&self, target: &Pid, reason: ExitReason, timeout: Duration) -> BoxFuture<Result<(), StopError>> {
