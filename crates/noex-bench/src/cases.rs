@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 11] = [
+pub(crate) const ALL: [&str; 13] = [
     "local_call",
     "local_cast",
     "spawn",
@@ -17,6 +17,8 @@ pub(crate) const ALL: [&str; 11] = [
     "mesh_16",
     "remote_call",
     "remote_cast",
+    "remote_cast_backpressure",
+    "overload_signals",
     "registry_register",
     "cluster_snapshot_3",
     "cluster_snapshot_16",
@@ -39,6 +41,8 @@ pub(crate) async fn run(case: &str) -> String {
         "mesh_16" => crate::cluster_cases::mesh_16().await,
         "remote_call" => crate::remote_cases::remote_call().await,
         "remote_cast" => crate::remote_cases::remote_cast().await,
+        "remote_cast_backpressure" => crate::flow_cases::remote_cast_backpressure().await,
+        "overload_signals" => crate::flow_cases::overload_signals().await,
         "registry_register" => crate::remote_cases::registry_register().await,
         "cluster_snapshot_3" => crate::observer_cases::cluster_snapshot(3).await,
         "cluster_snapshot_16" => crate::observer_cases::cluster_snapshot(16).await,
@@ -250,7 +254,7 @@ pub(crate) fn idle_memory_child(side: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn resident_bytes() -> i64 {
+pub(crate) fn resident_bytes() -> i64 {
     // statm's second field is resident pages; pages are 4 KiB on the machines we run on.
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: i64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);

@@ -27,7 +27,7 @@ pub(crate) fn config(name: &str, seeds: &[&NodeId]) -> ClusterConfig {
     config
 }
 
-async fn pair() -> (Node, Node) {
+pub(crate) async fn pair() -> (Node, Node) {
     let server = Node::start(config("server", &[])).await.expect("server node");
     let client = Node::start(config("client", &[server.id()])).await.expect("client node");
     let mut events = client.cluster().events();
@@ -90,6 +90,13 @@ pub(crate) async fn remote_cast() -> String {
     // The answer to `0` is 1 plus the sum of the casts: here, how many arrived.
     let arrived = remote.call_timeout(0, Duration::from_secs(120)).await.expect("count") - 1;
     let ours = start.elapsed();
+    // The awaited form, to the same server: waits for room in the cast window instead of queueing ahead.
+    let start = Instant::now();
+    for _ in 0..CASTS {
+        remote.cast_await(1).await.expect("awaited cast");
+    }
+    let arrived_awaited = remote.call_timeout(0, Duration::from_secs(120)).await.expect("count") - 1 - arrived;
+    let awaited = start.elapsed();
     let size = frame_size(Frame::Cast(Cast {
         target: Target::Pid(echo.pid().clone()),
         from: Pid::new(client.id().node_name(), client.cluster().creation(), 0),
@@ -101,13 +108,16 @@ pub(crate) async fn remote_cast() -> String {
     let base = tcp_stream(size, CASTS).await;
     let per_sec = |d: Duration| CASTS as f64 / d.as_secs_f64();
     format!(
-        "case=remote_cast n={CASTS} per_sec={:.0} ns_per_msg={:.1} lost={} dropped={dropped} base_per_sec={:.0} base_ns_per_msg={:.1} ratio={:.2} frame_bytes={size}",
+        "case=remote_cast n={CASTS} per_sec={:.0} ns_per_msg={:.1} lost={} dropped={dropped} base_per_sec={:.0} base_ns_per_msg={:.1} ratio={:.2} await_ns_per_msg={:.1} await_lost={} await_ratio={:.2} frame_bytes={size}",
         per_sec(ours),
         ours.as_secs_f64() * 1e9 / CASTS as f64,
         CASTS as u64 - arrived,
         per_sec(base),
         base.as_secs_f64() * 1e9 / CASTS as f64,
         ours.as_secs_f64() / base.as_secs_f64(),
+        awaited.as_secs_f64() * 1e9 / CASTS as f64,
+        CASTS as u64 - arrived_awaited,
+        awaited.as_secs_f64() / base.as_secs_f64(),
     )
 }
 
