@@ -92,7 +92,7 @@ pub(crate) async fn remote_cast_backpressure() -> String {
 /// for dead.
 pub(crate) async fn overload_signals() -> String {
     let (server, client) = pair().await;
-    let mut node_downs = vec![server.cluster().events(), client.cluster().events()];
+    let mut node_downs = [server.cluster().events(), client.cluster().events()];
     let slow = Slow { spin: Duration::from_nanos(2_000), handled: 0 };
     let consumer = server.runtime().start_encodable(slow, StartOptions::default()).await.expect("consumer");
     let remote = client.runtime().remote_ref::<Slow>(consumer.pid());
