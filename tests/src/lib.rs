@@ -1,10 +1,11 @@
 //! Shared support for the workspace-level tests: the layering rule, fixtures for in-process nodes (ephemeral
 //! ports, short timers, a shared test cookie; bare clusters or the whole distribution stack), test servers with
-//! encodable messages, a pausable TCP proxy for fault injection, and apps driven as OS processes.
+//! encodable messages, a pausable, throttling TCP proxy for fault injection, busy cores, and apps driven as OS processes.
 
 pub mod apps;
 pub mod cluster;
 pub mod layering;
+pub mod load;
 pub mod observer;
 pub mod proxy;
 pub mod remote;

@@ -114,3 +114,18 @@ fn a_start_failure_is_one_fatal_line_and_status_1() {
     unnamed.expect_stderr_line(|line| line.contains("--name"), noex_tests::apps::WAIT);
     assert_eq!(unnamed.wait().code(), Some(2), "clap's status for bad flags");
 }
+
+/// Ctrl+C right after a peer was killed with `kill -9`, every core busy: the node still leaves within 2 s.
+#[test]
+fn ctrl_c_right_after_a_peers_kill_9_with_every_core_busy_leaves_within_2_s() {
+    let (mut node1, _, mut node2, _) = seed_demo();
+    let busy = noex_tests::load::BusyCores::all();
+    node2.kill();
+    let interrupted = std::time::Instant::now();
+    node1.interrupt();
+    node1.expect("Shutting down...");
+    assert!(node1.wait_timeout(std::time::Duration::from_secs(2)).success(), "{}", node1.transcript());
+    let took = interrupted.elapsed();
+    drop(busy);
+    assert!(took < std::time::Duration::from_secs(2), "Ctrl+C took {took:?}");
+}

@@ -233,18 +233,8 @@ async fn a_slow_consumer_under_a_flood_with_both_cores_busy_is_not_a_dead_node()
     };
     let consumer = b.runtime().start_encodable(busy, Default::default()).await.unwrap();
     let remote = a.runtime().remote_ref::<Busy>(consumer.pid());
-    // Both cores busy for the whole test, besides the nodes' own work.
-    let hogging = Arc::new(AtomicBool::new(true));
-    let hogs: Vec<_> = (0..2)
-        .map(|_| {
-            let hogging = hogging.clone();
-            std::thread::spawn(move || {
-                while hogging.load(Ordering::Relaxed) {
-                    std::hint::spin_loop();
-                }
-            })
-        })
-        .collect();
+    // Every core busy for the whole test, besides the nodes' own work.
+    let busy_cores = noex_tests::load::BusyCores::all();
 
     // The whole flood is queued while the consumer is held in a call: 5 s of work in one batch, more than the
     // failure timeout's grace (3 x 1 s).
@@ -269,8 +259,5 @@ async fn a_slow_consumer_under_a_flood_with_both_cores_busy_is_not_a_dead_node()
     watched.await.unwrap();
     assert!(a.cluster().is_connected(b.id()) && b.cluster().is_connected(a.id()));
     assert!(handled.load(Ordering::Relaxed) > 0);
-    hogging.store(false, Ordering::Relaxed);
-    for hog in hogs {
-        hog.join().unwrap();
-    }
+    drop(busy_cores);
 }

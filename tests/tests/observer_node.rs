@@ -121,3 +121,22 @@ fn an_observer_node_sees_a_counter_node_and_its_counters() {
     counters.send_line("/quit");
     assert!(counters.wait().success());
 }
+
+/// Ctrl+C right after a peer was killed with `kill -9`, every core busy: the node still leaves within 2 s.
+#[test]
+fn ctrl_c_right_after_a_peers_kill_9_with_every_core_busy_completes_within_2_s() {
+    for _ in 0..3 {
+        let (mut a, a_id) = start("nodeA", None);
+        let (mut b, b_id) = start("nodeB", Some(&a_id));
+        a.expect(&format!("[CLUSTER] Node joined: {b_id}"));
+        let busy = noex_tests::load::BusyCores::all();
+        b.kill();
+        let interrupted = std::time::Instant::now();
+        a.interrupt();
+        a.expect_line(|line| line == "Shutdown complete.", Duration::from_secs(2));
+        assert!(a.wait_timeout(Duration::from_secs(2)).success());
+        let took = interrupted.elapsed();
+        drop(busy);
+        assert!(took < Duration::from_secs(2), "Ctrl+C took {took:?}");
+    }
+}

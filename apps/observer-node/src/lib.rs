@@ -59,6 +59,7 @@ pub fn main(heap: Option<&'static CountingAllocator>) -> ExitCode {
 }
 
 async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Result<()> {
+    let mut stopping = Stopping::install();
     println!("{}\n  Cluster Observer Example\n{}\n", rule('='), rule('='));
     let mut config = ClusterConfig::new(cli.name.clone());
     config.host = cli.host.clone();
@@ -101,7 +102,7 @@ async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Resu
         ClusterObserverEvent::NodeError { node, error } => println!("\n[ERROR] Node {node}: {error}"),
     });
 
-    stopped().await;
+    stopping.requested().await;
     println!("\nShutting down...");
     polling.stop();
     // The supervisor stops with every other process, its workers in reverse start order, before the goodbye.
@@ -124,20 +125,39 @@ async fn print_membership(mut events: tokio::sync::broadcast::Receiver<ClusterEv
 }
 
 /// Ctrl+C (SIGINT) or SIGTERM.
-async fn stopped() {
+/// Ctrl+C and SIGTERM, caught from the moment this is made: one that arrives while the node is still starting is
+/// kept and ends the program as soon as it is running, never killing it without a goodbye.
+struct Stopping {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Stopping {
+    fn install() -> Stopping {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+                (Ok(interrupt), Ok(terminate)) => Stopping { signals: Some((interrupt, terminate)) },
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "signals not handled");
+                    Stopping { signals: None }
                 }
-                return;
             }
-            Err(error) => tracing::warn!(%error, "SIGTERM not handled"),
         }
+        #[cfg(not(unix))]
+        Stopping {}
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn requested(&mut self) {
+        #[cfg(unix)]
+        if let Some((interrupt, terminate)) = &mut self.signals {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
