@@ -255,3 +255,90 @@ async fn a_graceful_leave_stops_processes_before_the_goodbye_and_peers_see_the_r
     let reason = noex_tests::cluster::wait_down(&mut membership, a.id()).await;
     assert_eq!(reason, noex_cluster::DownReason::GracefulShutdown);
 }
+
+/// What a [`Witness`] saw, in the order it saw it.
+#[derive(Debug)]
+enum Seen {
+    Cast(i64),
+    Info(Info),
+}
+
+/// Traps exits, monitors and links to a process, and records casts and info messages in one stream, so that
+/// their order shows.
+struct Witness(tokio::sync::mpsc::UnboundedSender<Seen>, Pid);
+
+impl noex_core::GenServer for Witness {
+    type Call = ();
+    type Reply = ();
+    type Cast = i64;
+
+    async fn init(&mut self, ctx: &mut noex_core::Context<Self>) -> Result<(), ExitReason> {
+        ctx.trap_exits(true);
+        ctx.monitor(&self.1);
+        ctx.link(&self.1).map_err(|_| ExitReason::NoProc)
+    }
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut noex_core::Context<Self>) {}
+
+    async fn handle_cast(&mut self, value: i64, _ctx: &mut noex_core::Context<Self>) {
+        let _ = self.0.send(Seen::Cast(value));
+    }
+
+    async fn handle_info(&mut self, info: Info, _ctx: &mut noex_core::Context<Self>) {
+        let _ = self.0.send(Seen::Info(info));
+    }
+}
+
+/// Casts a farewell to another node's process (told by a call) from its `terminate`.
+struct Farewell(Option<ServerRef<Witness>>);
+
+impl noex_core::GenServer for Farewell {
+    type Call = ServerRef<Witness>;
+    type Reply = ();
+    type Cast = ();
+
+    async fn handle_call(&mut self, witness: ServerRef<Witness>, _ctx: &mut noex_core::Context<Self>) {
+        self.0 = Some(witness);
+    }
+
+    async fn terminate(&mut self, _reason: &ExitReason, _ctx: &mut noex_core::Context<Self>) {
+        for value in 0..100 {
+            if let Some(witness) = &self.0 {
+                witness.cast(value);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_process_sends_from_terminate_arrives_before_its_down_and_exit() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    for _ in 0..10 {
+        let farewell = a.runtime().start(Farewell(None)).await.unwrap();
+        let (seen, mut saw) = tokio::sync::mpsc::unbounded_channel();
+        let witness = Witness(seen, farewell.pid().clone());
+        let witness = b.runtime().start_encodable(witness, Default::default()).await.unwrap();
+        farewell.call(a.runtime().remote_ref::<Witness>(witness.pid())).await.unwrap();
+        eventually("the monitor and the link are in place", || {
+            let stats = a.remote().stats();
+            stats.incoming_monitors == 1 && stats.links == 1
+        })
+        .await;
+        farewell.stop(ExitReason::Shutdown, Duration::from_secs(5)).await.unwrap();
+        for expected in 0..100 {
+            match within("a farewell cast", saw.recv()).await {
+                Some(Seen::Cast(value)) => assert_eq!(value, expected),
+                other => panic!("expected farewell cast {expected}, got {other:?}: a signal overtook it"),
+            }
+        }
+        for _ in 0..2 {
+            match within("the DOWN and the EXIT", saw.recv()).await {
+                Some(Seen::Info(Info::Down(down))) => assert_eq!(down.reason, ExitReason::Shutdown),
+                Some(Seen::Info(Info::Exit(exit))) => assert_eq!(exit.reason, ExitReason::Shutdown),
+                other => panic!("expected the DOWN and the EXIT, got {other:?}"),
+            }
+        }
+        witness.stop(ExitReason::Normal, Duration::from_secs(5)).await.unwrap();
+    }
+}
