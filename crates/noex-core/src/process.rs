@@ -285,7 +285,9 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
         if let Some(reason) = ctx.take_stop() {
             break Ending::Terminate(reason);
         }
-        slice.turn().await;
+        if slice.turn() {
+            tokio::task::yield_now().await;
+        }
         let envelope = match ctx.batch.pop_front() {
             Some(envelope) => envelope,
             None => match ctx.next_batch().await {
@@ -353,12 +355,12 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
     }
 }
 
-/// Messages a process handles before it lets the other tasks of its worker run.
-const SLICE_MESSAGES: u32 = 64;
+/// Messages a process handles before it lets the other tasks of its worker run (tokio's own budget per poll).
+const SLICE_MESSAGES: u32 = 128;
 /// Time after which it does so sooner (checked every few messages: a clock read per message would cost more
 /// than a fast handler). A slow handler under a flood must not starve connection readers or other processes.
 const SLICE_TIME: std::time::Duration = std::time::Duration::from_millis(1);
-const SLICE_CLOCK_EVERY: u32 = 4;
+const SLICE_CLOCK_EVERY: u32 = 16;
 
 /// Bounded slices of work: a mailbox that never runs dry would otherwise keep its worker thread for as long as
 /// the flood lasts (the mailbox is not a tokio resource, so tokio's own budget does not apply).
@@ -372,18 +374,21 @@ impl Slice {
         Slice { handled: 0, started: None }
     }
 
-    /// Called before each message: yields to the scheduler at the end of a slice.
-    async fn turn(&mut self) {
+    /// Called before each message: whether the slice is over (and the process must yield to the scheduler).
+    #[inline]
+    fn turn(&mut self) -> bool {
         self.handled += 1;
-        if self.handled % SLICE_CLOCK_EVERY == 0 {
-            let now = std::time::Instant::now();
-            let started = *self.started.get_or_insert(now);
-            if self.handled >= SLICE_MESSAGES || now.duration_since(started) >= SLICE_TIME {
-                self.handled = 0;
-                self.started = None;
-                tokio::task::yield_now().await;
-            }
+        if self.handled % SLICE_CLOCK_EVERY != 0 {
+            return false;
         }
+        let now = std::time::Instant::now();
+        let started = *self.started.get_or_insert(now);
+        if self.handled >= SLICE_MESSAGES || now.duration_since(started) >= SLICE_TIME {
+            self.handled = 0;
+            self.started = None;
+            return true;
+        }
+        false
     }
 }
 
