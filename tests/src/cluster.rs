@@ -1,8 +1,11 @@
 //! In-process cluster nodes for tests: port 0, a fixed cookie, fast timers, and event waits with deadlines.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use noex_cluster::{Cluster, ClusterConfig, ClusterEvent, Cookie, DownReason, NodeId};
+use noex_cluster::{Cluster, ClusterConfig, ClusterEvent, Cookie, DownReason, FrameHandler, NodeId, NodeInfo};
+use noex_proto::Frame;
 use tokio::sync::broadcast;
 
 /// The cookie every test node shares unless a test says otherwise.
@@ -28,6 +31,60 @@ pub async fn node(name: &str, seeds: &[&NodeId]) -> Cluster {
     let mut config = config(name);
     config.seeds = seeds.iter().map(|seed| seed.to_string()).collect();
     Cluster::start(config).await.expect("test node starts")
+}
+
+/// Two nodes bound on ports free a moment ago, each seeded with the other, neither open yet: opened together,
+/// they dial each other at the same moment.
+pub async fn bound_pair(a: &str, b: &str) -> (Cluster, Cluster) {
+    // A port free a moment ago may be taken by then (as the local end of a connection, say): try others.
+    for _ in 0..10 {
+        let (a_port, b_port) = (free_port(), free_port());
+        if a_port == b_port {
+            continue;
+        }
+        let a_id = format!("{a}@127.0.0.1:{a_port}");
+        let b_id = format!("{b}@127.0.0.1:{b_port}");
+        let a = Cluster::bind(ClusterConfig { port: a_port, seeds: vec![b_id], ..config(a) });
+        let b = Cluster::bind(ClusterConfig { port: b_port, seeds: vec![a_id], ..config(b) });
+        match tokio::join!(a, b) {
+            (Ok(a), Ok(b)) => return (a, b),
+            (Ok(bound), Err(_)) | (Err(_), Ok(bound)) => bound.crash().await,
+            (Err(_), Err(_)) => {}
+        }
+    }
+    panic!("no two free ports for a pair of test nodes");
+}
+
+/// A frame handler that only counts the membership callbacks, to check what the layers above are told.
+/// Install it for a kind of frame nothing else in the test uses. Clones share the counts.
+#[derive(Clone, Default)]
+pub struct MembershipCounter {
+    ups: Arc<AtomicUsize>,
+    downs: Arc<AtomicUsize>,
+}
+
+impl MembershipCounter {
+    /// How many times `node_up` was called.
+    pub fn ups(&self) -> usize {
+        self.ups.load(Ordering::SeqCst)
+    }
+
+    /// How many times `node_down` was called.
+    pub fn downs(&self) -> usize {
+        self.downs.load(Ordering::SeqCst)
+    }
+}
+
+impl FrameHandler for MembershipCounter {
+    fn handle(&self, _: &NodeId, _: Frame) {}
+
+    fn node_up(&self, _: &NodeInfo) {
+        self.ups.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn node_down(&self, _: &NodeInfo, _: DownReason) {
+        self.downs.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// A port that was free a moment ago (for tests that must name a node before it exists).

@@ -2,7 +2,7 @@
 //! real connection, with the frame limit switched on success.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use noex_proto::{Frame, FrameCodec, NodeId, RejectReason};
@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio_util::codec::Framed;
 
-use crate::cluster::Inner;
+use crate::cluster::{Attempt, End, Inner};
 use crate::event::ClusterEvent;
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer, Step};
 
@@ -45,12 +45,14 @@ where
     }
 }
 
-/// Runs the acceptor's side; `admit` decides, once the `Hello` checks out, whether this peer may connect.
+/// Runs the acceptor's side; `admit` decides, once the `Hello` checks out, whether this peer may connect. On
+/// success the peer is authenticated, and the frame returned (`Welcome`) is what ends its handshake: the caller
+/// sends it once it has decided to keep the connection.
 pub(crate) async fn accept<T>(
     framed: &mut Framed<T, FrameCodec>,
     mut acceptor: Acceptor,
     admit: impl FnOnce(&Peer) -> Admission,
-) -> Result<Peer, HandshakeError>
+) -> Result<(Peer, Frame), HandshakeError>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -63,12 +65,8 @@ where
     }
     send(framed, acceptor.challenge()).await?;
     match acceptor.on_proof(receive(framed).await?) {
-        Step::Done(peer, reply) => {
-            if let Some(frame) = reply {
-                send(framed, frame).await?;
-            }
-            Ok(peer)
-        }
+        Step::Done(peer, Some(welcome)) => Ok((peer, welcome)),
+        Step::Done(_, None) => unreachable!("the acceptor ends the handshake with Welcome"),
         Step::Fail(error, reply) => Err(fail(framed, error, reply).await),
         Step::Send(_) => unreachable!("the acceptor's proof step ends the handshake"),
     }
@@ -133,11 +131,18 @@ async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: std::net::Soc
     let config = &inner.settings.config;
     let mut framed = Framed::new(stream, FrameCodec::with_limit(config.handshake_max_frame));
     let acceptor = Acceptor::new(inner.local.clone(), inner.creation, inner.settings.cookie.clone());
-    let handshake = accept(&mut framed, acceptor, |peer| inner.admit(peer));
+    // Held until the connection is registered or refused: meanwhile our own dial to that node waits.
+    let mut in_progress = None;
+    let handshake = accept(&mut framed, acceptor, |peer| match inner.admit(peer) {
+        Ok(guard) => {
+            in_progress = Some(guard);
+            Admission::Admit
+        }
+        Err(reason) => Admission::Refuse(reason),
+    });
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(peer)) => {
-            let dialer = peer.node.clone();
-            inner.register(peer, dialer, framed);
+        Ok(Ok((peer, welcome))) => {
+            inner.register(peer, End::Acceptor { welcome }, framed);
         }
         Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
             tracing::debug!(%address, "refused a duplicate connection");
@@ -145,6 +150,7 @@ async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: std::net::Soc
         Ok(Err(error)) => tracing::warn!(%address, %error, "inbound handshake failed"),
         Err(_) => tracing::warn!(%address, "inbound handshake timed out"),
     }
+    drop(in_progress);
 }
 
 pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
@@ -152,35 +158,59 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
     let mut delay = config.reconnect_min;
     // Subscribed before the first attempt, so that a connection the peer opens meanwhile ends the wait at once.
     let mut events = inner.events.subscribe();
+    let mut deferred_since: Option<Instant> = None;
     loop {
-        if inner.leaving.is_cancelled() || inner.lock().peers.contains_key(&node) {
+        if inner.leaving.is_cancelled() {
             break;
         }
-        inner.lock().attempting.insert(node.clone());
+        // A handshake that claims to come from `node` is unauthenticated until its proof: waiting for such ones
+        // longer than a handshake can last would let a stranger who sends `Hello`s in its name keep us from
+        // dialing it.
+        let impatient = deferred_since.is_some_and(|since| since.elapsed() >= config.handshake_timeout);
+        match inner.begin_attempt(&node, impatient) {
+            Attempt::Connected => return,
+            Attempt::Deferred => {
+                deferred_since.get_or_insert_with(Instant::now);
+                // `node` is dialing us; its handshake most likely ends with it up, which ends the wait at once.
+                if !pause(&inner, &mut events, &node, jittered(config.reconnect_min)).await {
+                    break;
+                }
+                continue;
+            }
+            Attempt::Started => deferred_since = None,
+        }
         let attempt = tokio::time::timeout(config.handshake_timeout, dial_once(&inner, &node)).await;
         inner.lock().attempting.remove(&node);
         match attempt {
-            Ok(Ok(())) => break,
+            // Connected: the next round ends the loop, under the lock that `connection_lost` takes.
+            Ok(Ok(())) => continue,
             Ok(Err(error)) => tracing::debug!(%node, %error, "dial failed; will retry"),
             Err(_) => tracing::debug!(%node, "dial timed out; will retry"),
         }
-        let came_up = async {
-            loop {
-                match events.recv().await {
-                    Ok(ClusterEvent::NodeUp(info)) if info.node == node => return,
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                    _ => {}
-                }
-            }
-        };
-        tokio::select! {
-            () = inner.leaving.cancelled() => break,
-            () = tokio::time::sleep(jittered(delay)) => {}
-            () = came_up => {}
+        if !pause(&inner, &mut events, &node, jittered(delay)).await {
+            break;
         }
         delay = (delay * 2).min(config.reconnect_max);
     }
     inner.lock().dialing.remove(&node);
+}
+
+/// Waits for `delay`, or until `node` is reported up; false if this node started leaving meanwhile.
+async fn pause(inner: &Inner, events: &mut broadcast::Receiver<ClusterEvent>, node: &NodeId, delay: Duration) -> bool {
+    let came_up = async {
+        loop {
+            match events.recv().await {
+                Ok(ClusterEvent::NodeUp(info)) if info.node == *node => return,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                _ => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = inner.leaving.cancelled() => false,
+        () = tokio::time::sleep(delay) => true,
+        () = came_up => true,
+    }
 }
 
 async fn dial_once(inner: &Arc<Inner>, node: &NodeId) -> Result<(), HandshakeError> {
@@ -191,7 +221,7 @@ async fn dial_once(inner: &Arc<Inner>, node: &NodeId) -> Result<(), HandshakeErr
         Dialer::start(inner.local.clone(), inner.creation, node.clone(), inner.settings.cookie.clone());
     match dial(&mut framed, dialer, hello).await {
         Ok(peer) => {
-            inner.register(peer, inner.local.clone(), framed);
+            inner.register(peer, End::Dialer, framed);
             Ok(())
         }
         // The peer's own connection to us should win; keep checking until it is up (the loop ends then).
