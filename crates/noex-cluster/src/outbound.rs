@@ -32,6 +32,16 @@ const MAX_SPARE: usize = 4 << 20;
 /// What a cast costs of the window besides its bytes on the wire: about what it occupies in a mailbox.
 pub(crate) const CAST_OVERHEAD: u64 = 64;
 
+/// A cast to a pid, not yet encoded.
+pub struct CastFrame<'a> {
+    /// The process it is for.
+    pub target: &'a noex_core::Pid,
+    /// Its sender.
+    pub from: &'a noex_core::Pid,
+    /// The message, written in place.
+    pub payload: &'a dyn noex_core::WirePayload,
+}
+
 /// Why a frame was not queued.
 pub(crate) enum Refused {
     Closed,
@@ -70,6 +80,9 @@ pub(crate) struct Outbound {
 }
 
 struct Pending {
+    /// What the writer took and the socket did not accept yet: written before `buffer`. Kept apart, not copied
+    /// back in front of what senders appended meanwhile (a copy of every byte a slow peer makes wait).
+    front: BytesMut,
     buffer: BytesMut,
     /// The allocation of the last chunk written, cleared, for `buffer` to take next time: two buffers take
     /// turns, so a stream of frames allocates (and page-faults) nothing once they are large enough.
@@ -108,6 +121,7 @@ impl Outbound {
         Outbound {
             socket,
             state: Mutex::new(Pending {
+                front: BytesMut::new(),
                 buffer: BytesMut::new(),
                 spare: BytesMut::new(),
                 codec: FrameCodec::with_limit(limits.max_frame),
@@ -144,19 +158,46 @@ impl Outbound {
     pub(crate) fn send(&self, frame: Frame) -> Result<(), Refused> {
         let mut pending = self.lock();
         self.admit(&mut pending)?;
-        self.enqueue(pending, frame)
+        let is_cast = matches!(frame, Frame::Cast(_));
+        self.enqueue(pending, is_cast, |pending| append(pending, frame))
     }
 
     /// Queues `frame`, a cast, only if the cast window has room; `Full` (nothing queued) otherwise.
     pub(crate) fn try_send_cast(&self, frame: Frame) -> Result<(), Refused> {
         let mut pending = self.lock();
-        self.admit(&mut pending)?;
-        if pending.cast_sent - pending.cast_consumed >= self.cast_window {
+        self.admit_cast(&mut pending, true)?;
+        self.enqueue(pending, true, |pending| append(pending, frame))
+    }
+
+    /// A cast to a pid, encoded in place (no frame, no payload buffer): the hot path. `wait_for_room` refuses it
+    /// (`Full`) when the window is spent, as `try_send_cast`; otherwise it goes as `send` would send it.
+    pub(crate) fn send_cast(&self, cast: &CastFrame<'_>, refuse_when_full: bool) -> Result<(), Refused> {
+        let mut pending = self.lock();
+        self.admit_cast(&mut pending, refuse_when_full)?;
+        self.enqueue(pending, true, |pending| {
+            let Pending { codec, buffer, stats, .. } = pending;
+            let payload = cast.payload;
+            let written = codec
+                .encode_cast(cast.target, cast.from, payload.wire_len(), |dst| payload.write(dst), buffer)
+                .map_err(|error| match error {
+                    ProtoError::TooLarge { len, limit } => Refused::TooLarge { len, limit },
+                    _ => Refused::Closed,
+                })?;
+            stats.frames_out += 1;
+            stats.peak_queued_bytes = stats.peak_queued_bytes.max(buffer.len());
+            Ok(written)
+        })
+    }
+
+    /// `admit`, and for a cast that may be refused, whether the window has room.
+    fn admit_cast(&self, pending: &mut Pending, refuse_when_full: bool) -> Result<(), Refused> {
+        self.admit(pending)?;
+        if refuse_when_full && pending.cast_sent - pending.cast_consumed >= self.cast_window {
             pending.stats.casts_refused += 1;
             pending.full.begin();
             return Err(Refused::Full);
         }
-        self.enqueue(pending, frame)
+        Ok(())
     }
 
     /// Resolves once the cast window has room (at once if it has), or with `Closed` once the connection is.
@@ -209,7 +250,7 @@ impl Outbound {
     pub(crate) fn stats(&self) -> ConnectionStats {
         let pending = self.lock();
         let mut stats = pending.stats.clone();
-        stats.queued_bytes = pending.buffer.len() + pending.in_flight;
+        stats.queued_bytes = pending.front.len() + pending.buffer.len() + pending.in_flight;
         stats.cast_window_used = pending.cast_sent - pending.cast_consumed;
         stats.full_episodes = pending.full.episodes();
         stats.full_time = pending.full.total();
@@ -226,7 +267,7 @@ impl Outbound {
         if pending.closed || pending.leaving {
             return Err(Refused::Closed);
         }
-        let queued = pending.buffer.len() + pending.in_flight;
+        let queued = pending.front.len() + pending.buffer.len() + pending.in_flight;
         if queued < self.hard_limit {
             return Ok(());
         }
@@ -242,10 +283,15 @@ impl Outbound {
         Err(Refused::Closed)
     }
 
-    /// Appends an admitted frame and writes it now if the connection is idle.
-    fn enqueue(&self, mut pending: MutexGuard<'_, Pending>, frame: Frame) -> Result<(), Refused> {
-        let is_cast = matches!(frame, Frame::Cast(_));
-        let len = append(&mut pending, frame)?;
+    /// Appends an admitted frame (`append` encodes it and returns its size) and writes it now if the connection
+    /// is idle.
+    fn enqueue(
+        &self,
+        mut pending: MutexGuard<'_, Pending>,
+        is_cast: bool,
+        append: impl FnOnce(&mut Pending) -> Result<usize, Refused>,
+    ) -> Result<(), Refused> {
+        let len = append(&mut pending)?;
         if is_cast {
             pending.cast_sent += len as u64 + CAST_OVERHEAD;
             pending.stats.casts_out += 1;
@@ -282,7 +328,7 @@ impl Outbound {
     fn retire(&self, pending: &mut Pending) {
         if !pending.closed {
             pending.closed = true;
-            pending.stats.discarded_bytes += (pending.buffer.len() + pending.in_flight) as u64;
+            pending.stats.discarded_bytes += (pending.front.len() + pending.buffer.len() + pending.in_flight) as u64;
             if let Some(summary) = pending.full.end() {
                 tracing::info!(peer = %self.peer, "{summary} (then closed)");
             }
@@ -302,7 +348,8 @@ impl Outbound {
         if pending.last_write.elapsed() >= idle && append(&mut pending, Frame::Heartbeat).is_err() {
             return;
         }
-        if !pending.buffer.is_empty() && !pending.writing {
+        let unwritten = !pending.front.is_empty() || !pending.buffer.is_empty();
+        if unwritten && !pending.writing {
             self.write(&mut pending, true);
         }
     }
@@ -347,8 +394,9 @@ impl Outbound {
     /// Writes everything buffered; false if the connection failed or closed meanwhile.
     ///
     /// The bytes are taken out of the buffer and written without the lock, so that senders keep appending while
-    /// the syscall runs (and the next write takes all of that at once). What the socket does not take goes back
-    /// to the front of the buffer before waiting, where the liveness thread can push it if this runtime stalls.
+    /// the syscall runs (and the next write takes all of that at once). What the socket does not take is kept, in
+    /// `front`, before waiting: written first next time, and where the liveness thread can push it if this
+    /// runtime stalls.
     async fn drain(&self, close: &CancellationToken) -> bool {
         loop {
             let mut chunk = {
@@ -356,7 +404,7 @@ impl Outbound {
                 if pending.closed {
                     return false;
                 }
-                if pending.buffer.is_empty() {
+                if pending.front.is_empty() && pending.buffer.is_empty() {
                     pending.writer_owns = false;
                     return true;
                 }
@@ -364,8 +412,12 @@ impl Outbound {
                 // sender may write to the socket directly while this chunk is on its way.
                 pending.writer_owns = true;
                 pending.writing = true;
-                let spare = std::mem::take(&mut pending.spare);
-                let chunk = std::mem::replace(&mut pending.buffer, spare);
+                let chunk = if pending.front.is_empty() {
+                    let spare = std::mem::take(&mut pending.spare);
+                    std::mem::replace(&mut pending.buffer, spare)
+                } else {
+                    std::mem::take(&mut pending.front)
+                };
                 pending.in_flight = chunk.len();
                 chunk
             };
@@ -402,15 +454,8 @@ impl Outbound {
                         pending.closed = true;
                         return false;
                     }
-                    Wrote::Blocked => {
-                        // What is left goes back in front of what was appended meanwhile.
-                        let mut appended = std::mem::replace(&mut pending.buffer, chunk);
-                        pending.buffer.extend_from_slice(&appended);
-                        appended.clear();
-                        if appended.capacity() <= MAX_SPARE {
-                            pending.spare = appended;
-                        }
-                    }
+                    // What is left goes first next time, ahead of what was appended meanwhile.
+                    Wrote::Blocked => pending.front = chunk,
                 }
             }
             tokio::select! {
@@ -423,15 +468,17 @@ impl Outbound {
     /// Writes from the buffer until it is empty or the socket is full. `raw` bypasses tokio's cached readiness,
     /// which only the (possibly busy) runtime refreshes.
     fn write(&self, pending: &mut Pending, raw: bool) -> Wrote {
-        while !pending.buffer.is_empty() {
-            let written = if raw {
-                socket2::SockRef::from(self.socket.as_ref()).send(&pending.buffer)
-            } else {
-                self.socket.try_write(&pending.buffer)
-            };
+        loop {
+            let Pending { front, buffer, .. } = &mut *pending;
+            let next = if front.is_empty() { buffer } else { front };
+            if next.is_empty() {
+                return Wrote::All;
+            }
+            let written =
+                if raw { socket2::SockRef::from(self.socket.as_ref()).send(next) } else { self.socket.try_write(next) };
             match written {
                 Ok(n) => {
-                    pending.buffer.advance(n);
+                    next.advance(n);
                     pending.stats.bytes_out += n as u64;
                     pending.last_write = Instant::now();
                 }
@@ -442,7 +489,6 @@ impl Outbound {
                 }
             }
         }
-        Wrote::All
     }
 }
 

@@ -16,7 +16,9 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::process::{LinkPeer, Signal, Watcher};
-use crate::{CallError, CastError, ExitReason, MonitorRef, NodeName, Pid, ProcessDown, Runtime, StopError, Target};
+use crate::{
+    CallError, CastError, ExitReason, MonitorRef, NodeName, Pid, ProcessDown, Runtime, StopError, Target, WirePayload,
+};
 
 /// A boxed future, for the rare distribution operations that wait (stop).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -33,10 +35,11 @@ pub trait Distribution: Send + Sync + 'static {
     fn cancel_call(&self, node: &NodeName, call: u64);
     /// Sends a cast without waiting, even if the connection is out of room (flow control then applies to the
     /// other senders); dropped only if the node is not connected, as a cast to a dead local process is.
-    fn cast(&self, target: &Pid, payload: Bytes);
+    /// The payload is written straight into the frame.
+    fn cast(&self, target: &Pid, payload: &dyn WirePayload);
     /// Sends a cast if the connection to `target`'s node has room: [`CastError::Full`] otherwise, and
     /// [`CastError::NoConnection`] if the node is not connected. Nothing is sent on an error.
-    fn try_cast(&self, target: &Pid, payload: Bytes) -> Result<(), CastError>;
+    fn try_cast(&self, target: &Pid, payload: &dyn WirePayload) -> Result<(), CastError>;
     /// Resolves once the connection to `node` has room for casts again (at once if it has), or with
     /// [`CastError::NoConnection`] (naming `target`) when the node is not, or no longer, connected.
     fn cast_room(&self, target: &Pid) -> BoxFuture<Result<(), CastError>>;

@@ -18,6 +18,15 @@ pub trait Encodable: Sized + Send + 'static {
     fn encode_wire(&self) -> Bytes;
     /// The message from bytes; an error describes what was wrong.
     fn decode_wire(bytes: Bytes) -> Result<Self, String>;
+    /// How many bytes [`encode_wire_into`](Self::encode_wire_into) writes.
+    fn wire_len(&self) -> usize {
+        self.encode_wire().len()
+    }
+    /// Writes the message into `dst`, exactly [`wire_len`](Self::wire_len) bytes long: how a cast is encoded
+    /// straight into a connection's buffer, without a buffer of its own.
+    fn encode_wire_into(&self, dst: &mut [u8]) {
+        dst.copy_from_slice(&self.encode_wire());
+    }
 }
 
 impl<T: prost::Message + Default + 'static> Encodable for T {
@@ -27,6 +36,50 @@ impl<T: prost::Message + Default + 'static> Encodable for T {
 
     fn decode_wire(bytes: Bytes) -> Result<Self, String> {
         T::decode(bytes).map_err(|error| error.to_string())
+    }
+
+    fn wire_len(&self) -> usize {
+        self.encoded_len()
+    }
+
+    fn encode_wire_into(&self, mut dst: &mut [u8]) {
+        self.encode_raw(&mut dst);
+    }
+}
+
+/// A message written where it is needed (in a frame, in a connection's buffer) instead of into a buffer of its
+/// own: what [`Distribution::cast`](crate::Distribution::cast) is handed.
+pub trait WirePayload {
+    /// Its size in bytes.
+    fn wire_len(&self) -> usize;
+    /// Writes it into `dst`, exactly [`wire_len`](Self::wire_len) bytes long.
+    fn write(&self, dst: &mut [u8]);
+}
+
+impl WirePayload for Bytes {
+    fn wire_len(&self) -> usize {
+        self.len()
+    }
+
+    fn write(&self, dst: &mut [u8]) {
+        dst.copy_from_slice(self);
+    }
+}
+
+/// A typed message as a [`WirePayload`].
+pub(crate) struct Typed<'a, M> {
+    pub(crate) msg: &'a M,
+    pub(crate) len: fn(&M) -> usize,
+    pub(crate) write: fn(&M, &mut [u8]),
+}
+
+impl<M> WirePayload for Typed<'_, M> {
+    fn wire_len(&self) -> usize {
+        (self.len)(self.msg)
+    }
+
+    fn write(&self, dst: &mut [u8]) {
+        (self.write)(self.msg, dst)
     }
 }
 

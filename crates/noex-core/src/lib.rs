@@ -66,7 +66,7 @@ mod supervisor;
 pub use context::{Context, Timer};
 pub use credit::{CreditSink, Receipt};
 pub use distribution::{BoxFuture, CallReply, Distribution, RemoteWatcher, WeakRuntime};
-pub use encoded::{Encodable, EncodedMessage, EncodedReply, Target};
+pub use encoded::{Encodable, EncodedMessage, EncodedReply, Target, WirePayload};
 pub use error::{CallError, CastError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError};
 pub use exit::ExitReason;
 pub use introspection::{ProcessInfo, ProcessKind, ProcessStatus, SupervisorInfo};

@@ -32,13 +32,23 @@ enum Route<S: GenServer> {
 /// to be [`Encodable`], so that `call` and `cast` need no such bound.
 struct Codec<S: GenServer> {
     encode_call: fn(&S::Call) -> Bytes,
-    encode_cast: fn(&S::Cast) -> Bytes,
+    cast_len: fn(&S::Cast) -> usize,
+    write_cast: fn(&S::Cast, &mut [u8]),
     decode_reply: fn(Bytes) -> Result<S::Reply, String>,
 }
 
 impl<S: GenServer> Clone for Codec<S> {
     fn clone(&self) -> Self {
-        Codec { encode_call: self.encode_call, encode_cast: self.encode_cast, decode_reply: self.decode_reply }
+        *self
+    }
+}
+
+impl<S: GenServer> Copy for Codec<S> {}
+
+impl<S: GenServer> Codec<S> {
+    /// A cast's message, encoded only where the connection writes it.
+    fn cast<'a>(&self, msg: &'a S::Cast) -> crate::encoded::Typed<'a, S::Cast> {
+        crate::encoded::Typed { msg, len: self.cast_len, write: self.write_cast }
     }
 }
 
@@ -55,7 +65,8 @@ impl<S: GenServer> ServerRef<S> {
     {
         let codec = Codec {
             encode_call: Encodable::encode_wire,
-            encode_cast: Encodable::encode_wire,
+            cast_len: Encodable::wire_len,
+            write_cast: Encodable::encode_wire_into,
             decode_reply: Encodable::decode_wire,
         };
         ServerRef { route: Route::Remote(pid, codec), runtime }
@@ -145,7 +156,7 @@ impl<S: GenServer> ServerRef<S> {
             }
             Route::Remote(pid, codec) => {
                 if let Some(distribution) = self.remote_route(pid) {
-                    distribution.cast(pid, (codec.encode_cast)(&msg));
+                    distribution.cast(pid, &codec.cast(&msg));
                 }
             }
         }
@@ -160,7 +171,7 @@ impl<S: GenServer> ServerRef<S> {
                 cell.mailbox.push(Envelope::Cast(msg)).map_err(|_| CastError::NoProc(self.pid().clone()))
             }
             Route::Remote(pid, codec) => match self.remote_route(pid) {
-                Some(distribution) => distribution.try_cast(pid, (codec.encode_cast)(&msg)),
+                Some(distribution) => distribution.try_cast(pid, &codec.cast(&msg)),
                 None => Err(CastError::NoConnection(pid.clone())),
             },
         }
@@ -178,9 +189,9 @@ impl<S: GenServer> ServerRef<S> {
             Route::Remote(pid, codec) => (pid, codec),
         };
         let distribution = self.remote_route(pid).ok_or_else(|| CastError::NoConnection(pid.clone()))?;
-        let payload = (codec.encode_cast)(&msg);
+        let payload = codec.cast(&msg);
         loop {
-            match distribution.try_cast(pid, payload.clone()) {
+            match distribution.try_cast(pid, &payload) {
                 Err(CastError::Full(_)) => distribution.cast_room(pid).await?,
                 sent => return sent,
             }
@@ -234,7 +245,7 @@ impl<S: GenServer> Clone for ServerRef<S> {
     fn clone(&self) -> Self {
         let route = match &self.route {
             Route::Local(cell) => Route::Local(cell.clone()),
-            Route::Remote(pid, codec) => Route::Remote(pid.clone(), codec.clone()),
+            Route::Remote(pid, codec) => Route::Remote(pid.clone(), *codec),
         };
         ServerRef { route, runtime: self.runtime.clone() }
     }

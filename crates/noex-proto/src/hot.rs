@@ -171,6 +171,42 @@ pub(crate) fn encode(frame: &Frame, buffer: &mut BytesMut) {
     debug_assert!(out.is_empty(), "the computed length is what was written");
 }
 
+/// Appends a whole `Cast` frame to a pid, length prefix included, with a payload of `payload_len` bytes that
+/// `payload` writes in place: byte for byte what [`encode`] writes for the same `Frame::Cast`, without building
+/// the frame or a buffer for the payload. Returns the frame's size on the wire.
+pub(crate) fn encode_cast(
+    buffer: &mut BytesMut,
+    target: &Pid,
+    from: &Pid,
+    payload_len: usize,
+    limit: usize,
+    payload: impl FnOnce(&mut [u8]),
+) -> Result<usize, ProtoError> {
+    let payload_field = if payload_len == 0 { 0 } else { delimited(payload_len) };
+    let body = delimited(delimited(pid_len(target))) + delimited(pid_len(from)) + payload_field;
+    let len = 2 + encoded_len_varint(body as u64) + body;
+    if len > limit {
+        return Err(ProtoError::TooLarge { len, limit });
+    }
+    let start = buffer.len();
+    buffer.resize(start + 4 + len, 0);
+    let mut out: Out<'_> = &mut buffer[start..];
+    let dst = &mut out;
+    put_raw(&(len as u32).to_be_bytes(), dst);
+    put_delimited_header(CAST, body, dst);
+    // `Cast.target` is a `Target` whose field 1 is the pid.
+    put_delimited_header(1, delimited(pid_len(target)), dst);
+    put_pid(1, target, dst);
+    put_pid(2, from, dst);
+    if payload_len != 0 {
+        put_delimited_header(3, payload_len, dst);
+        payload(&mut dst[..payload_len]);
+        put_advance(dst, payload_len);
+    }
+    debug_assert!(out.is_empty(), "the computed length is what was written");
+    Ok(4 + len)
+}
+
 fn invalid(field: &'static str, error: impl std::fmt::Display) -> ProtoError {
     ProtoError::invalid(field, error.to_string())
 }
@@ -408,6 +444,7 @@ mod tests {
 
     use noex_core::NodeName;
     use prost::Message;
+    use tokio_util::codec::Encoder;
 
     use super::*;
     use crate::wire;
@@ -439,6 +476,24 @@ mod tests {
             Frame::Reply(Reply { call_id: u64::MAX, result: Ok(Bytes::from_static(b"r")) }),
             Frame::Reply(Reply { call_id: 3, result: Ok(Bytes::new()) }),
         ]
+    }
+
+    #[test]
+    fn a_cast_encoded_in_place_is_the_same_bytes_as_its_frame() {
+        for payload in [Bytes::new(), Bytes::from(vec![9; 3]), Bytes::from(vec![7; 300])] {
+            let (target, from) = (pid("a@127.0.0.1:1", 7, 1), pid("b@[::1]:2", 1 << 31, 300));
+            let frame =
+                Frame::Cast(Cast { target: Target::Pid(target.clone()), from: from.clone(), payload: payload.clone() });
+            let mut expected = BytesMut::new();
+            crate::FrameCodec::with_limit(1 << 20).encode(frame, &mut expected).unwrap();
+            let mut written = BytesMut::from(&b"before"[..]);
+            let size =
+                encode_cast(&mut written, &target, &from, payload.len(), 1 << 20, |dst| dst.copy_from_slice(&payload));
+            assert_eq!(size.unwrap(), expected.len());
+            assert_eq!(&written[6..], &expected[..]);
+            let too_small = encode_cast(&mut BytesMut::new(), &target, &from, payload.len(), 10, |_| ());
+            assert!(matches!(too_small, Err(ProtoError::TooLarge { .. })));
+        }
     }
 
     #[test]

@@ -273,7 +273,7 @@ impl Inner {
     /// Queues `frame` for `node`, a signal or a request: never refused for want of room while the node is
     /// connected (see `NodeSender::send`).
     pub(crate) fn send(&self, node: &NodeName, frame: Frame) -> Result<(), SendError> {
-        self.with_sender(node, frame, noex_cluster::NodeSender::send)
+        self.with_sender(node, |sender| sender.send(frame))
     }
 
     /// Sends a fire-and-forget cast: it spends the cast window but does not wait for it. Dropped only if the node
@@ -297,9 +297,16 @@ impl Inner {
         }
     }
 
-    /// Sends a cast only if the cast window to `node` has room.
-    pub(crate) fn try_send_cast(&self, node: &NodeName, frame: Frame) -> Result<(), SendError> {
-        self.with_sender(node, frame, noex_cluster::NodeSender::try_send_cast)
+    /// A cast to a pid, its payload written straight into the connection's buffer; with `refuse_when_full`,
+    /// refused (`QueueFull`) when the cast window to the node is spent.
+    pub(crate) fn send_cast_to(
+        &self,
+        target: &Pid,
+        payload: &dyn noex_core::WirePayload,
+        refuse_when_full: bool,
+    ) -> Result<(), SendError> {
+        let cast = noex_cluster::CastFrame { target, from: &self.node_pid, payload };
+        self.with_sender(target.node(), |sender| sender.send_cast(&cast, refuse_when_full))
     }
 
     /// The current send handle of `node`, owned (for a wait).
@@ -317,12 +324,11 @@ impl Inner {
     fn with_sender(
         &self,
         node: &NodeName,
-        frame: Frame,
-        op: impl Fn(&noex_cluster::NodeSender, Frame) -> Result<(), SendError>,
+        op: impl FnOnce(&noex_cluster::NodeSender) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
         if let Some(sender) = self.senders.get(node) {
             if !sender.is_closed() {
-                return op(&sender, frame);
+                return op(&sender);
             }
             // Stale: its connection is gone (the node may have reconnected since); take the current one.
             drop(sender);
@@ -330,7 +336,7 @@ impl Inner {
         }
         let id: NodeId = node.as_str().parse().map_err(|_| SendError::NotConnected(self.cluster.local().clone()))?;
         let sender = self.cluster.sender(&id).ok_or(SendError::NotConnected(id))?;
-        let result = op(&sender, frame);
+        let result = op(&sender);
         if !sender.is_closed() {
             self.senders.insert(node.clone(), sender);
         }

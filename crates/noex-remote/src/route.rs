@@ -7,9 +7,9 @@ use bytes::Bytes;
 use noex_cluster::{NodeId, SendError};
 use noex_core::{
     BoxFuture, CallError, CallReply, CastError, Distribution, ExitReason, MonitorRef, NodeName, Pid, RemoteWatcher,
-    StopError,
+    StopError, WirePayload,
 };
-use noex_proto::{Call, Cast, Demonitor, Exit, Frame, LinkPair, Monitor, Stop, Target};
+use noex_proto::{Call, Demonitor, Exit, Frame, LinkPair, Monitor, Stop, Target};
 use tokio::sync::oneshot;
 
 use crate::pending::Waiter;
@@ -51,14 +51,19 @@ impl Distribution for Route {
         self.0.pending.cancel(call);
     }
 
-    fn cast(&self, target: &Pid, payload: Bytes) {
-        let cast = Cast { target: Target::Pid(target.clone()), from: self.0.node_pid.clone(), payload };
-        self.0.send_cast(target.node(), Frame::Cast(cast));
+    fn cast(&self, target: &Pid, payload: &dyn WirePayload) {
+        match self.0.send_cast_to(target, payload, false) {
+            Ok(()) => {}
+            Err(SendError::NotConnected(_)) => tracing::debug!(%target, "cast to a node that is not connected dropped"),
+            Err(error) => {
+                self.0.dropped_casts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%target, %error, "cast dropped");
+            }
+        }
     }
 
-    fn try_cast(&self, target: &Pid, payload: Bytes) -> Result<(), CastError> {
-        let cast = Cast { target: Target::Pid(target.clone()), from: self.0.node_pid.clone(), payload };
-        self.0.try_send_cast(target.node(), Frame::Cast(cast)).map_err(|error| match error {
+    fn try_cast(&self, target: &Pid, payload: &dyn WirePayload) -> Result<(), CastError> {
+        self.0.send_cast_to(target, payload, true).map_err(|error| match error {
             SendError::QueueFull(_) => CastError::Full(target.clone()),
             SendError::TooLarge { len, limit } => {
                 // Not a condition a retry can change: logged and counted as the fire-and-forget form does.
