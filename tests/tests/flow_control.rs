@@ -13,6 +13,10 @@ use noex_tests::proxy::Proxy;
 use noex_tests::remote::{eventually, full_node_with, within};
 use noex_tests::servers::{Busy, Counter, Gated, Watch, Watched, Watcher};
 
+/// Held by the test that keeps every core busy, and by the one that measures how long signals take: they must
+/// not run at the same time (`cargo test` runs a file's tests in parallel).
+static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A node whose cast window is `window` bytes, seeded with `seeds`.
 fn with_window(name: &str, window: usize, seeds: &[&Node]) -> ClusterConfig {
     ClusterConfig { cast_window: window, seeds: seeds.iter().map(|n| n.id().to_string()).collect(), ..config(name) }
@@ -112,6 +116,27 @@ impl GenServer for Sink {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_different_cast_windows_keep_casting() {
+    // The receiver's own window is far larger than the sender's: it must grant in steps the sender can use.
+    let a = full_node_with(with_window("a", 4096, &[])).await;
+    let b = full_node_with(with_window("b", 1 << 20, &[&a])).await;
+    wait_connected(a.cluster(), 1).await;
+    let (gated, gate, mut seen) = Gated::new();
+    gate.add_permits(1_000_000);
+    let consumer = b.runtime().start_encodable(gated, Default::default()).await.unwrap();
+    let remote = a.runtime().remote_ref::<Gated>(consumer.pid());
+    within("2000 awaited casts through a 4 KiB window", async {
+        for value in 0..2000 {
+            remote.cast_await(value).await.unwrap();
+        }
+    })
+    .await;
+    for expected in 0..2000 {
+        assert_eq!(within("a cast", seen.recv()).await, Some(expected));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fire_and_forget_casts_past_the_hard_bound_take_the_peer_down_as_overloaded() {
     let proxy = Proxy::start().await;
     // Long failure timeout: only the hard bound may take the peer down here.
@@ -147,6 +172,7 @@ async fn fire_and_forget_casts_past_the_hard_bound_take_the_peer_down_as_overloa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_get_through_a_flood_over_a_slow_link() {
+    let _timing = TIMING.lock().await;
     let proxy = Proxy::start().await;
     proxy.throttle(2 << 20);
     let b = behind(&proxy, with_window("b", 16 << 10, &[])).await;
@@ -219,6 +245,7 @@ async fn signals_get_through_a_flood_over_a_slow_link() {
 /// that never yielded would starve every connection reader of the runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_slow_consumer_under_a_flood_with_both_cores_busy_is_not_a_dead_node() {
+    let _timing = TIMING.lock().await;
     let a = full_node_with(config("a")).await;
     let b = full_node_with(ClusterConfig { seeds: vec![a.id().to_string()], ..config("b") }).await;
     wait_connected(a.cluster(), 1).await;

@@ -273,8 +273,9 @@ async fn a_remote_stop_keeps_its_place_among_the_frames_of_its_sender() {
             }
         };
         assert_eq!(stopped, Ok(()));
-        assert_eq!(seen.recv().await, Some(Recorded::Cast(1)));
-        assert_eq!(seen.recv().await, Some(Recorded::Terminated(ExitReason::Shutdown)), "stop overtaken");
-        assert_eq!(seen.recv().await, None, "nothing handled after the stop");
+        assert_eq!(within("the cast", seen.recv()).await, Some(Recorded::Cast(1)));
+        let terminated = within("terminate", seen.recv()).await;
+        assert_eq!(terminated, Some(Recorded::Terminated(ExitReason::Shutdown)), "stop overtaken");
+        assert_eq!(within("the end", seen.recv()).await, None, "nothing handled after the stop");
     }
 }

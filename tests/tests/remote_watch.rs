@@ -342,3 +342,51 @@ async fn what_a_process_sends_from_terminate_arrives_before_its_down_and_exit() 
         witness.stop(ExitReason::Normal, Duration::from_secs(5)).await.unwrap();
     }
 }
+
+/// Starts a `Counter` linked to itself in `init`, and tells its pid.
+struct Parent(Option<tokio::sync::oneshot::Sender<Pid>>);
+
+impl noex_core::GenServer for Parent {
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+
+    async fn init(&mut self, ctx: &mut noex_core::Context<Self>) -> Result<(), ExitReason> {
+        let child = ctx.start_link(Counter::new(0), Default::default()).await.map_err(|_| ExitReason::NoProc)?;
+        if let Some(tell) = self.0.take() {
+            let _ = tell.send(child.pid().clone());
+        }
+        Ok(())
+    }
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut noex_core::Context<Self>) {}
+}
+
+/// A child that dies with its parent during a graceful leave sends its DOWN and EXIT before the goodbye, even
+/// though it leaves the process table before it sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_leave_waits_for_the_signals_of_children_that_die_with_their_parents() {
+    for _ in 0..10 {
+        let nodes = mesh(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let (tell, told) = tokio::sync::oneshot::channel();
+        a.runtime().start(Parent(Some(tell))).await.unwrap();
+        let child = told.await.unwrap();
+        let (seen, mut saw) = tokio::sync::mpsc::unbounded_channel();
+        b.runtime().start_encodable(Witness(seen, child.clone()), Default::default()).await.unwrap();
+        eventually("the monitor and the link are in place", || {
+            let stats = a.remote().stats();
+            stats.incoming_monitors == 1 && stats.links == 1
+        })
+        .await;
+        within("a's shutdown", a.shutdown(Duration::from_secs(2))).await;
+        for _ in 0..2 {
+            match within("the child's DOWN and EXIT", saw.recv()).await {
+                Some(Seen::Info(Info::Down(down))) => assert_eq!(down.reason, ExitReason::Shutdown),
+                Some(Seen::Info(Info::Exit(exit))) => assert_eq!(exit.reason, ExitReason::Shutdown),
+                other => panic!("expected the child's DOWN and EXIT, got {other:?}"),
+            }
+        }
+        b.shutdown(Duration::from_secs(1)).await;
+    }
+}

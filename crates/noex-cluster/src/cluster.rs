@@ -452,7 +452,6 @@ impl Inner {
         let mut parts = framed.into_parts();
         parts.codec.set_limit(config.max_frame);
         let (read_half, write_half) = parts.io.into_split();
-        let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone()));
         let incoming = connection::Incoming { socket: read_half, codec: parts.codec, buffer: parts.read_buf };
         let limits = crate::outbound::Limits {
             max_frame: config.max_frame,
@@ -460,10 +459,15 @@ impl Inner {
             cast_window: config.cast_window as u64,
         };
         let outbound = Arc::new(Outbound::new(write_half, limits, close.clone(), peer.node.clone()));
+        let window = config.cast_window as u64;
+        let credit = Arc::new(crate::credit::InboundCredit::new(Arc::downgrade(&outbound), window));
+        let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone(), credit));
         if let Some(welcome) = welcome {
             // First on the wire: nothing may reach the dialer before its handshake is over.
             let _ = outbound.send(welcome);
         }
+        // Our cast window, before any cast: the peer grants credit in steps that fit the smaller window.
+        let _ = outbound.send(Frame::CastCredit { consumed: 0, window });
         // Tell the new peer whom we know, so that it meshes with them too.
         let members: Vec<Member> =
             state.peers.iter().map(|(node, link)| Member { node: node.clone(), creation: link.creation }).collect();

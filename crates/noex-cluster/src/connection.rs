@@ -30,10 +30,18 @@ pub(crate) struct Connection {
     /// Written by the reader only.
     pub(crate) frames_in: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
+    /// What this connection's casts gave back as they were consumed; flushed by the liveness thread.
+    pub(crate) credit: Arc<InboundCredit>,
 }
 
 impl Connection {
-    pub(crate) fn new(id: u64, peer: NodeInfo, close: CancellationToken, leave: CancellationToken) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        peer: NodeInfo,
+        close: CancellationToken,
+        leave: CancellationToken,
+        credit: Arc<InboundCredit>,
+    ) -> Self {
         Connection {
             id,
             peer,
@@ -43,6 +51,7 @@ impl Connection {
             started: Instant::now(),
             frames_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
+            credit,
         }
     }
 
@@ -88,8 +97,7 @@ const READ_CHUNK: usize = 64 << 10;
 async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming, outbound: Arc<Outbound>) {
     let Incoming { mut socket, mut codec, mut buffer } = incoming;
     let peer = &connection.peer.node;
-    let credit: Arc<dyn noex_core::CreditSink> =
-        Arc::new(InboundCredit::new(outbound.clone(), inner.settings.config.cast_window as u64));
+    let credit: Arc<dyn noex_core::CreditSink> = connection.credit.clone();
     let mut frames_in = 0;
     // Made once: a fresh `cancelled()` per read costs a waiter registration per read.
     let closed = connection.close.cancelled();
@@ -115,7 +123,8 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
             frames_in += 1;
             connection.frames_in.store(frames_in, Ordering::Relaxed);
             let wire = before - buffer.len();
-            if let Some(reason) = handle(&inner, &mut handlers, &outbound, &credit, peer, decoded, wire) {
+            let context = Dispatch { outbound: &outbound, credit: &credit, window: &connection.credit };
+            if let Some(reason) = handle(&inner, &mut handlers, &context, peer, decoded, wire) {
                 break 'read reason;
             }
         }
@@ -153,12 +162,19 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
     inner.connection_lost(&connection, reason);
 }
 
+/// What the reader's frame handling needs of its connection.
+struct Dispatch<'a> {
+    outbound: &'a Outbound,
+    /// The connection's credit, as the receipts of its casts hold it.
+    credit: &'a Arc<dyn noex_core::CreditSink>,
+    window: &'a InboundCredit,
+}
+
 /// Handles one decoded frame (`wire` bytes long); `Some(reason)` ends the connection.
 fn handle(
     inner: &Arc<Inner>,
     handlers: &mut HandlerCache,
-    outbound: &Outbound,
-    credit: &Arc<dyn noex_core::CreditSink>,
+    context: &Dispatch<'_>,
     peer: &noex_proto::NodeId,
     decoded: Result<Frame, ProtoError>,
     wire: usize,
@@ -172,7 +188,10 @@ fn handle(
             return Some(DownReason::ConnectionClosed);
         }
         Ok(Frame::Heartbeat) => {}
-        Ok(Frame::CastCredit { consumed }) => outbound.credit(consumed),
+        Ok(Frame::CastCredit { consumed, window }) => {
+            context.window.peer_window(window);
+            context.outbound.credit(consumed);
+        }
         Ok(Frame::Goodbye) => return Some(DownReason::GracefulShutdown),
         Ok(Frame::Members(members)) => {
             for member in members {
@@ -188,7 +207,7 @@ fn handle(
             // with it. The cost is reckoned as the sender did, from the bytes on the wire.
             let receipt = matches!(other, Frame::Cast(_)).then(|| {
                 let cost = u32::try_from(wire as u64 + CAST_OVERHEAD).unwrap_or(u32::MAX);
-                noex_core::Receipt::new(credit.clone(), cost)
+                noex_core::Receipt::new(context.credit.clone(), cost)
             });
             // A layer above that panics must not leave a connection that heartbeats but never reads.
             let dispatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -49,6 +49,8 @@ pub(crate) async fn liveness(inner: std::sync::Weak<Inner>) {
             inner.lock().peers.values().map(|link| (link.connection.clone(), link.outbound.clone())).collect();
         for (connection, outbound) in links {
             outbound.keep_alive(config.heartbeat_interval);
+            // Consumption below a grant step is granted here, so no sender waits on a leftover for long.
+            connection.credit.flush();
             if connection.silent_for() < config.failure_timeout {
                 continue;
             }

@@ -303,11 +303,18 @@ impl Outbound {
         // piles up meanwhile in one syscall, instead of a syscall per frame from here.
         let streaming = pending.last_write.elapsed() < STREAMING;
         if !streaming {
-            if let Wrote::All = self.write(&mut pending, false) {
-                return Ok(());
+            match self.write(&mut pending, false) {
+                Wrote::All => return Ok(()),
+                Wrote::Blocked => {}
+                Wrote::Failed => {
+                    // Accepted, then lost with the connection, which is now reported down.
+                    self.retire(&mut pending);
+                    self.close.cancel();
+                    return Ok(());
+                }
             }
         }
-        // Streaming or busy socket: the writer takes over. Failed socket: the writer notices and closes it.
+        // Streaming or busy socket: the writer takes over.
         pending.writer_owns = true;
         drop(pending);
         self.wake.notify_one();
@@ -329,6 +336,8 @@ impl Outbound {
         if !pending.closed {
             pending.closed = true;
             pending.stats.discarded_bytes += (pending.front.len() + pending.buffer.len() + pending.in_flight) as u64;
+            // Nothing more will be written: the memory goes now, not when the last handle does.
+            (pending.front, pending.buffer, pending.spare) = Default::default();
             if let Some(summary) = pending.full.end() {
                 tracing::info!(peer = %self.peer, "{summary} (then closed)");
             }
@@ -350,7 +359,11 @@ impl Outbound {
         }
         let unwritten = !pending.front.is_empty() || !pending.buffer.is_empty();
         if unwritten && !pending.writing {
-            self.write(&mut pending, true);
+            if let Wrote::Failed = self.write(&mut pending, true) {
+                // The socket failed: closed for good now, waiters woken, the reader told.
+                self.retire(&mut pending);
+                self.close.cancel();
+            }
         }
     }
 
@@ -451,7 +464,7 @@ impl Outbound {
                         continue;
                     }
                     Wrote::Failed => {
-                        pending.closed = true;
+                        self.retire(&mut pending);
                         return false;
                     }
                     // What is left goes first next time, ahead of what was appended meanwhile.
@@ -483,10 +496,8 @@ impl Outbound {
                     pending.last_write = Instant::now();
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Wrote::Blocked,
-                Err(_) => {
-                    pending.closed = true;
-                    return Wrote::Failed;
-                }
+                // The caller retires the connection.
+                Err(_) => return Wrote::Failed,
             }
         }
     }

@@ -384,5 +384,7 @@ impl<S: GenServer> Drop for Context<S> {
             let system = core.system;
             self.runtime.emit(|| LifecycleEvent::Terminated { pid: pid.clone(), name, reason, system });
         }
+        // Last: everything this end owed is sent (see `Runtime::shutdown`).
+        self.runtime.context_ended();
     }
 }

@@ -360,7 +360,7 @@ const SLICE_MESSAGES: u32 = 128;
 /// Time after which it does so sooner (checked every few messages: a clock read per message would cost more
 /// than a fast handler). A slow handler under a flood must not starve connection readers or other processes.
 const SLICE_TIME: std::time::Duration = std::time::Duration::from_millis(1);
-const SLICE_CLOCK_EVERY: u32 = 16;
+const SLICE_CLOCK_EVERY: u32 = 8;
 
 /// Bounded slices of work: a mailbox that never runs dry would otherwise keep its worker thread for as long as
 /// the flood lasts (the mailbox is not a tokio resource, so tokio's own budget does not apply).
@@ -378,6 +378,11 @@ impl Slice {
     #[inline]
     fn turn(&mut self) -> bool {
         self.handled += 1;
+        if self.handled == 1 {
+            // Stamped when the slice begins: a slow handler's slice is measured from its first message.
+            self.started = Some(std::time::Instant::now());
+            return false;
+        }
         if self.handled % SLICE_CLOCK_EVERY != 0 {
             return false;
         }

@@ -48,9 +48,16 @@ pub(crate) struct RuntimeInner {
     distribution: OnceLock<Arc<dyn Distribution>>,
     /// Set by `shutdown`: no process starts any more.
     shutting_down: AtomicBool,
-    /// Notified when a process leaves the table while shutting down.
+    /// Processes being spawned or not yet entirely cleaned up (their `Context` not yet dropped to the end): a
+    /// process leaves the table before its DOWNs and EXITs are sent, and `shutdown` must wait for those too.
+    live: AtomicUsize,
+    /// Notified when a process's cleanup is over, while shutting down.
     forgotten: tokio::sync::Notify,
 }
+
+/// How long a shutdown or a stop waits for a killed process's cleanup (a handler that never yields cannot be
+/// interrupted; past this, it is given up on).
+const KILL_GRACE: Duration = Duration::from_millis(250);
 
 /// Settings for a new [`Runtime`].
 #[derive(Clone, Debug)]
@@ -137,6 +144,7 @@ impl Runtime {
                 subscribers: Arc::default(),
                 distribution: OnceLock::new(),
                 shutting_down: AtomicBool::new(false),
+                live: AtomicUsize::new(0),
                 forgotten: tokio::sync::Notify::new(),
             }),
         }
@@ -212,7 +220,11 @@ impl Runtime {
     }
 
     fn spawn<S: GenServer>(&self, server: S, spawn: Spawn<S>) -> Result<(ServerRef<S>, InitResult), StartError> {
-        if self.is_shutting_down() {
+        // Counted before the check (both sequentially consistent, as in `shutdown`): a spawn that passes the check
+        // is seen by a shutdown that began meanwhile, which then waits for it and stops it.
+        self.inner.live.fetch_add(1, Ordering::SeqCst);
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            self.context_ended();
             return Err(StartError::ShuttingDown);
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -225,6 +237,7 @@ impl Runtime {
         // The name first: a start refused for its name must leave no trace anyone could have queued work for.
         if let Some(name) = spawn.options.name {
             if let Err(RegistryError::NameTaken { name, holder }) = self.register_cell(name.into(), &dyn_cell) {
+                self.context_ended();
                 return Err(StartError::NameTaken { name, holder });
             }
         }
@@ -237,6 +250,7 @@ impl Runtime {
             }
         }
         let (init_reply, init) = oneshot::channel();
+        // From here the context holds the count taken above, and gives it back at the end of its `Drop`.
         let ctx = Context::new(self.clone(), cell.clone(), init_reply);
         let task = self.inner.handle.spawn(run(server, ctx));
         let _ = cell.core.abort.set(task.abort_handle());
@@ -401,7 +415,8 @@ impl Runtime {
             Ok(_) => Ok(()),
             Err(_) => {
                 cell.kill();
-                down.await;
+                // A handler that never yields cannot be interrupted: do not wait for it for ever.
+                let _ = tokio::time::timeout(KILL_GRACE, down).await;
                 Err(StopError::Timeout(timeout))
             }
         }
@@ -422,25 +437,24 @@ impl Runtime {
     /// the middle of the shutdown. A process that has already ended but whose cleanup has not run yet is awaited,
     /// never spun on.
     pub async fn shutdown(&self, timeout: Duration) {
-        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            // Armed before looking at the table, so that a process forgotten meanwhile is not missed.
-            let forgotten = self.inner.forgotten.notified();
-            tokio::pin!(forgotten);
-            forgotten.as_mut().enable();
+            // Armed before looking, so that a cleanup that ends meanwhile is not missed.
+            let ended = self.inner.forgotten.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
             let mut roots: Vec<Pid> =
                 self.inner.processes.iter().filter_map(|entry| entry.value().core().root_pid()).collect();
             if roots.is_empty() {
                 // Only linked children are left, their parents gone; stop them too.
                 roots = self.inner.processes.iter().map(|entry| entry.value().core().pid.clone()).collect();
-                if roots.is_empty() {
-                    return;
-                }
             }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return self.kill_the_rest(timeout).await;
+            if roots.is_empty() && self.inner.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            if deadline <= tokio::time::Instant::now() {
+                return self.kill_the_rest(timeout.min(KILL_GRACE)).await;
             }
             roots.sort_unstable_by_key(|pid| std::cmp::Reverse(pid.id()));
             let mut stopped_any = false;
@@ -450,29 +464,29 @@ impl Runtime {
                     stopped_any = true;
                 }
             }
-            // Every one was already ending (its mailbox closed, its cleanup still to run): wait for a cleanup.
-            if !stopped_any && tokio::time::timeout_at(deadline, forgotten).await.is_err() {
-                return self.kill_the_rest(timeout).await;
+            // Every one was already ending, or only cleanups (or spawns) are in progress: wait for one to end.
+            if !stopped_any && tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return self.kill_the_rest(timeout.min(KILL_GRACE)).await;
             }
         }
     }
 
-    /// The end of a shutdown past its deadline: kills what is left, and waits (at most `grace`) for the table
-    /// to empty.
+    /// The end of a shutdown past its deadline: kills what is left, and waits (at most `grace`) for every
+    /// cleanup to end.
     async fn kill_the_rest(&self, grace: Duration) {
         let deadline = tokio::time::Instant::now() + grace;
         loop {
-            let forgotten = self.inner.forgotten.notified();
-            tokio::pin!(forgotten);
-            forgotten.as_mut().enable();
+            let ended = self.inner.forgotten.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
             let left: Vec<_> = self.cells();
-            if left.is_empty() {
+            if left.is_empty() && self.inner.live.load(Ordering::SeqCst) == 0 {
                 return;
             }
             for cell in &left {
                 cell.kill();
             }
-            if tokio::time::timeout_at(deadline, forgotten).await.is_err() {
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
                 tracing::warn!(left = left.len(), "shutdown gave up on processes that did not end after a kill");
                 return;
             }
@@ -532,10 +546,15 @@ impl Runtime {
             name
         };
         self.inner.processes.remove(&core.pid.id());
-        if self.inner.shutting_down.load(Ordering::Relaxed) {
+        name
+    }
+
+    /// A process's cleanup is over (the end of its `Context`'s `Drop`), or a spawn did not happen.
+    pub(crate) fn context_ended(&self) {
+        self.inner.live.fetch_sub(1, Ordering::SeqCst);
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
             self.inner.forgotten.notify_waiters();
         }
-        name
     }
 
     fn register_cell(&self, name: Arc<str>, cell: &Arc<dyn ProcessCell>) -> Result<(), RegistryError> {

@@ -50,7 +50,7 @@ impl Frame {
                     .collect::<Result<_, ProtoError>>()?,
             ),
             Body::Goodbye(_) => Frame::Goodbye,
-            Body::CastCredit(c) => Frame::CastCredit { consumed: c.consumed },
+            Body::CastCredit(c) => Frame::CastCredit { consumed: c.consumed, window: c.window },
             Body::Call(c) => Frame::Call(Call {
                 call_id: c.call_id,
                 target: names.target(c.target, "call.target")?,
@@ -179,7 +179,7 @@ impl From<Frame> for wire::Envelope {
                     .collect(),
             }),
             Frame::Goodbye => Body::Goodbye(wire::Goodbye {}),
-            Frame::CastCredit { consumed } => Body::CastCredit(wire::CastCredit { consumed }),
+            Frame::CastCredit { consumed, window } => Body::CastCredit(wire::CastCredit { consumed, window }),
             Frame::Call(c) => Body::Call(wire::Call {
                 call_id: c.call_id,
                 target: Some(wire_target(c.target)),

@@ -45,7 +45,7 @@ fn every_frame_kind_round_trips() {
         Frame::Heartbeat,
         Frame::Members(vec![Member { node: node("c@10.0.0.1:3"), creation: 9 }]),
         Frame::Goodbye,
-        Frame::CastCredit { consumed: u64::MAX },
+        Frame::CastCredit { consumed: u64::MAX, window: 1 << 20 },
         Frame::Call(Call {
             call_id: 1,
             target: Target::Name("counter:x".into()),

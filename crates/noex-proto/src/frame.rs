@@ -31,6 +31,8 @@ pub enum Frame {
     CastCredit {
         /// Cumulative since the connection was established.
         consumed: u64,
+        /// The sender's own cast window, stated once at the start of a connection; 0 when not stated.
+        window: u64,
     },
     /// A call to a process on the receiving node.
     Call(Call),

@@ -87,8 +87,9 @@ impl Node {
     /// `DOWN`s with the real reasons), while the node is still connected; then the node says goodbye, after
     /// everything queued before it (peers see `graceful_shutdown`).
     ///
-    /// Bounded: processes get `timeout` in all (see [`Runtime::shutdown`]), the goodbye at most
-    /// [`Cluster::shutdown`]'s own bound; about `timeout` + 0.5 s in the worst case.
+    /// Bounded: processes get `timeout` in all, then what still runs is killed and given at most 0.25 s more (see
+    /// [`Runtime::shutdown`]); the goodbye waits at most half a second for a peer that does not read
+    /// ([`Cluster::shutdown`]): `timeout` + 0.75 s in the worst case.
     pub async fn shutdown(&self, timeout: Duration) {
         self.runtime.shutdown(timeout).await;
         self.cluster.shutdown().await;
