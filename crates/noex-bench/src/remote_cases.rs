@@ -103,12 +103,14 @@ pub(crate) async fn remote_cast() -> String {
         payload: payload(CASTS as u64),
     }));
     let dropped = client.remote().stats().dropped_casts;
+    // How close the fire-and-forget burst came to the hard bound (64 MiB), past which the peer would be dropped.
+    let peak_outbound = client.cluster().connection_stats(server.id()).map_or(0, |s| s.peak_queued_bytes);
     client.shutdown(Duration::from_secs(1)).await;
     server.shutdown(Duration::from_secs(1)).await;
     let base = tcp_stream(size, CASTS).await;
     let per_sec = |d: Duration| CASTS as f64 / d.as_secs_f64();
     format!(
-        "case=remote_cast n={CASTS} per_sec={:.0} ns_per_msg={:.1} lost={} dropped={dropped} base_per_sec={:.0} base_ns_per_msg={:.1} ratio={:.2} await_ns_per_msg={:.1} await_lost={} await_ratio={:.2} frame_bytes={size}",
+        "case=remote_cast n={CASTS} per_sec={:.0} ns_per_msg={:.1} lost={} dropped={dropped} base_per_sec={:.0} base_ns_per_msg={:.1} ratio={:.2} await_ns_per_msg={:.1} await_lost={} await_ratio={:.2} frame_bytes={size} peak_outbound_mb={:.1}",
         per_sec(ours),
         ours.as_secs_f64() * 1e9 / CASTS as f64,
         CASTS as u64 - arrived,
@@ -118,6 +120,7 @@ pub(crate) async fn remote_cast() -> String {
         awaited.as_secs_f64() * 1e9 / CASTS as f64,
         CASTS as u64 - arrived_awaited,
         awaited.as_secs_f64() / base.as_secs_f64(),
+        peak_outbound as f64 / 1048576.0,
     )
 }
 
