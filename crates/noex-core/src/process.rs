@@ -355,12 +355,13 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
     }
 }
 
-/// Messages a process handles before it lets the other tasks of its worker run (tokio's own budget per poll).
-const SLICE_MESSAGES: u32 = 128;
+/// Messages a process handles before it lets the other tasks of its worker run. Not smaller: a yield breaks a
+/// burst's batch, and every 128 messages measured as a sixth more per local cast.
+const SLICE_MESSAGES: u32 = 1024;
 /// Time after which it does so sooner (checked every few messages: a clock read per message would cost more
 /// than a fast handler). A slow handler under a flood must not starve connection readers or other processes.
 const SLICE_TIME: std::time::Duration = std::time::Duration::from_millis(1);
-const SLICE_CLOCK_EVERY: u32 = 8;
+const SLICE_CLOCK_EVERY: u32 = 16;
 
 /// Bounded slices of work: a mailbox that never runs dry would otherwise keep its worker thread for as long as
 /// the flood lasts (the mailbox is not a tokio resource, so tokio's own budget does not apply).
