@@ -279,3 +279,31 @@ async fn a_remote_stop_keeps_its_place_among_the_frames_of_its_sender() {
         assert_eq!(within("the end", seen.recv()).await, None, "nothing handled after the stop");
     }
 }
+
+/// Casts straight from a bare cluster node, as any peer could send them: only those that name the peer's own
+/// node as their sender, and this incarnation of the target, are delivered (the reader's fast path included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_casts_only_as_itself_and_only_to_this_incarnation() {
+    use noex_core::Encodable;
+    use noex_proto::{Cast, Frame, Target};
+    let node = noex_tests::remote::full_node("n", &[]).await;
+    let (recorder, mut seen) = Recorder::new();
+    let local = node.runtime().start_encodable(recorder, Default::default()).await.unwrap();
+    let raw = noex_tests::cluster::node("raw", &[node.id()]).await;
+    noex_tests::cluster::wait_connected(&raw, 1).await;
+    let me = Pid::new(raw.local().node_name(), raw.creation(), 0);
+    let stranger: noex_cluster::NodeId = "stranger@127.0.0.1:1".parse().unwrap();
+    let stranger = Pid::new(stranger.node_name(), 1, 0);
+    let stale = Pid::new(local.pid().node().clone(), local.pid().creation() ^ 1, local.pid().id());
+    let cast = |target: &Pid, from: &Pid, value: i64| {
+        Frame::Cast(Cast { target: Target::Pid(target.clone()), from: from.clone(), payload: value.encode_wire() })
+    };
+    raw.send(node.id(), cast(local.pid(), &stranger, 1)).unwrap();
+    raw.send(node.id(), cast(&stale, &me, 2)).unwrap();
+    raw.send(node.id(), cast(local.pid(), &me, 3)).unwrap();
+    let by_name = Cast { target: Target::Name("nobody".into()), from: me.clone(), payload: 4i64.encode_wire() };
+    raw.send(node.id(), Frame::Cast(by_name)).unwrap();
+    raw.send(node.id(), cast(local.pid(), &me, 5)).unwrap();
+    assert_eq!(within("the genuine cast", seen.recv()).await, Some(Recorded::Cast(3)));
+    assert_eq!(within("the next genuine cast", seen.recv()).await, Some(Recorded::Cast(5)));
+}

@@ -369,6 +369,31 @@ impl Inner {
         }
     }
 
+    /// A cast to a pid, viewed in the read buffer, for the process layer; hands the receipt back if that layer
+    /// does not take casts this way (the caller then decodes the frame in full).
+    pub(crate) fn dispatch_cast_view(
+        &self,
+        cache: &mut HandlerCache,
+        from: &NodeId,
+        cast: &noex_proto::CastView<'_>,
+        receipt: noex_core::Receipt,
+    ) -> Result<(), noex_core::Receipt> {
+        self.refresh(cache);
+        match &cache.handlers[FrameKind::Process as usize] {
+            Some(handler) => handler.handle_cast_view(from, cast, receipt),
+            None => Err(receipt),
+        }
+    }
+
+    /// Refreshes a reader's copy of the handlers if they changed.
+    fn refresh(&self, cache: &mut HandlerCache) {
+        let version = self.handlers_version.load(Ordering::Acquire);
+        if cache.version != Some(version) {
+            cache.handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner()).clone();
+            cache.version = Some(version);
+        }
+    }
+
     pub(crate) fn dispatch(
         &self,
         cache: &mut HandlerCache,
@@ -383,11 +408,7 @@ impl Inner {
         };
         // Copied out, not called under the lock: a handler may take the membership lock (to send), while the
         // membership callbacks take this lock under that one. Copied once per change, not per frame.
-        let version = self.handlers_version.load(Ordering::Acquire);
-        if cache.version != Some(version) {
-            cache.handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner()).clone();
-            cache.version = Some(version);
-        }
+        self.refresh(cache);
         match (&cache.handlers[kind as usize], receipt) {
             (Some(handler), Some(receipt)) => handler.handle_cast(from, frame, receipt),
             (Some(handler), None) => handler.handle(from, frame),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use noex_proto::{Frame, FrameCodec, ProtoError};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -105,6 +105,29 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
     let mut handlers = HandlerCache::default();
     let reason = 'read: loop {
         loop {
+            // The hot path: a cast to a pid is delivered from where it lies in the buffer (no frame is built);
+            // anything else, or a cast the handler does not take this way, is decoded in full below.
+            let mut fallback = None;
+            if let Some((cast, wire)) = codec.view_cast(&buffer) {
+                if connection.close.is_cancelled() {
+                    break 'read DownReason::ConnectionClosed;
+                }
+                let receipt = cast_receipt(&credit, wire);
+                let viewed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    inner.dispatch_cast_view(&mut handlers, peer, &cast, receipt)
+                }));
+                match viewed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(receipt)) => fallback = Some(receipt),
+                    Err(_) => tracing::error!(%peer, "a frame handler panicked; the cast was dropped"),
+                }
+                if fallback.is_none() {
+                    frames_in += 1;
+                    connection.frames_in.store(frames_in, Ordering::Relaxed);
+                    buffer.advance(wire);
+                    continue;
+                }
+            }
             let before = buffer.len();
             let decoded = match codec.decode(&mut buffer) {
                 Ok(Some(decoded)) => decoded,
@@ -124,7 +147,7 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
             connection.frames_in.store(frames_in, Ordering::Relaxed);
             let wire = before - buffer.len();
             let context = Dispatch { outbound: &outbound, credit: &credit, window: &connection.credit };
-            if let Some(reason) = handle(&inner, &mut handlers, &context, peer, decoded, wire) {
+            if let Some(reason) = handle(&inner, &mut handlers, &context, peer, decoded, wire, fallback) {
                 break 'read reason;
             }
         }
@@ -178,6 +201,7 @@ fn handle(
     peer: &noex_proto::NodeId,
     decoded: Result<Frame, ProtoError>,
     wire: usize,
+    receipt: Option<noex_core::Receipt>,
 ) -> Option<DownReason> {
     match decoded {
         Err(ProtoError::UnknownKind) => {
@@ -205,10 +229,10 @@ fn handle(
         Ok(other) => {
             // A cast spends the sender's window until the process it is for has consumed it: its receipt goes
             // with it. The cost is reckoned as the sender did, from the bytes on the wire.
-            let receipt = matches!(other, Frame::Cast(_)).then(|| {
-                let cost = u32::try_from(wire as u64 + CAST_OVERHEAD).unwrap_or(u32::MAX);
-                noex_core::Receipt::new(context.credit.clone(), cost)
-            });
+            let receipt = match receipt {
+                Some(receipt) => Some(receipt),
+                None => matches!(other, Frame::Cast(_)).then(|| cast_receipt(context.credit, wire)),
+            };
             // A layer above that panics must not leave a connection that heartbeats but never reads.
             let dispatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 inner.dispatch(handlers, peer, other, receipt)
@@ -219,4 +243,10 @@ fn handle(
         }
     }
     None
+}
+
+/// The receipt of a cast `wire` bytes long: its cost, reckoned as the sender did (see `outbound.rs`).
+fn cast_receipt(credit: &Arc<dyn noex_core::CreditSink>, wire: usize) -> noex_core::Receipt {
+    let cost = u32::try_from(wire as u64 + CAST_OVERHEAD).unwrap_or(u32::MAX);
+    noex_core::Receipt::new(credit.clone(), cost)
 }

@@ -28,6 +28,19 @@ pub trait FrameHandler: Send + Sync + 'static {
         drop(receipt);
     }
 
+    /// A cast to a pid, viewed where it lies in the read buffer (the hot path: nothing is decoded or built for
+    /// it yet). Take it, keeping the receipt with the message, or hand the receipt back (the default) to receive
+    /// the cast decoded, through [`handle_cast`](Self::handle_cast).
+    fn handle_cast_view(
+        &self,
+        from: &NodeId,
+        cast: &noex_proto::CastView<'_>,
+        receipt: noex_core::Receipt,
+    ) -> Result<(), noex_core::Receipt> {
+        let _ = (from, cast);
+        Err(receipt)
+    }
+
     /// `node` is connected (again); frames from it follow.
     fn node_up(&self, node: &NodeInfo) {
         let _ = node;

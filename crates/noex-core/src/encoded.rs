@@ -18,6 +18,10 @@ pub trait Encodable: Sized + Send + 'static {
     fn encode_wire(&self) -> Bytes;
     /// The message from bytes; an error describes what was wrong.
     fn decode_wire(bytes: Bytes) -> Result<Self, String>;
+    /// The message from bytes it does not keep (a slice of a connection's read buffer).
+    fn decode_wire_slice(bytes: &[u8]) -> Result<Self, String> {
+        Self::decode_wire(Bytes::copy_from_slice(bytes))
+    }
     /// How many bytes [`encode_wire_into`](Self::encode_wire_into) writes.
     fn wire_len(&self) -> usize {
         self.encode_wire().len()
@@ -35,6 +39,10 @@ impl<T: prost::Message + Default + 'static> Encodable for T {
     }
 
     fn decode_wire(bytes: Bytes) -> Result<Self, String> {
+        T::decode(bytes).map_err(|error| error.to_string())
+    }
+
+    fn decode_wire_slice(bytes: &[u8]) -> Result<Self, String> {
         T::decode(bytes).map_err(|error| error.to_string())
     }
 
@@ -117,7 +125,22 @@ pub enum Target<'a> {
     Name(&'a str),
 }
 
-pub(crate) type EncodedDelivery<S> = fn(&ServerCell<S>, EncodedMessage) -> Result<(), DeliverError>;
+/// A cast whose payload is a slice of a connection's read buffer (the remote cast hot path).
+type CastDelivery<S> = fn(&ServerCell<S>, &[u8], Option<crate::Receipt>) -> Result<(), DeliverError>;
+
+/// How a process started with encodable types takes encoded messages: monomorphised for its server type.
+pub(crate) struct EncodedDelivery<S: GenServer> {
+    pub(crate) message: fn(&ServerCell<S>, EncodedMessage) -> Result<(), DeliverError>,
+    pub(crate) cast: CastDelivery<S>,
+}
+
+impl<S: GenServer> Clone for EncodedDelivery<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: GenServer> Copy for EncodedDelivery<S> {}
 
 impl Runtime {
     /// Starts a server whose messages are [`Encodable`], so that it can also be reached through
@@ -130,7 +153,7 @@ impl Runtime {
         S::Reply: Encodable,
     {
         let mut spawn = Spawn::new(options);
-        spawn.encoded = Some(deliver::<S>);
+        spawn.encoded = Some(EncodedDelivery { message: deliver::<S>, cast: deliver_cast::<S> });
         self.start_spawn(server, spawn).await
     }
 
@@ -145,6 +168,20 @@ impl Runtime {
             }
         };
         self.cell(pid).ok_or(DeliverError::NoProc)?.deliver_encoded(message)
+    }
+
+    /// Delivers a cast to the local process numbered `id` of incarnation `creation` (the caller has checked that
+    /// the pid names this node), its payload read from `payload` without keeping it: the remote cast hot path,
+    /// which builds no `Pid` and keeps no slice of the read buffer. `receipt` goes into the mailbox with it.
+    pub fn deliver_cast_slice(
+        &self,
+        creation: u32,
+        id: u64,
+        payload: &[u8],
+        receipt: Option<crate::Receipt>,
+    ) -> Result<(), DeliverError> {
+        let cell = self.cell_by_id(creation, id).ok_or(DeliverError::NoProc)?;
+        cell.deliver_cast_slice(payload, receipt)
     }
 }
 
@@ -170,6 +207,19 @@ where
                 None => Envelope::Cast(msg),
             }
         }
+    };
+    cell.mailbox.push(envelope).map_err(|_| DeliverError::NoProc)
+}
+
+fn deliver_cast<S>(cell: &ServerCell<S>, payload: &[u8], receipt: Option<crate::Receipt>) -> Result<(), DeliverError>
+where
+    S: GenServer,
+    S::Cast: Encodable,
+{
+    let msg = S::Cast::decode_wire_slice(payload).map_err(DeliverError::Decode)?;
+    let envelope = match receipt {
+        Some(receipt) => Envelope::ReceiptedCast(msg, receipt),
+        None => Envelope::Cast(msg),
     };
     cell.mailbox.push(envelope).map_err(|_| DeliverError::NoProc)
 }

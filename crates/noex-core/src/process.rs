@@ -33,6 +33,7 @@ pub(crate) trait ProcessCell: Send + Sync + 'static {
     fn enqueued(&self) -> u64;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn deliver_encoded(&self, message: EncodedMessage) -> Result<(), DeliverError>;
+    fn deliver_cast_slice(&self, payload: &[u8], receipt: Option<crate::Receipt>) -> Result<(), DeliverError>;
 }
 
 /// What every process has, whatever its message types.
@@ -225,7 +226,14 @@ impl<S: GenServer> ProcessCell for ServerCell<S> {
 
     fn deliver_encoded(&self, message: EncodedMessage) -> Result<(), DeliverError> {
         match self.encoded {
-            Some(deliver) => deliver(self, message),
+            Some(deliver) => (deliver.message)(self, message),
+            None => Err(DeliverError::NotEncodable),
+        }
+    }
+
+    fn deliver_cast_slice(&self, payload: &[u8], receipt: Option<crate::Receipt>) -> Result<(), DeliverError> {
+        match self.encoded {
+            Some(deliver) => (deliver.cast)(self, payload, receipt),
             None => Err(DeliverError::NotEncodable),
         }
     }

@@ -498,6 +498,14 @@ impl Runtime {
         self.inner.shutting_down.load(Ordering::Acquire)
     }
 
+    /// The live process numbered `id`, if this is its incarnation.
+    pub(crate) fn cell_by_id(&self, creation: u32, id: u64) -> Option<Arc<dyn ProcessCell>> {
+        if creation != self.inner.creation {
+            return None;
+        }
+        self.inner.processes.get(&id).map(|cell| cell.value().clone())
+    }
+
     pub(crate) fn cell(&self, pid: &Pid) -> Option<Arc<dyn ProcessCell>> {
         if pid.creation() != self.inner.creation || *pid.node() != self.inner.node {
             return None;

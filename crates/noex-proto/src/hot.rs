@@ -376,6 +376,89 @@ pub(crate) fn decode(envelope: &Bytes, names: &mut NodeNames) -> Option<Result<F
     })
 }
 
+/// A pid as it lies in a frame: its node's name as raw bytes, not checked or interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidView<'a> {
+    /// The node's name, as sent (compare it with a known name's bytes).
+    pub node: &'a [u8],
+    /// The node's incarnation.
+    pub creation: u32,
+    /// The process's number on its node.
+    pub id: u64,
+}
+
+/// A cast to a pid, viewed where it lies in the read buffer: what a reader needs to deliver it without building
+/// a `Frame`, two `Pid`s or a slice of the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CastView<'a> {
+    /// The process it is for.
+    pub target: PidView<'a>,
+    /// Its sender.
+    pub from: PidView<'a>,
+    /// The encoded message.
+    pub payload: &'a [u8],
+}
+
+static NO_ENVELOPE: Bytes = Bytes::new();
+
+/// Views an envelope holding a cast to a pid, written the way [`encode_cast`] writes it (each field once, in
+/// order). `None` for anything else, including any irregularity: the full decoder then judges the frame.
+pub(crate) fn view_cast(envelope: &[u8]) -> Option<CastView<'_>> {
+    let mut reader = Reader { envelope: &NO_ENVELOPE, buf: envelope, at: 0 };
+    if reader.key("envelope").ok()? != (CAST, WireType::LengthDelimited) {
+        return None;
+    }
+    let mut body = reader.delimited(WireType::LengthDelimited, "envelope").ok()?;
+    if reader.has_remaining() {
+        return None;
+    }
+    let (tag, wire_type) = body.key("cast").ok()?;
+    if tag != 1 {
+        return None;
+    }
+    let mut target = body.delimited(wire_type, "cast.target").ok()?;
+    let (tag, wire_type) = target.key("cast.target").ok()?;
+    if tag != 1 {
+        return None; // a target by name
+    }
+    let target_pid = view_pid(target.delimited(wire_type, "cast.target").ok()?)?;
+    if target.has_remaining() {
+        return None;
+    }
+    let (tag, wire_type) = body.key("cast").ok()?;
+    if tag != 2 {
+        return None;
+    }
+    let from = view_pid(body.delimited(wire_type, "cast.from").ok()?)?;
+    let payload = if body.has_remaining() {
+        let (tag, wire_type) = body.key("cast").ok()?;
+        if tag != 3 {
+            return None;
+        }
+        let payload = body.delimited(wire_type, "cast.payload").ok()?;
+        &payload.buf[payload.at..]
+    } else {
+        &[]
+    };
+    if body.has_remaining() {
+        return None;
+    }
+    Some(CastView { target: target_pid, from, payload })
+}
+
+fn view_pid(mut body: Reader<'_>) -> Option<PidView<'_>> {
+    let (mut node, mut creation, mut id): (&[u8], u32, u64) = (&[], 0, 0);
+    while body.has_remaining() {
+        match body.key("pid").ok()? {
+            (1, wire_type) => node = body.delimited(wire_type, "pid.node").ok()?.bytes(),
+            (2, wire_type) => creation = u32::try_from(body.scalar(wire_type, "pid.creation").ok()?).ok()?,
+            (3, wire_type) => id = body.scalar(wire_type, "pid.id").ok()?,
+            _ => return None,
+        }
+    }
+    Some(PidView { node, creation, id })
+}
+
 fn payload(body: Reader<'_>) -> Bytes {
     // `buf` is a prefix-aligned view of `envelope`, so its bounds are the envelope's.
     body.envelope.slice(body.at..body.buf.len())
@@ -494,6 +577,32 @@ mod tests {
             let too_small = encode_cast(&mut BytesMut::new(), &target, &from, payload.len(), 10, |_| ());
             assert!(matches!(too_small, Err(ProtoError::TooLarge { .. })));
         }
+    }
+
+    #[test]
+    fn a_cast_to_a_pid_is_viewed_in_place_and_anything_else_is_left_to_the_decoder() {
+        let (target, from) = (pid("a@127.0.0.1:1", 7, 1), pid("b@[::1]:2", u32::MAX, 1 << 40));
+        for payload in [Bytes::new(), Bytes::from(vec![9; 300])] {
+            let mut framed = BytesMut::new();
+            encode_cast(&mut framed, &target, &from, payload.len(), 1 << 20, |dst| dst.copy_from_slice(&payload))
+                .unwrap();
+            let view = view_cast(&framed[4..]).expect("a cast to a pid");
+            assert_eq!(view.target, PidView { node: b"a@127.0.0.1:1", creation: 7, id: 1 });
+            assert_eq!(view.from, PidView { node: b"b@[::1]:2", creation: u32::MAX, id: 1 << 40 });
+            assert_eq!(view.payload, &payload[..]);
+            // Every truncation is refused, never a panic.
+            for end in 0..framed.len() - 4 {
+                assert_eq!(view_cast(&framed[4..4 + end]), None, "truncated at {end}");
+            }
+        }
+        let by_name = Frame::Cast(Cast { target: Target::Name("x".into()), from, payload: Bytes::new() });
+        let mut framed = BytesMut::new();
+        crate::FrameCodec::with_limit(1 << 20).encode(by_name, &mut framed).unwrap();
+        assert_eq!(view_cast(&framed[4..]), None, "a cast by name goes the full way");
+        let call = frames().into_iter().find(|f| matches!(f, Frame::Call(_))).unwrap();
+        let mut framed = BytesMut::new();
+        crate::FrameCodec::with_limit(1 << 20).encode(call, &mut framed).unwrap();
+        assert_eq!(view_cast(&framed[4..]), None);
     }
 
     #[test]

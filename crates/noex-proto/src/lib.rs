@@ -41,6 +41,7 @@ pub use frame::{
     Call, CallFailure, Cast, Challenge, Demonitor, Down, Exit, Frame, Hello, LinkPair, Member, Monitor, Registration,
     RegistryEntry, RegistrySync, RejectReason, Reply, SpawnFailure, SpawnReply, SpawnRequest, Stop, Target,
 };
+pub use hot::{CastView, PidView};
 pub use node_id::{Host, MAX_NAME_LEN, NodeId, NodeIdError};
 
 /// The protocol version this crate speaks.
