@@ -40,5 +40,5 @@ pub use error::{ConfigError, StartError};
 pub use event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
 pub use handshake::{HandshakeError, Peer};
 pub use noex_proto::{Host, NodeId, NodeIdError};
-pub use routing::{CastFrame, FrameHandler, FrameKind, NodeSender, SendError};
+pub use routing::{CastFrame, CastMode, FrameHandler, FrameKind, NodeSender, SendError};
 pub use stats::ConnectionStats;

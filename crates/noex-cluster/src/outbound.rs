@@ -32,6 +32,17 @@ const MAX_SPARE: usize = 4 << 20;
 /// What a cast costs of the window besides its bytes on the wire: about what it occupies in a mailbox.
 pub(crate) const CAST_OVERHEAD: u64 = 64;
 
+/// What a cast does when the cast window is spent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CastMode {
+    /// Goes anyway (fire and forget): it spends the window, but is never refused for room.
+    Always,
+    /// Refused (`QueueFull`), and counted as refused (`try_cast`).
+    IfRoom,
+    /// Refused, and counted as a wait: the caller waits with `cast_room` and tries again (`cast_await`).
+    BeforeWait,
+}
+
 /// A cast to a pid, not yet encoded.
 pub struct CastFrame<'a> {
     /// The process it is for.
@@ -165,15 +176,15 @@ impl Outbound {
     /// Queues `frame`, a cast, only if the cast window has room; `Full` (nothing queued) otherwise.
     pub(crate) fn try_send_cast(&self, frame: Frame) -> Result<(), Refused> {
         let mut pending = self.lock();
-        self.admit_cast(&mut pending, true)?;
+        self.admit_cast(&mut pending, CastMode::IfRoom)?;
         self.enqueue(pending, true, |pending| append(pending, frame))
     }
 
-    /// A cast to a pid, encoded in place (no frame, no payload buffer): the hot path. `wait_for_room` refuses it
-    /// (`Full`) when the window is spent, as `try_send_cast`; otherwise it goes as `send` would send it.
-    pub(crate) fn send_cast(&self, cast: &CastFrame<'_>, refuse_when_full: bool) -> Result<(), Refused> {
+    /// A cast to a pid, encoded in place (no frame, no payload buffer): the hot path; `mode` says what happens
+    /// when the window is spent.
+    pub(crate) fn send_cast(&self, cast: &CastFrame<'_>, mode: CastMode) -> Result<(), Refused> {
         let mut pending = self.lock();
-        self.admit_cast(&mut pending, refuse_when_full)?;
+        self.admit_cast(&mut pending, mode)?;
         self.enqueue(pending, true, |pending| {
             let Pending { codec, buffer, stats, .. } = pending;
             let payload = cast.payload;
@@ -190,10 +201,13 @@ impl Outbound {
     }
 
     /// `admit`, and for a cast that may be refused, whether the window has room.
-    fn admit_cast(&self, pending: &mut Pending, refuse_when_full: bool) -> Result<(), Refused> {
+    fn admit_cast(&self, pending: &mut Pending, mode: CastMode) -> Result<(), Refused> {
         self.admit(pending)?;
-        if refuse_when_full && pending.cast_sent - pending.cast_consumed >= self.cast_window {
-            pending.stats.casts_refused += 1;
+        if mode != CastMode::Always && pending.cast_sent - pending.cast_consumed >= self.cast_window {
+            match mode {
+                CastMode::BeforeWait => pending.stats.casts_waited += 1,
+                _ => pending.stats.casts_refused += 1,
+            }
             pending.full.begin();
             return Err(Refused::Full);
         }
@@ -202,7 +216,6 @@ impl Outbound {
 
     /// Resolves once the cast window has room (at once if it has), or with `Closed` once the connection is.
     pub(crate) async fn cast_room(&self) -> Result<(), Refused> {
-        let mut counted = false;
         loop {
             // Armed before looking, so that credit arriving in between is not missed.
             let room = self.room.notified();
@@ -216,11 +229,7 @@ impl Outbound {
                 if pending.cast_sent - pending.cast_consumed < self.cast_window {
                     return Ok(());
                 }
-                if !counted {
-                    counted = true;
-                    pending.stats.casts_waited += 1;
-                    pending.full.begin();
-                }
+                pending.full.begin();
                 pending.waiting = true;
             }
             room.await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use noex_proto::{Frame, NodeId};
 
 use crate::event::{DownReason, NodeInfo};
-pub use crate::outbound::CastFrame;
+pub use crate::outbound::{CastFrame, CastMode};
 use crate::outbound::{Outbound, Refused};
 
 /// Receives the frames of one kind that arrive from other nodes (process traffic, registry, observer), and the
@@ -116,10 +116,9 @@ impl NodeSender {
     }
 
     /// Queues a cast to a pid, its payload encoded straight into the connection's buffer (the hot path: no frame
-    /// and no payload buffer are built). With `refuse_when_full`, as [`try_send_cast`](Self::try_send_cast);
-    /// otherwise as [`send`](Self::send) a fire-and-forget cast.
-    pub fn send_cast(&self, cast: &CastFrame<'_>, refuse_when_full: bool) -> Result<(), SendError> {
-        self.outbound.send_cast(cast, refuse_when_full).map_err(|refused| send_error(refused, &self.node))
+    /// and no payload buffer are built); `mode` says what happens when the cast window is spent.
+    pub fn send_cast(&self, cast: &CastFrame<'_>, mode: CastMode) -> Result<(), SendError> {
+        self.outbound.send_cast(cast, mode).map_err(|refused| send_error(refused, &self.node))
     }
 
     /// Resolves once the cast window has room (at once if it has), or with `NotConnected` once this handle's

@@ -38,8 +38,9 @@ pub trait Distribution: Send + Sync + 'static {
     /// The payload is written straight into the frame.
     fn cast(&self, target: &Pid, payload: &dyn WirePayload);
     /// Sends a cast if the connection to `target`'s node has room: [`CastError::Full`] otherwise, and
-    /// [`CastError::NoConnection`] if the node is not connected. Nothing is sent on an error.
-    fn try_cast(&self, target: &Pid, payload: &dyn WirePayload) -> Result<(), CastError>;
+    /// [`CastError::NoConnection`] if the node is not connected. Nothing is sent on an error. `will_wait`: the
+    /// caller waits for room on `Full` (counted as a wait, not as a refusal).
+    fn try_cast(&self, target: &Pid, payload: &dyn WirePayload, will_wait: bool) -> Result<(), CastError>;
     /// Resolves once the connection to `node` has room for casts again (at once if it has), or with
     /// [`CastError::NoConnection`] (naming `target`) when the node is not, or no longer, connected.
     fn cast_room(&self, target: &Pid) -> BoxFuture<Result<(), CastError>>;

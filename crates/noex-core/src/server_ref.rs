@@ -171,7 +171,7 @@ impl<S: GenServer> ServerRef<S> {
                 cell.mailbox.push(Envelope::Cast(msg)).map_err(|_| CastError::NoProc(self.pid().clone()))
             }
             Route::Remote(pid, codec) => match self.remote_route(pid) {
-                Some(distribution) => distribution.try_cast(pid, &codec.cast(&msg)),
+                Some(distribution) => distribution.try_cast(pid, &codec.cast(&msg), false),
                 None => Err(CastError::NoConnection(pid.clone())),
             },
         }
@@ -191,7 +191,7 @@ impl<S: GenServer> ServerRef<S> {
         let distribution = self.remote_route(pid).ok_or_else(|| CastError::NoConnection(pid.clone()))?;
         let payload = codec.cast(&msg);
         loop {
-            match distribution.try_cast(pid, &payload) {
+            match distribution.try_cast(pid, &payload, true) {
                 Err(CastError::Full(_)) => distribution.cast_room(pid).await?,
                 sent => return sent,
             }

@@ -399,64 +399,91 @@ pub struct CastView<'a> {
     pub payload: &'a [u8],
 }
 
-static NO_ENVELOPE: Bytes = Bytes::new();
-
 /// Views an envelope holding a cast to a pid, written the way [`encode_cast`] writes it (each field once, in
 /// order). `None` for anything else, including any irregularity: the full decoder then judges the frame.
 pub(crate) fn view_cast(envelope: &[u8]) -> Option<CastView<'_>> {
-    let mut reader = Reader { envelope: &NO_ENVELOPE, buf: envelope, at: 0 };
-    if reader.key("envelope").ok()? != (CAST, WireType::LengthDelimited) {
+    // Keys as written: envelope field 22 and the cast's fields 1 to 3, each length-delimited.
+    const ENVELOPE_CAST: u64 = (CAST as u64) << 3 | 2;
+    let mut envelope = Cursor { buf: envelope, at: 0 };
+    envelope.expect(ENVELOPE_CAST)?;
+    let mut body = Cursor { buf: envelope.delimited()?, at: 0 };
+    if !envelope.done() {
         return None;
     }
-    let mut body = reader.delimited(WireType::LengthDelimited, "envelope").ok()?;
-    if reader.has_remaining() {
+    body.expect(1 << 3 | 2)?;
+    let mut target = Cursor { buf: body.delimited()?, at: 0 };
+    target.expect(1 << 3 | 2)?; // a target by name goes the full way
+    let target_pid = view_pid(target.delimited()?)?;
+    if !target.done() {
         return None;
     }
-    let (tag, wire_type) = body.key("cast").ok()?;
-    if tag != 1 {
-        return None;
-    }
-    let mut target = body.delimited(wire_type, "cast.target").ok()?;
-    let (tag, wire_type) = target.key("cast.target").ok()?;
-    if tag != 1 {
-        return None; // a target by name
-    }
-    let target_pid = view_pid(target.delimited(wire_type, "cast.target").ok()?)?;
-    if target.has_remaining() {
-        return None;
-    }
-    let (tag, wire_type) = body.key("cast").ok()?;
-    if tag != 2 {
-        return None;
-    }
-    let from = view_pid(body.delimited(wire_type, "cast.from").ok()?)?;
-    let payload = if body.has_remaining() {
-        let (tag, wire_type) = body.key("cast").ok()?;
-        if tag != 3 {
-            return None;
-        }
-        let payload = body.delimited(wire_type, "cast.payload").ok()?;
-        &payload.buf[payload.at..]
+    body.expect(2 << 3 | 2)?;
+    let from = view_pid(body.delimited()?)?;
+    let payload = if body.done() {
+        &[][..]
     } else {
-        &[]
+        body.expect(3 << 3 | 2)?;
+        body.delimited()?
     };
-    if body.has_remaining() {
+    if !body.done() {
         return None;
     }
     Some(CastView { target: target_pid, from, payload })
 }
 
-fn view_pid(mut body: Reader<'_>) -> Option<PidView<'_>> {
+fn view_pid(body: &[u8]) -> Option<PidView<'_>> {
+    let mut body = Cursor { buf: body, at: 0 };
     let (mut node, mut creation, mut id): (&[u8], u32, u64) = (&[], 0, 0);
-    while body.has_remaining() {
-        match body.key("pid").ok()? {
-            (1, wire_type) => node = body.delimited(wire_type, "pid.node").ok()?.bytes(),
-            (2, wire_type) => creation = u32::try_from(body.scalar(wire_type, "pid.creation").ok()?).ok()?,
-            (3, wire_type) => id = body.scalar(wire_type, "pid.id").ok()?,
+    while !body.done() {
+        match body.varint()? {
+            0x0a => node = body.delimited()?,
+            0x10 => creation = u32::try_from(body.varint()?).ok()?,
+            0x18 => id = body.varint()?,
             _ => return None,
         }
     }
     Some(PidView { node, creation, id })
+}
+
+/// A bare reader for [`view_cast`]: `None` on anything unexpected, nothing else to say (the full decoder says it).
+struct Cursor<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn done(&self) -> bool {
+        self.at >= self.buf.len()
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in 0..10 {
+            let byte = *self.buf.get(self.at)?;
+            self.at += 1;
+            value |= u64::from(byte & 0x7f) << (shift * 7);
+            if byte < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    #[inline]
+    fn expect(&mut self, key: u64) -> Option<()> {
+        (self.varint()? == key).then_some(())
+    }
+
+    #[inline]
+    fn delimited(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        let end = self.at.checked_add(len)?;
+        let body = self.buf.get(self.at..end)?;
+        self.at = end;
+        Some(body)
+    }
 }
 
 fn payload(body: Reader<'_>) -> Bytes {

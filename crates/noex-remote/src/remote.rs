@@ -297,16 +297,16 @@ impl Inner {
         }
     }
 
-    /// A cast to a pid, its payload written straight into the connection's buffer; with `refuse_when_full`,
-    /// refused (`QueueFull`) when the cast window to the node is spent.
+    /// A cast to a pid, its payload written straight into the connection's buffer; `mode` says what happens when
+    /// the cast window to the node is spent.
     pub(crate) fn send_cast_to(
         &self,
         target: &Pid,
         payload: &dyn noex_core::WirePayload,
-        refuse_when_full: bool,
+        mode: noex_cluster::CastMode,
     ) -> Result<(), SendError> {
         let cast = noex_cluster::CastFrame { target, from: &self.node_pid, payload };
-        self.with_sender(target.node(), |sender| sender.send_cast(&cast, refuse_when_full))
+        self.with_sender(target.node(), |sender| sender.send_cast(&cast, mode))
     }
 
     /// The current send handle of `node`, owned (for a wait).

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use noex_cluster::{NodeId, SendError};
+use noex_cluster::{CastMode, NodeId, SendError};
 use noex_core::{
     BoxFuture, CallError, CallReply, CastError, Distribution, ExitReason, MonitorRef, NodeName, Pid, RemoteWatcher,
     StopError, WirePayload,
@@ -52,7 +52,7 @@ impl Distribution for Route {
     }
 
     fn cast(&self, target: &Pid, payload: &dyn WirePayload) {
-        match self.0.send_cast_to(target, payload, false) {
+        match self.0.send_cast_to(target, payload, CastMode::Always) {
             Ok(()) => {}
             Err(SendError::NotConnected(_)) => tracing::debug!(%target, "cast to a node that is not connected dropped"),
             Err(error) => {
@@ -62,8 +62,9 @@ impl Distribution for Route {
         }
     }
 
-    fn try_cast(&self, target: &Pid, payload: &dyn WirePayload) -> Result<(), CastError> {
-        self.0.send_cast_to(target, payload, true).map_err(|error| match error {
+    fn try_cast(&self, target: &Pid, payload: &dyn WirePayload, will_wait: bool) -> Result<(), CastError> {
+        let mode = if will_wait { CastMode::BeforeWait } else { CastMode::IfRoom };
+        self.0.send_cast_to(target, payload, mode).map_err(|error| match error {
             SendError::QueueFull(_) => CastError::Full(target.clone()),
             SendError::TooLarge { len, limit } => {
                 // Not a condition a retry can change: logged and counted as the fire-and-forget form does.
