@@ -11,7 +11,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio_util::codec::Framed;
 
-use crate::cluster::{Attempt, End, Inner};
+use crate::admission::{Attempt, End};
+use crate::cluster::Inner;
 use crate::event::ClusterEvent;
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer, Step};
 

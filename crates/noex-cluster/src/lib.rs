@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod cluster;
 mod config;
 mod connect;

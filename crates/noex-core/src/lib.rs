@@ -61,6 +61,7 @@ mod process;
 mod runtime;
 mod server;
 mod server_ref;
+mod shutdown;
 mod supervisor;
 
 pub use context::{Context, Timer};

@@ -28,7 +28,7 @@ use crate::{
 /// Must be created inside a tokio runtime; its processes are tokio tasks on that runtime.
 #[derive(Clone)]
 pub struct Runtime {
-    inner: Arc<RuntimeInner>,
+    pub(crate) inner: Arc<RuntimeInner>,
 }
 
 pub(crate) struct RuntimeInner {
@@ -38,7 +38,7 @@ pub(crate) struct RuntimeInner {
     next_id: AtomicU64,
     next_ref: AtomicU64,
     /// Keyed by pid number; Fx hashing, because SipHash showed up in spawn profiles and the keys are our own.
-    processes: DashMap<u64, Arc<dyn ProcessCell>, FxBuildHasher>,
+    pub(crate) processes: DashMap<u64, Arc<dyn ProcessCell>, FxBuildHasher>,
     names: Mutex<HashMap<Arc<str>, Pid>>,
     lifecycle: broadcast::Sender<LifecycleEvent>,
     deadlines: Arc<Deadlines>,
@@ -47,17 +47,13 @@ pub(crate) struct RuntimeInner {
     /// Routes operations on pids of other nodes; installed once by a distribution layer.
     distribution: OnceLock<Arc<dyn Distribution>>,
     /// Set by `shutdown`: no process starts any more.
-    shutting_down: AtomicBool,
+    pub(crate) shutting_down: AtomicBool,
     /// Processes being spawned or not yet entirely cleaned up (their `Context` not yet dropped to the end): a
     /// process leaves the table before its DOWNs and EXITs are sent, and `shutdown` must wait for those too.
-    live: AtomicUsize,
+    pub(crate) live: AtomicUsize,
     /// Notified when a process's cleanup is over, while shutting down.
-    forgotten: tokio::sync::Notify,
+    pub(crate) forgotten: tokio::sync::Notify,
 }
-
-/// How long a shutdown or a stop waits for a killed process's cleanup (a handler that never yields cannot be
-/// interrupted; past this, it is given up on).
-const KILL_GRACE: Duration = Duration::from_millis(250);
 
 /// Settings for a new [`Runtime`].
 #[derive(Clone, Debug)]
@@ -416,7 +412,7 @@ impl Runtime {
             Err(_) => {
                 cell.kill();
                 // A handler that never yields cannot be interrupted: do not wait for it for ever.
-                let _ = tokio::time::timeout(KILL_GRACE, down).await;
+                let _ = tokio::time::timeout(crate::shutdown::KILL_GRACE, down).await;
                 Err(StopError::Timeout(timeout))
             }
         }
@@ -425,77 +421,6 @@ impl Runtime {
     /// A subscription to process started / terminated / restarted / down events.
     pub fn lifecycle_events(&self) -> LifecycleEvents {
         LifecycleEvents::new(self.inner.lifecycle.subscribe(), self.inner.subscribers.clone())
-    }
-
-    /// Stops every process with reason `shutdown`, newest root first (a root is a process nobody started linked;
-    /// supervisors stop their own children in order), and returns once the process table is empty.
-    ///
-    /// `timeout` bounds the whole shutdown, not each process: every root gets what is left of it, and once it
-    /// has passed, whatever still runs is killed (reason `killed`, no `terminate`) and waited for at most
-    /// another `timeout`, after which the shutdown gives up with a warning. From the moment it is called, no new
-    /// process starts on this runtime ([`StartError::ShuttingDown`]), so a supervisor cannot restart a child in
-    /// the middle of the shutdown. A process that has already ended but whose cleanup has not run yet is awaited,
-    /// never spun on.
-    pub async fn shutdown(&self, timeout: Duration) {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Armed before looking, so that a cleanup that ends meanwhile is not missed.
-            let ended = self.inner.forgotten.notified();
-            tokio::pin!(ended);
-            ended.as_mut().enable();
-            let mut roots: Vec<Pid> =
-                self.inner.processes.iter().filter_map(|entry| entry.value().core().root_pid()).collect();
-            if roots.is_empty() {
-                // Only linked children are left, their parents gone; stop them too.
-                roots = self.inner.processes.iter().map(|entry| entry.value().core().pid.clone()).collect();
-            }
-            if roots.is_empty() && self.inner.live.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            if deadline <= tokio::time::Instant::now() {
-                return self.kill_the_rest(timeout.min(KILL_GRACE)).await;
-            }
-            roots.sort_unstable_by_key(|pid| std::cmp::Reverse(pid.id()));
-            let mut stopped_any = false;
-            for pid in roots {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if !matches!(self.stop(&pid, ExitReason::Shutdown, left).await, Err(StopError::NoProc)) {
-                    stopped_any = true;
-                }
-            }
-            // Every one was already ending, or only cleanups (or spawns) are in progress: wait for one to end.
-            if !stopped_any && tokio::time::timeout_at(deadline, ended).await.is_err() {
-                return self.kill_the_rest(timeout.min(KILL_GRACE)).await;
-            }
-        }
-    }
-
-    /// The end of a shutdown past its deadline: kills what is left, and waits (at most `grace`) for every
-    /// cleanup to end.
-    async fn kill_the_rest(&self, grace: Duration) {
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let ended = self.inner.forgotten.notified();
-            tokio::pin!(ended);
-            ended.as_mut().enable();
-            let left: Vec<_> = self.cells();
-            if left.is_empty() && self.inner.live.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            for cell in &left {
-                cell.kill();
-            }
-            if tokio::time::timeout_at(deadline, ended).await.is_err() {
-                tracing::warn!(left = left.len(), "shutdown gave up on processes that did not end after a kill");
-                return;
-            }
-        }
-    }
-
-    /// Whether [`shutdown`](Self::shutdown) has begun.
-    pub fn is_shutting_down(&self) -> bool {
-        self.inner.shutting_down.load(Ordering::Acquire)
     }
 
     /// The live process numbered `id`, if this is its incarnation.
@@ -555,14 +480,6 @@ impl Runtime {
         };
         self.inner.processes.remove(&core.pid.id());
         name
-    }
-
-    /// A process's cleanup is over (the end of its `Context`'s `Drop`), or a spawn did not happen.
-    pub(crate) fn context_ended(&self) {
-        self.inner.live.fetch_sub(1, Ordering::SeqCst);
-        if self.inner.shutting_down.load(Ordering::SeqCst) {
-            self.inner.forgotten.notify_waiters();
-        }
     }
 
     fn register_cell(&self, name: Arc<str>, cell: &Arc<dyn ProcessCell>) -> Result<(), RegistryError> {

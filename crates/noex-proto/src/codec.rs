@@ -54,12 +54,12 @@ impl FrameCodec {
     /// The complete frame at the start of `src`, if it is a cast to a pid: viewed in place, with its size on the
     /// wire (the caller advances `src` by it once done with the view). `None` for an incomplete frame or any
     /// other frame, which [`decode`](Decoder::decode) then handles (and judges).
-    pub fn view_cast<'a>(&self, src: &'a [u8]) -> Option<(crate::hot::CastView<'a>, usize)> {
+    pub fn view_cast<'a>(&self, src: &'a [u8]) -> Option<(crate::view::CastView<'a>, usize)> {
         let len = u32::from_be_bytes(*src.first_chunk::<4>()?) as usize;
         if len > self.limit || src.len() < 4 + len {
             return None;
         }
-        Some((crate::hot::view_cast(&src[4..4 + len])?, 4 + len))
+        Some((crate::view::view_cast(&src[4..4 + len])?, 4 + len))
     }
 
     /// Appends a `Cast` frame to the pid `target` whose payload (`payload_len` bytes) `payload` writes in

@@ -28,6 +28,7 @@ mod error;
 mod frame;
 mod hot;
 mod node_id;
+mod view;
 
 /// The generated protobuf types; private so that only [`Frame`] crosses the crate boundary.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -41,8 +42,8 @@ pub use frame::{
     Call, CallFailure, Cast, Challenge, Demonitor, Down, Exit, Frame, Hello, LinkPair, Member, Monitor, Registration,
     RegistryEntry, RegistrySync, RejectReason, Reply, SpawnFailure, SpawnReply, SpawnRequest, Stop, Target,
 };
-pub use hot::{CastView, PidView};
 pub use node_id::{Host, MAX_NAME_LEN, NodeId, NodeIdError};
+pub use view::{CastView, PidView};
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
