@@ -46,9 +46,6 @@ pub enum CallError {
     /// The request or the reply could not be decoded (the two sides disagree on the message types).
     #[error("cannot decode: {0}")]
     Decode(String),
-    /// The connection to the process's node is overloaded (its outbound queue is full); the call was not sent.
-    #[error("outbound queue to the node is full")]
-    Overloaded,
 }
 
 /// Why a process could not be started.

@@ -24,7 +24,6 @@ pub(crate) struct Route(pub(crate) Arc<Inner>);
 pub(crate) fn call_send_error(error: SendError) -> CallError {
     match error {
         SendError::NotConnected(_) => CallError::NoConnection,
-        SendError::QueueFull(_) => CallError::Overloaded,
         SendError::TooLarge { len, limit } => {
             CallError::Decode(format!("the message ({len} bytes) exceeds the frame limit of {limit} bytes"))
         }
