@@ -26,6 +26,9 @@ use crate::stats::{ConnectionStats, FullEpisodes};
 /// traffic, which waits a network round trip between frames, stays below it and keeps the direct write.
 const STREAMING: Duration = Duration::from_micros(10);
 
+/// Below this many bytes buffered, the writer yields once before writing, to gather more.
+const COALESCE: usize = 16 << 10;
+
 /// Buffers up to this size are always kept for reuse once written; larger ones only while a burst lasts.
 const MAX_SPARE: usize = 4 << 20;
 
@@ -421,6 +424,12 @@ impl Outbound {
     /// runtime stalls.
     async fn drain(&self, close: &CancellationToken) -> bool {
         loop {
+            // A stream of small frames: let senders append for a moment before the system call, so that each
+            // write carries many frames (a write per few frames costs more than the frames themselves).
+            let small = { self.lock().buffer.len() < COALESCE };
+            if small {
+                tokio::task::yield_now().await;
+            }
             let mut chunk = {
                 let mut pending = self.lock();
                 if pending.closed {
