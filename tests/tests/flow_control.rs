@@ -34,22 +34,27 @@ async fn behind(proxy: &Proxy, config: ClusterConfig) -> Node {
     node
 }
 
-/// Fails the test if either node reports the other down from now on; the returned flag stops the watch.
-fn no_node_down(nodes: [&Node; 2]) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut events: Vec<_> = nodes.iter().map(|node| node.cluster().events()).collect();
-    let watching = stop.clone();
-    let task = tokio::spawn(async move {
-        while !watching.load(Ordering::Relaxed) {
-            for events in &mut events {
-                if let Ok(event @ ClusterEvent::NodeDown { .. }) = events.try_recv() {
-                    panic!("a healthy peer was reported down: {event:?}");
+/// The membership events of some nodes from now on, kept (the channels buffer them) to check at the end that
+/// none of them was reported down.
+struct Membership(Vec<tokio::sync::broadcast::Receiver<ClusterEvent>>);
+
+impl Membership {
+    fn watch(nodes: [&Node; 2]) -> Membership {
+        Membership(nodes.iter().map(|node| node.cluster().events()).collect())
+    }
+
+    fn assert_no_node_down(mut self) {
+        for events in &mut self.0 {
+            loop {
+                match events.try_recv() {
+                    Ok(event @ ClusterEvent::NodeDown { .. }) => panic!("a healthy peer was reported down: {event:?}"),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::TryRecvError::Empty) => break,
+                    Err(other) => panic!("membership events not all seen: {other:?}"),
                 }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    });
-    (stop, task)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,7 +183,7 @@ async fn signals_get_through_a_flood_over_a_slow_link() {
     let b = behind(&proxy, with_window("b", 16 << 10, &[])).await;
     let a = full_node_with(with_window("a", 16 << 10, &[&b])).await;
     wait_connected(a.cluster(), 1).await;
-    let (watching, watched) = no_node_down([&a, &b]);
+    let membership = Membership::watch([&a, &b]);
 
     // On the flooding node: processes the peer monitors, one it links to, one with a global name.
     let mut monitored = Vec::new();
@@ -237,8 +242,7 @@ async fn signals_get_through_a_flood_over_a_slow_link() {
     for expected in 0..sent {
         assert_eq!(within("a flooded cast", seen.recv()).await, Some(expected), "a gap in the flood");
     }
-    watching.store(true, Ordering::Relaxed);
-    watched.await.unwrap();
+    membership.assert_no_node_down();
 }
 
 /// One worker thread for both nodes, as a node on a small runtime (or a `current_thread` one) has: a process
@@ -275,15 +279,12 @@ async fn a_slow_consumer_under_a_flood_with_both_cores_busy_is_not_a_dead_node()
         remote.cast(value);
     }
     eventually("the flood is queued", || consumer.mailbox_len() == FLOOD).await;
-    let (watching, watched) = no_node_down([&a, &b]);
+    let membership = Membership::watch([&a, &b]);
     hold.add_permits(1);
     assert_eq!(within("the held call", held).await.unwrap(), Ok(0));
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(4) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    watching.store(true, Ordering::Relaxed);
-    watched.await.unwrap();
+    // The time in which a starved reader would have the peer declared dead (3 x the 1 s failure timeout).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    membership.assert_no_node_down();
     assert!(a.cluster().is_connected(b.id()) && b.cluster().is_connected(a.id()));
     assert!(handled.load(Ordering::Relaxed) > 0);
     drop(busy_cores);

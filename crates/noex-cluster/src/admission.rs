@@ -97,13 +97,10 @@ impl Inner {
         parts.codec.set_limit(config.max_frame);
         let (read_half, write_half) = parts.io.into_split();
         let incoming = connection::Incoming { socket: read_half, codec: parts.codec, buffer: parts.read_buf };
-        let limits = crate::outbound::Limits {
-            max_frame: config.max_frame,
-            hard: config.outbound_buffer,
-            cast_window: config.cast_window as u64,
-        };
-        let outbound = Arc::new(Outbound::new(write_half, limits, close.clone(), peer.node.clone()));
         let window = config.cast_window as u64;
+        let limits =
+            crate::outbound::Limits { max_frame: config.max_frame, hard: config.outbound_buffer, cast_window: window };
+        let outbound = Arc::new(Outbound::new(write_half, limits, close.clone(), peer.node.clone()));
         let credit = Arc::new(crate::credit::InboundCredit::new(Arc::downgrade(&outbound), window));
         let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone(), credit));
         if let Some(welcome) = welcome {

@@ -97,7 +97,6 @@ const READ_CHUNK: usize = 64 << 10;
 async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming, outbound: Arc<Outbound>) {
     let Incoming { mut socket, mut codec, mut buffer } = incoming;
     let peer = &connection.peer.node;
-    let credit: Arc<dyn noex_core::CreditSink> = connection.credit.clone();
     let mut frames_in = 0;
     // Made once: a fresh `cancelled()` per read costs a waiter registration per read.
     let closed = connection.close.cancelled();
@@ -112,7 +111,7 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
                 if connection.close.is_cancelled() {
                     break 'read DownReason::ConnectionClosed;
                 }
-                let receipt = cast_receipt(&credit, wire);
+                let receipt = cast_receipt(&connection.credit, wire);
                 let viewed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     inner.dispatch_cast_view(&mut handlers, peer, &cast, receipt)
                 }));
@@ -146,7 +145,7 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
             frames_in += 1;
             connection.frames_in.store(frames_in, Ordering::Relaxed);
             let wire = before - buffer.len();
-            let context = Dispatch { outbound: &outbound, credit: &credit, window: &connection.credit };
+            let context = Dispatch { outbound: &outbound, credit: &connection.credit };
             if let Some(reason) = handle(&inner, &mut handlers, &context, peer, decoded, wire, fallback) {
                 break 'read reason;
             }
@@ -188,9 +187,7 @@ async fn read(inner: Arc<Inner>, connection: Arc<Connection>, incoming: Incoming
 /// What the reader's frame handling needs of its connection.
 struct Dispatch<'a> {
     outbound: &'a Outbound,
-    /// The connection's credit, as the receipts of its casts hold it.
-    credit: &'a Arc<dyn noex_core::CreditSink>,
-    window: &'a InboundCredit,
+    credit: &'a Arc<InboundCredit>,
 }
 
 /// Handles one decoded frame (`wire` bytes long); `Some(reason)` ends the connection.
@@ -213,7 +210,7 @@ fn handle(
         }
         Ok(Frame::Heartbeat) => {}
         Ok(Frame::CastCredit { consumed, window }) => {
-            context.window.peer_window(window);
+            context.credit.peer_window(window);
             context.outbound.credit(consumed);
         }
         Ok(Frame::Goodbye) => return Some(DownReason::GracefulShutdown),
@@ -246,7 +243,7 @@ fn handle(
 }
 
 /// The receipt of a cast `wire` bytes long: its cost, reckoned as the sender did (see `outbound.rs`).
-fn cast_receipt(credit: &Arc<dyn noex_core::CreditSink>, wire: usize) -> noex_core::Receipt {
+fn cast_receipt(credit: &Arc<InboundCredit>, wire: usize) -> noex_core::Receipt {
     let cost = u32::try_from(wire as u64 + CAST_OVERHEAD).unwrap_or(u32::MAX);
     noex_core::Receipt::new(credit.clone(), cost)
 }

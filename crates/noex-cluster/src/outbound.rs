@@ -6,7 +6,7 @@
 //!
 //! Flow control (see `docs/concepts.md`, "Flow control"): casts spend a window of credit that the peer gives
 //! back as its processes consume them (`CastCredit` frames); a cast that finds the window spent is refused
-//! (`try_send_cast`) or waits for room (`cast_room`), unless it is fire-and-forget. Every frame, cast or signal,
+//! (`CastMode::IfRoom`) or waits for room (`cast_room`), unless it is fire-and-forget. Every frame, cast or signal,
 //! counts towards the hard bound on queued bytes; past it the connection is closed as overloaded.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,7 +59,7 @@ pub struct CastFrame<'a> {
 /// Why a frame was not queued.
 pub(crate) enum Refused {
     Closed,
-    /// The cast window is spent (`try_send_cast` only).
+    /// The cast window is spent (a cast that may be refused only).
     Full,
     TooLarge {
         len: usize,
@@ -123,6 +123,18 @@ struct Pending {
     full: FullEpisodes,
 }
 
+impl Pending {
+    /// Bytes accepted and not yet written.
+    fn queued(&self) -> usize {
+        self.front.len() + self.buffer.len() + self.in_flight
+    }
+
+    /// Cost of the casts sent and not yet consumed by the peer.
+    fn window_used(&self) -> u64 {
+        self.cast_sent - self.cast_consumed
+    }
+}
+
 /// How a write attempt went.
 enum Wrote {
     All,
@@ -176,13 +188,6 @@ impl Outbound {
         self.enqueue(pending, is_cast, |pending| append(pending, frame))
     }
 
-    /// Queues `frame`, a cast, only if the cast window has room; `Full` (nothing queued) otherwise.
-    pub(crate) fn try_send_cast(&self, frame: Frame) -> Result<(), Refused> {
-        let mut pending = self.lock();
-        self.admit_cast(&mut pending, CastMode::IfRoom)?;
-        self.enqueue(pending, true, |pending| append(pending, frame))
-    }
-
     /// A cast to a pid, encoded in place (no frame, no payload buffer): the hot path; `mode` says what happens
     /// when the window is spent.
     pub(crate) fn send_cast(&self, cast: &CastFrame<'_>, mode: CastMode) -> Result<(), Refused> {
@@ -206,7 +211,7 @@ impl Outbound {
     /// `admit`, and for a cast that may be refused, whether the window has room.
     fn admit_cast(&self, pending: &mut Pending, mode: CastMode) -> Result<(), Refused> {
         self.admit(pending)?;
-        if mode != CastMode::Always && pending.cast_sent - pending.cast_consumed >= self.cast_window {
+        if mode != CastMode::Always && pending.window_used() >= self.cast_window {
             match mode {
                 CastMode::BeforeWait => pending.stats.casts_waited += 1,
                 _ => pending.stats.casts_refused += 1,
@@ -229,7 +234,7 @@ impl Outbound {
                 if pending.closed || pending.leaving {
                     return Err(Refused::Closed);
                 }
-                if pending.cast_sent - pending.cast_consumed < self.cast_window {
+                if pending.window_used() < self.cast_window {
                     return Ok(());
                 }
                 pending.full.begin();
@@ -245,7 +250,7 @@ impl Outbound {
             let mut pending = self.lock();
             // Never more than was sent: a peer cannot grant itself an unbounded window.
             pending.cast_consumed = pending.cast_consumed.max(consumed.min(pending.cast_sent));
-            if pending.cast_sent - pending.cast_consumed >= self.cast_window {
+            if pending.window_used() >= self.cast_window {
                 return;
             }
             if let Some(summary) = pending.full.end() {
@@ -262,8 +267,8 @@ impl Outbound {
     pub(crate) fn stats(&self) -> ConnectionStats {
         let pending = self.lock();
         let mut stats = pending.stats.clone();
-        stats.queued_bytes = pending.front.len() + pending.buffer.len() + pending.in_flight;
-        stats.cast_window_used = pending.cast_sent - pending.cast_consumed;
+        stats.queued_bytes = pending.queued();
+        stats.cast_window_used = pending.window_used();
         stats.full_episodes = pending.full.episodes();
         stats.full_time = pending.full.total();
         stats
@@ -279,7 +284,7 @@ impl Outbound {
         if pending.closed || pending.leaving {
             return Err(Refused::Closed);
         }
-        let queued = pending.front.len() + pending.buffer.len() + pending.in_flight;
+        let queued = pending.queued();
         if queued < self.hard_limit {
             return Ok(());
         }
@@ -290,8 +295,7 @@ impl Outbound {
             "the peer does not keep up: outbound bytes past the hard bound; closing the connection (overloaded)"
         );
         self.overloaded.store(true, Ordering::Release);
-        self.retire(pending);
-        self.close.cancel();
+        self.fail(pending);
         Err(Refused::Closed)
     }
 
@@ -320,8 +324,7 @@ impl Outbound {
                 Wrote::Blocked => {}
                 Wrote::Failed => {
                     // Accepted, then lost with the connection, which is now reported down.
-                    self.retire(&mut pending);
-                    self.close.cancel();
+                    self.fail(&mut pending);
                     return Ok(());
                 }
             }
@@ -343,11 +346,18 @@ impl Outbound {
         self.retire(&mut self.lock());
     }
 
+    /// Closes the connection from here (the socket failed, or the peer fell past the hard bound): retired at
+    /// once, and the reader told, which reports the node down.
+    fn fail(&self, pending: &mut Pending) {
+        self.retire(pending);
+        self.close.cancel();
+    }
+
     /// Closed for good: what is still buffered is counted as discarded, waiters for room are woken.
     fn retire(&self, pending: &mut Pending) {
         if !pending.closed {
             pending.closed = true;
-            pending.stats.discarded_bytes += (pending.front.len() + pending.buffer.len() + pending.in_flight) as u64;
+            pending.stats.discarded_bytes += (pending.queued()) as u64;
             // Nothing more will be written: the memory goes now, not when the last handle does.
             (pending.front, pending.buffer, pending.spare) = Default::default();
             if let Some(summary) = pending.full.end() {
@@ -372,9 +382,7 @@ impl Outbound {
         let unwritten = !pending.front.is_empty() || !pending.buffer.is_empty();
         if unwritten && !pending.writing {
             if let Wrote::Failed = self.write(&mut pending, true) {
-                // The socket failed: closed for good now, waiters woken, the reader told.
-                self.retire(&mut pending);
-                self.close.cancel();
+                self.fail(&mut pending);
             }
         }
     }
@@ -423,14 +431,9 @@ impl Outbound {
     /// `front`, before waiting: written first next time, and where the liveness thread can push it if this
     /// runtime stalls.
     async fn drain(&self, close: &CancellationToken) -> bool {
+        let mut gathered = false;
         loop {
-            // A stream of small frames: let senders append for a moment before the system call, so that each
-            // write carries many frames (a write per few frames costs more than the frames themselves).
-            let small = { self.lock().buffer.len() < COALESCE };
-            if small {
-                tokio::task::yield_now().await;
-            }
-            let mut chunk = {
+            let taken = {
                 let mut pending = self.lock();
                 if pending.closed {
                     return false;
@@ -439,19 +442,20 @@ impl Outbound {
                     pending.writer_owns = false;
                     return true;
                 }
-                // Owned from here even if no sender handed over (bytes the liveness thread could not push): no
-                // sender may write to the socket directly while this chunk is on its way.
-                pending.writer_owns = true;
-                pending.writing = true;
-                let chunk = if pending.front.is_empty() {
-                    let spare = std::mem::take(&mut pending.spare);
-                    std::mem::replace(&mut pending.buffer, spare)
+                // A stream of small frames: let senders append for a moment before the system call, so that
+                // each write carries many frames (a write per few frames costs more than the frames themselves).
+                if !gathered && pending.front.is_empty() && pending.buffer.len() < COALESCE {
+                    None
                 } else {
-                    std::mem::take(&mut pending.front)
-                };
-                pending.in_flight = chunk.len();
-                chunk
+                    Some(self.take_chunk(&mut pending))
+                }
             };
+            let Some(mut chunk) = taken else {
+                gathered = true;
+                tokio::task::yield_now().await;
+                continue;
+            };
+            gathered = false;
             let written = chunk.len();
             let wrote = loop {
                 match self.socket.try_write(&chunk) {
@@ -494,6 +498,22 @@ impl Outbound {
                 ready = self.socket.writable() => if ready.is_err() { return false },
             }
         }
+    }
+
+    /// Takes the next bytes to write, front first, for the writer to write outside the lock.
+    fn take_chunk(&self, pending: &mut Pending) -> BytesMut {
+        // Owned from here even if no sender handed over (bytes the liveness thread could not push): no sender may
+        // write to the socket directly while this chunk is on its way.
+        pending.writer_owns = true;
+        pending.writing = true;
+        let chunk = if pending.front.is_empty() {
+            let spare = std::mem::take(&mut pending.spare);
+            std::mem::replace(&mut pending.buffer, spare)
+        } else {
+            std::mem::take(&mut pending.front)
+        };
+        pending.in_flight = chunk.len();
+        chunk
     }
 
     /// Writes from the buffer until it is empty or the socket is full. `raw` bypasses tokio's cached readiness,

@@ -77,7 +77,7 @@ pub enum SendError {
     #[error("node {0} is not connected")]
     NotConnected(NodeId),
     /// The cast window to the node is spent (its processes have not consumed the casts already sent); the cast
-    /// was not queued. Only [`NodeSender::try_send_cast`] says this.
+    /// was not queued. Only a cast that may be refused ([`CastMode::IfRoom`], [`CastMode::BeforeWait`]) gets this.
     #[error("the cast window to {0} is full")]
     QueueFull(NodeId),
     /// The frame is larger than the frame limit; it was not sent.
@@ -108,11 +108,6 @@ impl NodeSender {
     /// the hard bound, past which the connection is closed and the node reported down as `overloaded`.
     pub fn send(&self, frame: Frame) -> Result<(), SendError> {
         self.outbound.send(frame).map_err(|refused| send_error(refused, &self.node))
-    }
-
-    /// Queues a cast only if the cast window has room ([`SendError::QueueFull`] otherwise, nothing queued).
-    pub fn try_send_cast(&self, frame: Frame) -> Result<(), SendError> {
-        self.outbound.try_send_cast(frame).map_err(|refused| send_error(refused, &self.node))
     }
 
     /// Queues a cast to a pid, its payload encoded straight into the connection's buffer (the hot path: no frame

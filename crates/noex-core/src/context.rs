@@ -217,7 +217,7 @@ impl<S: GenServer> Context<S> {
         let cell = self.cell.clone();
         let task = self.runtime.spawn_task(async move {
             tokio::time::sleep(delay).await;
-            let _ = cell.mailbox.push(Envelope::Cast(msg));
+            let _ = cell.mailbox.push(Envelope::Cast(msg, None));
         });
         Timer { task }
     }
@@ -349,7 +349,7 @@ impl<S: GenServer> Drop for Context<S> {
         for envelope in self.batch.drain(..).chain(closed.queued) {
             match envelope {
                 Envelope::Call(_, reply) => reply.send(Err(reason.clone())),
-                Envelope::Cast(_) | Envelope::ReceiptedCast(..) => {}
+                Envelope::Cast(..) => {}
                 // Monitors requested before the end but not yet processed still get their DOWN.
                 Envelope::Signal(Signal::Monitor { monitor, watcher }) => watchers.push((monitor, watcher)),
                 Envelope::Signal(_) => {}

@@ -24,11 +24,6 @@ impl Receipt {
     pub fn new(sink: Arc<dyn CreditSink>, cost: u32) -> Self {
         Receipt { sink, cost }
     }
-
-    /// What the message costs.
-    pub fn cost(&self) -> u32 {
-        self.cost
-    }
 }
 
 impl Drop for Receipt {

@@ -194,7 +194,11 @@ impl Runtime {
         reason: ExitReason,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), StopError>> + Send + 'static {
-        self.stop_in_order(target, reason, timeout)
+        // Queued now, on the caller's (the connection reader's) turn: a cast the sender sent after the stop is
+        // never handled before it. Only the wait is left to the future.
+        let queued = self.queue_stop(target, reason);
+        let runtime = self.clone();
+        async move { runtime.await_stop(queued, timeout).await }
     }
 
     /// Resolves a local target (pid or registered name) to a pid of a live process.

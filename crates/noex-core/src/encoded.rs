@@ -64,16 +64,6 @@ pub trait WirePayload {
     fn write(&self, dst: &mut [u8]);
 }
 
-impl WirePayload for Bytes {
-    fn wire_len(&self) -> usize {
-        self.len()
-    }
-
-    fn write(&self, dst: &mut [u8]) {
-        dst.copy_from_slice(self);
-    }
-}
-
 /// A typed message as a [`WirePayload`].
 pub(crate) struct Typed<'a, M> {
     pub(crate) msg: &'a M,
@@ -201,11 +191,7 @@ where
             Envelope::Call(msg, reply)
         }
         EncodedMessage::Cast { payload, receipt } => {
-            let msg = S::Cast::decode_wire(payload).map_err(DeliverError::Decode)?;
-            match receipt {
-                Some(receipt) => Envelope::ReceiptedCast(msg, receipt),
-                None => Envelope::Cast(msg),
-            }
+            Envelope::Cast(S::Cast::decode_wire(payload).map_err(DeliverError::Decode)?, receipt)
         }
     };
     cell.mailbox.push(envelope).map_err(|_| DeliverError::NoProc)
@@ -217,9 +203,5 @@ where
     S::Cast: Encodable,
 {
     let msg = S::Cast::decode_wire_slice(payload).map_err(DeliverError::Decode)?;
-    let envelope = match receipt {
-        Some(receipt) => Envelope::ReceiptedCast(msg, receipt),
-        None => Envelope::Cast(msg),
-    };
-    cell.mailbox.push(envelope).map_err(|_| DeliverError::NoProc)
+    cell.mailbox.push(Envelope::Cast(msg, receipt)).map_err(|_| DeliverError::NoProc)
 }

@@ -162,9 +162,8 @@ impl<R> ReplyTo<R> {
 
 pub(crate) enum Envelope<S: GenServer> {
     Call(S::Call, ReplyTo<S::Reply>),
-    Cast(S::Cast),
-    /// A cast from another node: its receipt is given back once it has been handled.
-    ReceiptedCast(S::Cast, crate::Receipt),
+    /// A cast; one from another node carries a receipt, given back once the cast has been handled.
+    Cast(S::Cast, Option<crate::Receipt>),
     Signal(Signal),
 }
 
@@ -323,14 +322,7 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
                     }
                 }
             }
-            Envelope::Cast(msg) => {
-                ctx.count_processed();
-                let handled = AssertUnwindSafe(server.handle_cast(msg, &mut ctx)).catch_unwind().await;
-                if let Err(panic) = handled {
-                    break Ending::Terminate(ExitReason::from_panic(&*panic));
-                }
-            }
-            Envelope::ReceiptedCast(msg, receipt) => {
+            Envelope::Cast(msg, receipt) => {
                 ctx.count_processed();
                 let handled = AssertUnwindSafe(server.handle_cast(msg, &mut ctx)).catch_unwind().await;
                 drop(receipt);
@@ -375,12 +367,12 @@ const SLICE_CLOCK_EVERY: u32 = 16;
 /// the flood lasts (the mailbox is not a tokio resource, so tokio's own budget does not apply).
 struct Slice {
     handled: u32,
-    started: Option<std::time::Instant>,
+    started: std::time::Instant,
 }
 
 impl Slice {
     fn new() -> Self {
-        Slice { handled: 0, started: None }
+        Slice { handled: 0, started: std::time::Instant::now() }
     }
 
     /// Called before each message: whether the slice is over (and the process must yield to the scheduler).
@@ -389,17 +381,14 @@ impl Slice {
         self.handled += 1;
         if self.handled == 1 {
             // Stamped when the slice begins: a slow handler's slice is measured from its first message.
-            self.started = Some(std::time::Instant::now());
+            self.started = std::time::Instant::now();
             return false;
         }
         if self.handled % SLICE_CLOCK_EVERY != 0 {
             return false;
         }
-        let now = std::time::Instant::now();
-        let started = *self.started.get_or_insert(now);
-        if self.handled >= SLICE_MESSAGES || now.duration_since(started) >= SLICE_TIME {
+        if self.handled >= SLICE_MESSAGES || self.started.elapsed() >= SLICE_TIME {
             self.handled = 0;
-            self.started = None;
             return true;
         }
         false

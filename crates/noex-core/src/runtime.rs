@@ -378,21 +378,12 @@ impl Runtime {
         self.await_stop(queued, timeout).await
     }
 
-    /// Queues a stop request behind what `pid` has already been sent, now, and waits for it afterwards: the
-    /// distribution layer calls it on the connection's reader, so that a stop keeps its place among the frames
-    /// of its sender (a `cast` sent after `stop` is never handled before it).
-    pub(crate) fn stop_in_order(
+    /// Queues a stop request behind what `pid` has already been sent (the wait is `await_stop`).
+    pub(crate) fn queue_stop(
         &self,
         pid: &Pid,
         reason: ExitReason,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<(), StopError>> + Send + 'static {
-        let queued = self.queue_stop(pid, reason);
-        let runtime = self.clone();
-        async move { runtime.await_stop(queued, timeout).await }
-    }
-
-    fn queue_stop(&self, pid: &Pid, reason: ExitReason) -> Result<(Arc<dyn ProcessCell>, Monitor), StopError> {
+    ) -> Result<(Arc<dyn ProcessCell>, Monitor), StopError> {
         let cell = self.cell(pid).ok_or(StopError::NoProc)?;
         let down = self.monitor_cell(pid, Some(cell.clone()));
         if cell.signal(Signal::Stop(reason)).is_err() {
@@ -401,7 +392,7 @@ impl Runtime {
         Ok((cell, down))
     }
 
-    async fn await_stop(
+    pub(crate) async fn await_stop(
         &self,
         queued: Result<(Arc<dyn ProcessCell>, Monitor), StopError>,
         timeout: Duration,

@@ -152,7 +152,7 @@ impl<S: GenServer> ServerRef<S> {
     pub fn cast(&self, msg: S::Cast) {
         match &self.route {
             Route::Local(cell) => {
-                let _ = cell.mailbox.push(Envelope::Cast(msg));
+                let _ = cell.mailbox.push(Envelope::Cast(msg, None));
             }
             Route::Remote(pid, codec) => {
                 if let Some(distribution) = self.remote_route(pid) {
@@ -168,7 +168,7 @@ impl<S: GenServer> ServerRef<S> {
     pub fn try_cast(&self, msg: S::Cast) -> Result<(), CastError> {
         match &self.route {
             Route::Local(cell) => {
-                cell.mailbox.push(Envelope::Cast(msg)).map_err(|_| CastError::NoProc(self.pid().clone()))
+                cell.mailbox.push(Envelope::Cast(msg, None)).map_err(|_| CastError::NoProc(self.pid().clone()))
             }
             Route::Remote(pid, codec) => match self.remote_route(pid) {
                 Some(distribution) => distribution.try_cast(pid, &codec.cast(&msg), false),

@@ -279,10 +279,17 @@ impl Inner {
     /// Sends a fire-and-forget cast: it spends the cast window but does not wait for it. Dropped only if the node
     /// is not connected (debug log) or the cast is over the frame limit (counted, and logged).
     pub(crate) fn send_cast(&self, node: &NodeName, frame: Frame) {
-        match self.send(node, frame) {
-            Ok(()) => {}
-            Err(SendError::NotConnected(_)) => tracing::debug!(%node, "cast to a node that is not connected dropped"),
-            Err(error) => {
+        if let Err(error) = self.send(node, frame) {
+            self.cast_dropped(node, &error);
+        }
+    }
+
+    /// A cast that could not be sent: dropped quietly if its node is gone (as a cast to a dead process is),
+    /// counted and logged if it is over the frame limit.
+    pub(crate) fn cast_dropped(&self, node: &NodeName, error: &SendError) {
+        match error {
+            SendError::NotConnected(_) => tracing::debug!(%node, "cast to a node that is not connected dropped"),
+            error => {
                 self.dropped_casts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%node, %error, "cast dropped");
             }
@@ -311,21 +318,15 @@ impl Inner {
 
     /// The current send handle of `node`, owned (for a wait).
     pub(crate) fn sender(&self, node: &NodeName) -> Result<noex_cluster::NodeSender, SendError> {
-        if let Some(sender) = self.senders.get(node) {
-            if !sender.is_closed() {
-                return Ok(sender.clone());
-            }
-        }
-        let id: NodeId = node.as_str().parse().map_err(|_| SendError::NotConnected(self.cluster.local().clone()))?;
-        self.cluster.sender(&id).ok_or(SendError::NotConnected(id))
+        self.with_sender(node, |sender| Ok(sender.clone()))
     }
 
     /// Runs `op` with `node`'s cached send handle, refreshing the handle once if it is stale.
-    fn with_sender(
+    fn with_sender<T>(
         &self,
         node: &NodeName,
-        op: impl FnOnce(&noex_cluster::NodeSender) -> Result<(), SendError>,
-    ) -> Result<(), SendError> {
+        op: impl FnOnce(&noex_cluster::NodeSender) -> Result<T, SendError>,
+    ) -> Result<T, SendError> {
         if let Some(sender) = self.senders.get(node) {
             if !sender.is_closed() {
                 return op(&sender);

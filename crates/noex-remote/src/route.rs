@@ -51,13 +51,8 @@ impl Distribution for Route {
     }
 
     fn cast(&self, target: &Pid, payload: &dyn WirePayload) {
-        match self.0.send_cast_to(target, payload, CastMode::Always) {
-            Ok(()) => {}
-            Err(SendError::NotConnected(_)) => tracing::debug!(%target, "cast to a node that is not connected dropped"),
-            Err(error) => {
-                self.0.dropped_casts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(%target, %error, "cast dropped");
-            }
+        if let Err(error) = self.0.send_cast_to(target, payload, CastMode::Always) {
+            self.0.cast_dropped(target.node(), &error);
         }
     }
 
@@ -65,13 +60,11 @@ impl Distribution for Route {
         let mode = if will_wait { CastMode::BeforeWait } else { CastMode::IfRoom };
         self.0.send_cast_to(target, payload, mode).map_err(|error| match error {
             SendError::QueueFull(_) => CastError::Full(target.clone()),
-            SendError::TooLarge { len, limit } => {
-                // Not a condition a retry can change: logged and counted as the fire-and-forget form does.
-                self.0.dropped_casts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(%target, len, limit, "cast over the frame limit dropped");
+            error => {
+                // Not a condition a retry can change: dropped as the fire-and-forget form drops it.
+                self.0.cast_dropped(target.node(), &error);
                 CastError::NoConnection(target.clone())
             }
-            _ => CastError::NoConnection(target.clone()),
         })
     }
 
