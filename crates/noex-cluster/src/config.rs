@@ -30,8 +30,12 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// How long a connection may stay silent before its node is declared down. Default 3 s.
     pub failure_timeout: Duration,
-    /// How long a handshake may take. Default 5 s.
+    /// How long our dial of a node may take, from the TCP connect to its `Welcome`. Default 5 s.
     pub handshake_timeout: Duration,
+    /// How long a connection we accepted may take to authenticate (its `Hello`, then its `Proof`): the most an
+    /// unauthenticated client holds one of our handshake slots. Two round trips and two HMACs; the default, 1 s,
+    /// leaves room for round trips of 400 ms and a busy peer.
+    pub preauth_timeout: Duration,
     /// The first reconnect delay; it doubles (with jitter) up to `reconnect_max`. Default 200 ms.
     pub reconnect_min: Duration,
     /// The longest reconnect delay. Default 10 s.
@@ -66,6 +70,7 @@ impl ClusterConfig {
             heartbeat_interval: Duration::from_millis(500),
             failure_timeout: Duration::from_secs(3),
             handshake_timeout: Duration::from_secs(5),
+            preauth_timeout: Duration::from_secs(1),
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(10),
             max_frame: DEFAULT_MAX_FRAME,
@@ -93,8 +98,8 @@ impl ClusterConfig {
         if self.failure_timeout <= self.heartbeat_interval {
             return setting("failure_timeout", "must be longer than heartbeat_interval");
         }
-        if self.handshake_timeout.is_zero() {
-            return setting("handshake_timeout", "must be positive");
+        if self.handshake_timeout.is_zero() || self.preauth_timeout.is_zero() {
+            return setting("handshake_timeout/preauth_timeout", "must be positive");
         }
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
             return setting("reconnect_min/reconnect_max", "need 0 < reconnect_min <= reconnect_max");

@@ -1,9 +1,10 @@
 //! Handshake proofs: HMAC-SHA256 of the shared secret over everything both sides said.
 //!
-//! Each side proves it knows the cookie without sending it: the acceptor's proof (in `Challenge`) and the
-//! dialer's (in `Proof`) are MACs over the same transcript with a different role label, so neither can be
-//! replayed as the other, and both nonces make every handshake's transcript unique. The exact byte layout is in
-//! `docs/protocol.md`; [`transcript`] is its reference implementation.
+//! Each side proves it knows the cookie without sending it: the dialer's proof (in `Proof`) and then the
+//! acceptor's (in `Welcome`, sent only once the dialer's checked out) are MACs over the same transcript with a
+//! different role label, so neither can be replayed as the other, and both nonces make every handshake's
+//! transcript unique. The exact byte layout is in `docs/protocol.md`; [`transcript`] is its reference
+//! implementation.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

@@ -34,10 +34,9 @@ impl Frame {
                 node: node_id(&c.node_id, "challenge.node_id")?,
                 creation: c.creation,
                 nonce: c.nonce,
-                proof: c.proof,
             }),
             Body::Proof(p) => Frame::Proof(p.proof),
-            Body::Welcome(_) => Frame::Welcome,
+            Body::Welcome(w) => Frame::Welcome { proof: w.proof },
             Body::Reject(r) => Frame::Reject(match wire::RejectReason::try_from(r.reason) {
                 Ok(wire::RejectReason::Duplicate) => RejectReason::Duplicate,
                 _ => RejectReason::NotAllowed,
@@ -161,10 +160,9 @@ impl From<Frame> for wire::Envelope {
                 node_id: c.node.to_string(),
                 creation: c.creation,
                 nonce: c.nonce,
-                proof: c.proof,
             }),
             Frame::Proof(proof) => Body::Proof(wire::Proof { proof }),
-            Frame::Welcome => Body::Welcome(wire::Welcome {}),
+            Frame::Welcome { proof } => Body::Welcome(wire::Welcome { proof }),
             Frame::Reject(reason) => Body::Reject(wire::Reject {
                 reason: match reason {
                     RejectReason::NotAllowed => wire::RejectReason::NotAllowed,

@@ -45,5 +45,6 @@ pub use frame::{
 pub use node_id::{Host, MAX_NAME_LEN, NodeId, NodeIdError};
 pub use view::{CastView, PidView};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this crate speaks. Version 2: the dialer proves first, the acceptor's proof travels in
+/// `Welcome` (version 1's acceptor proved first, in `Challenge`, which gave any client an offline oracle).
+pub const PROTOCOL_VERSION: u32 = 2;
