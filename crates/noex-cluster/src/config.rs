@@ -1,6 +1,7 @@
 //! `ClusterConfig`: how a node joins a cluster, with defaults, validated before anything starts.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use noex_proto::{DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, Host, NodeId};
@@ -54,8 +55,13 @@ pub struct ClusterConfig {
     /// casts are still sent. Bounds what awaited casts to a slow node hold in memory on both sides. Default 1 MiB
     /// (Erlang's default busy limit of a distribution port).
     pub cast_window: usize,
-    /// The cluster secret; `None` reads `NOEX_COOKIE`, else `~/.noex.cookie` (created on first use).
+    /// The cluster secret. It comes first; then `cookie_file`, then `NOEX_COOKIE`, then `~/.noex.cookie`
+    /// (created on first use). Prefer a file or the environment to a command-line flag: other local users can
+    /// read a process's arguments.
     pub cookie: Option<Cookie>,
+    /// A file holding the cluster secret, used when `cookie` is `None`. It must exist and be private to its owner
+    /// (mode 0600 or 0400): one open to its group or others is refused, with the `chmod` that fixes it.
+    pub cookie_file: Option<PathBuf>,
 }
 
 impl ClusterConfig {
@@ -78,6 +84,7 @@ impl ClusterConfig {
             outbound_buffer: 64 << 20,
             cast_window: 1 << 20,
             cookie: None,
+            cookie_file: None,
         }
     }
 
@@ -119,13 +126,7 @@ impl ClusterConfig {
         if self.cast_window < 1024 {
             return setting("cast_window", "must be at least 1 KiB");
         }
-        let cookie = match &self.cookie {
-            Some(cookie) if cookie.as_bytes().is_empty() => {
-                return Err(ConfigError::Cookie("the cookie is empty".into()));
-            }
-            Some(cookie) => cookie.clone(),
-            None => Cookie::from_environment()?,
-        };
+        let cookie = Cookie::resolve(self.cookie.as_ref(), self.cookie_file.as_deref())?;
         let bind = self.bind.unwrap_or_else(|| {
             let ip = match identity.host() {
                 Host::Ipv4(ip) => IpAddr::V4(*ip),
