@@ -41,6 +41,9 @@ pub const MIN_NONCE_LEN: usize = 16;
 /// The nonce length this implementation sends.
 pub const NONCE_LEN: usize = 32;
 
+/// The length of a proof (an HMAC-SHA256 tag).
+pub const PROOF_LEN: usize = 32;
+
 /// The bytes a proof is computed over.
 pub fn transcript(role: Role, handshake: &Handshake<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
@@ -60,7 +63,7 @@ pub fn transcript(role: Role, handshake: &Handshake<'_>) -> Vec<u8> {
 }
 
 /// The proof `role` sends.
-pub fn proof(cookie: &[u8], role: Role, handshake: &Handshake<'_>) -> [u8; 32] {
+pub fn proof(cookie: &[u8], role: Role, handshake: &Handshake<'_>) -> [u8; PROOF_LEN] {
     mac(cookie, role, handshake).finalize().into_bytes().into()
 }
 

@@ -26,17 +26,17 @@ impl Frame {
             Body::Hello(h) => Frame::Hello(Hello {
                 version: h.protocol_version,
                 node: node_id(&h.node_id, "hello.node_id")?,
-                creation: h.creation,
+                creation: creation(h.creation, "hello.creation")?,
                 nonce: h.nonce,
             }),
             Body::Challenge(c) => Frame::Challenge(Challenge {
                 version: c.protocol_version,
                 node: node_id(&c.node_id, "challenge.node_id")?,
-                creation: c.creation,
+                creation: creation(c.creation, "challenge.creation")?,
                 nonce: c.nonce,
             }),
-            Body::Proof(p) => Frame::Proof(p.proof),
-            Body::Welcome(w) => Frame::Welcome { proof: w.proof },
+            Body::Proof(p) => Frame::Proof(proof(p.proof, "proof.proof")?),
+            Body::Welcome(w) => Frame::Welcome { proof: proof(w.proof, "welcome.proof")? },
             Body::Reject(r) => Frame::Reject(match wire::RejectReason::try_from(r.reason) {
                 Ok(wire::RejectReason::Duplicate) => RejectReason::Duplicate,
                 _ => RejectReason::NotAllowed,
@@ -266,6 +266,20 @@ impl From<Frame> for wire::Envelope {
             }
         };
         wire::Envelope { body: Some(body) }
+    }
+}
+
+/// A node's incarnation is never 0 (a node draws it again until it is not), so 0 means the field is missing.
+fn creation(value: u32, field: &'static str) -> Result<u32, ProtoError> {
+    if value == 0 { Err(ProtoError::missing(field)) } else { Ok(value) }
+}
+
+/// A handshake proof is an HMAC-SHA256 tag: exactly 32 bytes.
+fn proof(value: bytes::Bytes, field: &'static str) -> Result<bytes::Bytes, ProtoError> {
+    if value.len() == crate::auth::PROOF_LEN {
+        Ok(value)
+    } else {
+        Err(ProtoError::invalid(field, format!("must be {} bytes, not {}", crate::auth::PROOF_LEN, value.len())))
     }
 }
 

@@ -121,6 +121,20 @@ fn malformed_payloads_are_typed_errors() {
     let error = decode_payload(&hello.encode_to_vec()).unwrap_err();
     assert_eq!(error.to_string(), "invalid field 'hello.node_id': missing '@' between name and host");
 
+    let handshake_cases = [
+        (wire::envelope::Body::Hello(wire::Hello { node_id: "a@h:1".into(), ..Default::default() }), "hello.creation"),
+        (
+            wire::envelope::Body::Challenge(wire::Challenge { node_id: "a@h:1".into(), ..Default::default() }),
+            "challenge.creation",
+        ),
+        (wire::envelope::Body::Proof(wire::Proof { proof: Bytes::from_static(&[1; 31]) }), "proof.proof"),
+        (wire::envelope::Body::Welcome(wire::Welcome::default()), "welcome.proof"),
+    ];
+    for (body, field) in handshake_cases {
+        let error = decode_payload(&wire::Envelope { body: Some(body) }.encode_to_vec()).unwrap_err();
+        assert!(matches!(error, ProtoError::Invalid { field: f, .. } if f == field), "{field}: {error}");
+    }
+
     let call_without_target =
         wire::Envelope { body: Some(wire::envelope::Body::Call(wire::Call { call_id: 1, ..Default::default() })) };
     let error = decode_payload(&call_without_target.encode_to_vec()).unwrap_err();
