@@ -48,6 +48,19 @@ async fn next(client: &mut Framed<TcpStream, FrameCodec>) -> Option<Frame> {
 /// the per-address limit must not lock that node out (see "Handshake" in docs/architecture.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_idle_connections_from_the_joiners_own_address_does_not_hold_up_its_join() {
+    join_under_flood().await;
+}
+
+/// The same with every core busy: the flood, the joiner and the node all run late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_does_not_hold_up_a_join_with_every_core_busy() {
+    let busy = noex_tests::load::BusyCores::all();
+    join_under_flood().await;
+    drop(busy);
+}
+
+/// Floods a node with idle connections from 127.0.0.1 and has another node join it meanwhile, within 1 s.
+async fn join_under_flood() {
     const FLOODERS: usize = 4;
     const HELD: usize = 100;
     let a = node("a", &[]).await;

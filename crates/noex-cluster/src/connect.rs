@@ -175,16 +175,15 @@ async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: SocketAddr, s
     // Unauthenticated until the proof checks out: the whole exchange gets the short pre-authentication deadline.
     match tokio::time::timeout(config.preauth_timeout, handshake).await {
         Ok(Ok((peer, welcome))) => {
-            drop(slot);
             inner.register(peer, End::Acceptor { welcome }, framed);
         }
         Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
             tracing::debug!(%address, "refused a duplicate connection");
         }
-        // Counted and logged once per episode by the slots.
+        // Logged by the slots, a few lines per flood rather than one per connection.
         Ok(Err(HandshakeError::Idle)) => {}
         Ok(Err(error)) => tracing::warn!(%address, %error, "inbound handshake failed"),
-        Err(_) => tracing::warn!(%address, "inbound handshake timed out"),
+        Err(_) => slot.timed_out(),
     }
     drop(in_progress);
 }

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,9 @@ pub(crate) const MAX_HANDSHAKES: usize = 256;
 /// The most connections of one source address that we wait on at once (for their `Hello` or their `Proof`). A
 /// newer one takes the place of the one that has waited longest, unless that one's frame has arrived meanwhile.
 pub(crate) const MAX_WAITING_PER_SOURCE: usize = 8;
+
+/// How often at most a flood of one kind (connections displaced, handshakes timed out) logs a line.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The slots of one node.
 #[derive(Default)]
@@ -30,14 +34,22 @@ struct State {
     /// Source addresses with connections we wait on.
     sources: HashMap<IpAddr, Source>,
     next_wait: u64,
+    displaced: Tally,
+    timed_out: Tally,
 }
 
 #[derive(Default)]
 struct Source {
     /// The waits in progress, oldest first, each with the token that ends it early.
     waiting: VecDeque<(u64, CancellationToken)>,
-    /// Waits ended early in this episode (since the address last had none in progress).
-    displaced: u64,
+}
+
+/// Occurrences of one kind of trouble, logged at once the first time and then at most once per [`LOG_EVERY`]
+/// with the count since the last line: a flood makes a few lines, not one per connection.
+#[derive(Default)]
+struct Tally {
+    unlogged: u64,
+    last_log: Option<Instant>,
 }
 
 /// One connection's slot, from its accept until it is authenticated or closed.
@@ -93,16 +105,35 @@ impl Slot {
             if let Some((_, oldest)) = source.waiting.pop_front() {
                 oldest.cancel();
             }
-            source.displaced += 1;
-            if source.displaced == 1 {
+            if let Some(count) = state.displaced.count(Instant::now()) {
                 tracing::warn!(
                     source = %self.source,
                     limit = MAX_WAITING_PER_SOURCE,
-                    "too many unauthenticated connections from one address; closing the idle ones"
+                    displaced = count,
+                    "too many unauthenticated connections from one address; the idle ones are closed"
                 );
             }
         }
         Wait { slot: self, id, displaced }
+    }
+
+    /// The handshake ran out of time (logged with the others of a flood, see [`Tally`]).
+    pub(crate) fn timed_out(&self) {
+        if let Some(count) = self.slots.lock().timed_out.count(Instant::now()) {
+            tracing::warn!(source = %self.source, timed_out = count, "unauthenticated connection(s) timed out");
+        }
+    }
+}
+
+impl Tally {
+    /// Counts one occurrence; returns how many to report if a line is due now.
+    fn count(&mut self, now: Instant) -> Option<u64> {
+        self.unlogged += 1;
+        if self.last_log.is_some_and(|last| now.duration_since(last) < LOG_EVERY) {
+            return None;
+        }
+        self.last_log = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
     }
 }
 
@@ -119,9 +150,6 @@ impl Drop for Wait<'_> {
         let Some(source) = state.sources.get_mut(&self.slot.source) else { return };
         source.waiting.retain(|(id, _)| *id != self.id);
         if source.waiting.is_empty() {
-            if source.displaced > 0 {
-                tracing::info!(source = %self.slot.source, closed = source.displaced, "idle connections closed");
-            }
             state.sources.remove(&self.slot.source);
         }
     }
@@ -150,6 +178,16 @@ mod tests {
         assert!(slots.take(ip("10.9.9.9")).is_none(), "every slot is taken");
         held.pop();
         assert!(slots.take(ip("10.9.9.9")).is_some(), "a slot freed is available again");
+    }
+
+    #[test]
+    fn a_flood_is_logged_once_per_period_with_its_count() {
+        let mut tally = Tally::default();
+        let start = Instant::now();
+        assert_eq!(tally.count(start), Some(1), "the first one at once");
+        assert_eq!(tally.count(start + Duration::from_secs(1)), None);
+        assert_eq!(tally.count(start + Duration::from_secs(2)), None);
+        assert_eq!(tally.count(start + LOG_EVERY + Duration::from_secs(1)), Some(3), "then the count since");
     }
 
     #[test]
