@@ -187,6 +187,8 @@ mod tests {
         assert_eq!((c.heartbeat_interval, c.failure_timeout), (Duration::from_millis(500), Duration::from_secs(3)));
         assert_eq!((c.reconnect_min, c.reconnect_max), (Duration::from_millis(200), Duration::from_secs(10)));
         assert_eq!((c.max_frame, c.handshake_max_frame), (8 << 20, 64 << 10));
+        assert_eq!((c.handshake_timeout, c.preauth_timeout), (Duration::from_secs(5), Duration::from_secs(1)));
+        assert_eq!((c.cookie.as_ref(), c.cookie_file.as_ref()), (None, None));
         let settings = config("a").validate().unwrap();
         assert_eq!(settings.bind_address(), "127.0.0.1:4369".parse().unwrap(), "binds the advertised IP");
         assert_eq!(settings.node_id(4369).as_str(), "a@127.0.0.1:4369");
@@ -235,6 +237,10 @@ mod tests {
             (
                 ClusterConfig { handshake_max_frame: 16 << 20, ..config("a") },
                 "invalid setting 'handshake_max_frame': must be between 1 KiB and max_frame",
+            ),
+            (
+                ClusterConfig { preauth_timeout: Duration::ZERO, ..config("a") },
+                "invalid setting 'handshake_timeout/preauth_timeout': must be positive",
             ),
             (
                 ClusterConfig { cookie: Some(Cookie::new("")), ..config("a") },
