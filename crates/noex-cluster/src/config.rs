@@ -34,8 +34,9 @@ pub struct ClusterConfig {
     /// How long our dial of a node may take, from the TCP connect to its `Welcome`. Default 5 s.
     pub handshake_timeout: Duration,
     /// How long a connection we accepted may take to authenticate (its `Hello`, then its `Proof`): the most an
-    /// unauthenticated client holds one of our handshake slots. Two round trips and two HMACs; the default, 1 s,
-    /// leaves room for round trips of 400 ms and a busy peer.
+    /// unauthenticated client holds one of our handshake slots. The `Hello` comes with the connection, then it
+    /// takes one round trip and two HMACs; the default, 1 s, is twice the worst round trips between continents
+    /// (300-400 ms), with room for a busy peer.
     pub preauth_timeout: Duration,
     /// The first reconnect delay; it doubles (with jitter) up to `reconnect_max`. Default 200 ms.
     pub reconnect_min: Duration,
