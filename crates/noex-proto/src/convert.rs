@@ -283,8 +283,14 @@ fn proof(value: bytes::Bytes, field: &'static str) -> Result<bytes::Bytes, Proto
     }
 }
 
+/// A node id as a peer sends it: valid, and in its canonical text, since ids are compared as text (by the
+/// reader's fast path among others); `a@h:04` would otherwise be a second spelling of `a@h:4`.
 fn node_id(text: &str, field: &'static str) -> Result<NodeId, ProtoError> {
-    text.parse().map_err(|e: crate::NodeIdError| ProtoError::invalid(field, e.reason))
+    let id: NodeId = text.parse().map_err(|e: crate::NodeIdError| ProtoError::invalid(field, e.reason))?;
+    if id.as_str() != text {
+        return Err(ProtoError::invalid(field, "node id not in its canonical form"));
+    }
+    Ok(id)
 }
 
 /// The node names seen lately on one connection. Pids in frames name a handful of nodes over and over; a name

@@ -142,6 +142,19 @@ fn malformed_payloads_are_typed_errors() {
 }
 
 #[test]
+fn a_node_id_in_another_spelling_than_its_canonical_one_is_refused() {
+    let members = |node_id: &str| {
+        let member = wire::Member { node_id: node_id.into(), creation: 1 };
+        wire::Envelope { body: Some(wire::envelope::Body::Members(wire::Members { members: vec![member] })) }
+            .encode_to_vec()
+    };
+    assert!(decode_payload(&members("a@127.0.0.1:4")).is_ok());
+    for other in ["a@127.0.0.1:04", "a@[0:0::1]:4", "a@127.0.0.1:+4"] {
+        assert!(decode_payload(&members(other)).is_err(), "{other} accepted");
+    }
+}
+
+#[test]
 fn an_oversized_length_prefix_is_rejected_before_its_payload_arrives() {
     let mut codec = FrameCodec::handshake();
     let mut buffer = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);

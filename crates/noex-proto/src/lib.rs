@@ -26,6 +26,9 @@ mod codec;
 mod convert;
 mod error;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hot;
 mod node_id;
 mod view;
