@@ -28,6 +28,9 @@ mod cookie;
 mod credit;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod liveness;
 mod outbound;
