@@ -19,9 +19,9 @@ use crate::table::Table;
 /// queued behind one wait a fraction of a millisecond on a local network.
 pub(crate) const CHUNK_BYTES: usize = 256 << 10;
 
-/// A full sync waits while more than this is queued on the connection, so at most about two chunks are ahead of
-/// any other frame.
-const PACE_BYTES: usize = CHUNK_BYTES;
+/// A full sync waits while more than this is queued on the connection, so at most about five chunks (a few
+/// milliseconds of a local network) are ahead of any other frame, and the socket never runs dry between chunks.
+const PACE_BYTES: usize = 4 * CHUNK_BYTES;
 
 /// How often a paced full sync looks at the connection's queue again.
 const PACE_POLL: Duration = Duration::from_millis(1);
