@@ -5,7 +5,7 @@
 //! chunks, see `sync.rs`) to a peer that comes up. A node that goes down takes its registrations (and the names
 //! of its processes) with it on every other node.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use noex_cluster::{Cluster, DownReason, FrameHandler, FrameKind, NodeId, NodeInfo};
@@ -41,6 +41,10 @@ pub(crate) struct Inner {
     resolver: Box<dyn ConflictResolver>,
     /// The number of the next full sync this node sends.
     pub(crate) next_sync: AtomicU64,
+    /// Membership changes (node, up) not yet applied to the table: the cluster's callbacks only queue them here,
+    /// so they never wait for the table lock (held while a chunk merges or a lost node's names go).
+    membership: Mutex<Vec<(NodeName, bool)>>,
+    membership_changed: AtomicBool,
 }
 
 impl GlobalRegistry {
@@ -65,6 +69,8 @@ impl GlobalRegistry {
             events,
             resolver: Box::new(resolver),
             next_sync: AtomicU64::new(1),
+            membership: Mutex::default(),
+            membership_changed: AtomicBool::new(false),
         });
         inner.tasks.spawn(crate::watch::run(Arc::downgrade(&inner), runtime.downgrade(), inbox));
         // Peers that connected before the handler was installed count as connected (their syncs are taken), and
@@ -183,7 +189,7 @@ impl Inner {
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Table> {
         loop {
             let table = self.table.read().unwrap_or_else(|p| p.into_inner());
-            if !table.has_lost() {
+            if !table.has_lost() && !self.membership_changed.load(Ordering::Acquire) {
                 return table;
             }
             drop(table);
@@ -191,11 +197,21 @@ impl Inner {
         }
     }
 
-    /// The table for a change. The names of nodes reported down are removed first (their events sent under the
-    /// lock, so they precede any later change's), so nothing observes a lost node's names once `node_down` has
-    /// run, and a name it held can be registered again at once.
+    /// The table for a change. Queued membership changes are applied and the names of nodes reported down
+    /// removed first (their events sent under the lock, so they precede any later change's), so nothing observes
+    /// a lost node's names once `node_down` has run, and a name it held can be registered again at once.
     fn write(&self) -> RwLockWriteGuard<'_, Table> {
-        let mut table = self.write_raw();
+        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+        if self.membership_changed.swap(false, Ordering::AcqRel) {
+            let changes = std::mem::take(&mut *self.membership.lock().unwrap_or_else(|p| p.into_inner()));
+            for (node, up) in changes {
+                if up {
+                    table.node_up(node);
+                } else {
+                    table.node_down(&node);
+                }
+            }
+        }
         if table.has_lost() {
             let changes = table.flush_lost();
             tracing::debug!(names = changes.len(), "names of lost nodes removed");
@@ -206,9 +222,10 @@ impl Inner {
         table
     }
 
-    /// The table as it is, for the membership callbacks: quick, whatever is pending.
-    fn write_raw(&self) -> RwLockWriteGuard<'_, Table> {
-        self.table.write().unwrap_or_else(|p| p.into_inner())
+    /// Queues a membership change for the table (see `membership`). Quick: for the cluster's callbacks.
+    fn membership_change(&self, node: NodeName, up: bool) {
+        self.membership.lock().unwrap_or_else(|p| p.into_inner()).push((node, up));
+        self.membership_changed.store(true, Ordering::Release);
     }
 
     pub(crate) fn announcing(&self) -> MutexGuard<'_, Watches> {
@@ -340,16 +357,16 @@ impl FrameHandler for SyncHandler {
 
     fn node_up(&self, node: &NodeInfo) {
         let Some(registry) = self.0.upgrade() else { return };
-        registry.write_raw().node_up(node.node.node_name());
+        registry.membership_change(node.node.node_name(), true);
         // Not here: sending takes the cluster's lock, which our caller holds.
         registry.tasks.spawn(send_full(self.0.clone(), node.node.clone(), false));
     }
 
     fn node_down(&self, node: &NodeInfo, _reason: DownReason) {
         let Some(registry) = self.0.upgrade() else { return };
-        // Only marked here, under the membership lock; the names go in a task (or before the next use of the
+        // Only queued here, under the membership lock; the names go in a task (or before the next use of the
         // table, whichever comes first).
-        registry.write_raw().node_down(&node.node.node_name());
+        registry.membership_change(node.node.node_name(), false);
         let weak = self.0.clone();
         registry.tasks.spawn(async move {
             if let Some(registry) = weak.upgrade() {
