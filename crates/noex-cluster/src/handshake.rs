@@ -288,8 +288,12 @@ mod tests {
         let old =
             Frame::Hello(Hello { version: 0, node: id("z@h:1"), creation: 1, nonce: Bytes::from_static(&[0; 32]) });
         assert!(matches!(acceptor.on_hello(old), Err((HandshakeError::Version(0), _))));
-        let short =
-            Frame::Hello(Hello { version: 1, node: id("z@h:1"), creation: 1, nonce: Bytes::from_static(&[0; 4]) });
+        let short = Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            node: id("z@h:1"),
+            creation: 1,
+            nonce: Bytes::from_static(&[0; 4]),
+        });
         assert!(matches!(acceptor.on_hello(short), Err((HandshakeError::ShortNonce, _))));
         assert!(matches!(acceptor.on_hello(Frame::Heartbeat), Err((HandshakeError::Unexpected("heartbeat"), None))));
     }
