@@ -307,3 +307,39 @@ async fn a_peer_casts_only_as_itself_and_only_to_this_incarnation() {
     assert_eq!(within("the genuine cast", seen.recv()).await, Some(Recorded::Cast(3)));
     assert_eq!(within("the next genuine cast", seen.recv()).await, Some(Recorded::Cast(5)));
 }
+
+/// A peer that keeps more stops (or spawns) in progress than a node bounds is flooding it with work it cannot
+/// refuse one by one: its connection is closed as overloaded, and the requests already queued still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_too_many_requests_in_progress_is_disconnected_as_overloaded() {
+    use noex_core::Encodable;
+    use noex_proto::{Cast, Frame, Stop, Target};
+    let node = noex_tests::remote::full_node("n", &[]).await;
+    let mut events = node.cluster().events();
+    let (gated, gate, mut seen) = noex_tests::servers::Gated::new();
+    let local = node.runtime().start_encodable(gated, Default::default()).await.unwrap();
+    let raw = noex_tests::cluster::node("raw", &[node.id()]).await;
+    noex_tests::cluster::wait_connected(&raw, 1).await;
+    let me = Pid::new(raw.local().node_name(), raw.creation(), 0);
+    // The process is held in a cast, so no stop can finish.
+    let cast = Cast { target: Target::Pid(local.pid().clone()), from: me.clone(), payload: 1i64.encode_wire() };
+    raw.send(node.id(), Frame::Cast(cast)).unwrap();
+    for call_id in 0..=noex_remote::MAX_REQUESTS_PER_PEER as u64 {
+        let stop = Stop {
+            call_id,
+            target: local.pid().clone(),
+            from: me.clone(),
+            reason: ExitReason::Normal,
+            timeout: Duration::from_secs(3600),
+        };
+        if raw.send(node.id(), Frame::Stop(stop)).is_err() {
+            break; // closed already
+        }
+    }
+    let reason = within("the flooding peer is dropped", noex_tests::cluster::wait_down(&mut events, raw.local())).await;
+    assert_eq!(reason, noex_cluster::DownReason::Overloaded);
+    // What was queued before still runs: the cast, then the first stop.
+    gate.add_permits(1);
+    assert_eq!(within("the held cast", seen.recv()).await, Some(1));
+    eventually("the process stopped", || !local.is_alive()).await;
+}

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 14] = [
+pub(crate) const ALL: [&str; 15] = [
     "local_call",
     "local_cast",
     "spawn",
@@ -17,6 +17,7 @@ pub(crate) const ALL: [&str; 14] = [
     "mesh_16",
     "remote_call",
     "remote_cast",
+    "remote_call_concurrent",
     "remote_cast_backpressure",
     "overload_signals",
     "registry_register",
@@ -42,6 +43,7 @@ pub(crate) async fn run(case: &str) -> String {
         "mesh_16" => crate::cluster_cases::mesh_16().await,
         "remote_call" => crate::remote_cases::remote_call().await,
         "remote_cast" => crate::remote_cases::remote_cast().await,
+        "remote_call_concurrent" => crate::concurrency_cases::remote_call_concurrent().await,
         "remote_cast_backpressure" => crate::flow_cases::remote_cast_backpressure().await,
         "overload_signals" => crate::flow_cases::overload_signals().await,
         "registry_register" => crate::remote_cases::registry_register().await,

@@ -32,6 +32,7 @@ mod handshake;
 mod liveness;
 mod outbound;
 mod routing;
+mod slots;
 mod stats;
 
 pub use cluster::Cluster;

@@ -346,6 +346,12 @@ impl Outbound {
         self.retire(&mut self.lock());
     }
 
+    /// Closes the connection as overloaded on behalf of a layer above (see `NodeSender::close_overloaded`).
+    pub(crate) fn close_overloaded(&self) {
+        self.overloaded.store(true, Ordering::Release);
+        self.fail(&mut self.lock());
+    }
+
     /// Closes the connection from here (the socket failed, or the peer fell past the hard bound): retired at
     /// once, and the reader told, which reports the node down.
     fn fail(&self, pending: &mut Pending) {

@@ -126,6 +126,13 @@ impl NodeSender {
     pub fn is_closed(&self) -> bool {
         self.outbound.is_closed()
     }
+
+    /// Closes this connection because the peer asked more of this node than it bounds (a layer above found it
+    /// flooding): the node is reported down as `overloaded`, and everything tied to it is settled, as for a peer
+    /// that does not read what it is sent.
+    pub fn close_overloaded(&self) {
+        self.outbound.close_overloaded();
+    }
 }
 
 impl std::fmt::Debug for NodeSender {

@@ -63,6 +63,10 @@ pub enum StartError {
     /// `init` returned an error, panicked, or the process was killed while initialising.
     #[error("init failed: {0}")]
     Init(ExitReason),
+    /// `init` took longer than [`StartOptions::init_timeout`](crate::StartOptions::init_timeout); the process
+    /// was killed.
+    #[error("init did not finish within {0:?}; the process was killed")]
+    InitTimeout(std::time::Duration),
     /// The runtime is shutting down ([`Runtime::shutdown`](crate::Runtime::shutdown)): no process starts any more.
     #[error("the runtime is shutting down")]
     ShuttingDown,

@@ -80,6 +80,9 @@ pub struct StartOptions {
     pub name: Option<String>,
     /// Mark it as an internal system process, which user-facing counts leave out.
     pub system: bool,
+    /// How long `init` may take; past it the process is killed and the start fails with
+    /// [`StartError::InitTimeout`] (OTP's `start` timeout). `None`: wait as long as `init` takes.
+    pub init_timeout: Option<std::time::Duration>,
 }
 
 impl StartOptions {
@@ -91,6 +94,12 @@ impl StartOptions {
     /// Marks the process as an internal system process.
     pub fn system(mut self) -> Self {
         self.system = true;
+        self
+    }
+
+    /// Bounds how long `init` may take (see [`StartOptions::init_timeout`]).
+    pub fn init_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.init_timeout = Some(timeout);
         self
     }
 }
@@ -207,8 +216,23 @@ impl Runtime {
         server: S,
         spawn: Spawn<S>,
     ) -> Result<ServerRef<S>, StartError> {
+        let init_timeout = spawn.options.init_timeout;
         let (server_ref, init) = self.spawn(server, spawn)?;
-        match init.await {
+        let mut init = init;
+        let ended = match init_timeout {
+            None => init.await,
+            Some(timeout) => match tokio::time::timeout(timeout, &mut init).await {
+                Ok(ended) => ended,
+                Err(_) => {
+                    // As OTP does: a process whose `init` overran is killed, and the start fails; once its end
+                    // is seen, like any failed start, so that its name is free when this returns.
+                    self.kill(server_ref.pid());
+                    let _ = init.await;
+                    return Err(StartError::InitTimeout(timeout));
+                }
+            },
+        };
+        match ended {
             Ok(Ok(())) => Ok(server_ref),
             Ok(Err(reason)) => Err(StartError::Init(reason)),
             Err(_) => Err(StartError::Init(ExitReason::Killed)),

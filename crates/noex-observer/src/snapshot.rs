@@ -213,7 +213,7 @@ mod tests {
             .child(ChildSpec::worker("w2", || Worker));
         let top = Supervisor::start(&runtime, spec, StartOptions::named("top")).await.unwrap();
         let alone = runtime.start_with(Worker, StartOptions::default()).await.unwrap();
-        runtime.start_with(Worker, StartOptions { name: None, system: true }).await.unwrap();
+        runtime.start_with(Worker, StartOptions { system: true, ..StartOptions::default() }).await.unwrap();
         for _ in 0..3 {
             alone.cast(());
         }

@@ -26,18 +26,17 @@ impl Frame {
             Body::Hello(h) => Frame::Hello(Hello {
                 version: h.protocol_version,
                 node: node_id(&h.node_id, "hello.node_id")?,
-                creation: h.creation,
+                creation: creation(h.creation, "hello.creation")?,
                 nonce: h.nonce,
             }),
             Body::Challenge(c) => Frame::Challenge(Challenge {
                 version: c.protocol_version,
                 node: node_id(&c.node_id, "challenge.node_id")?,
-                creation: c.creation,
+                creation: creation(c.creation, "challenge.creation")?,
                 nonce: c.nonce,
-                proof: c.proof,
             }),
-            Body::Proof(p) => Frame::Proof(p.proof),
-            Body::Welcome(_) => Frame::Welcome,
+            Body::Proof(p) => Frame::Proof(proof(p.proof, "proof.proof")?),
+            Body::Welcome(w) => Frame::Welcome { proof: proof(w.proof, "welcome.proof")? },
             Body::Reject(r) => Frame::Reject(match wire::RejectReason::try_from(r.reason) {
                 Ok(wire::RejectReason::Duplicate) => RejectReason::Duplicate,
                 _ => RejectReason::NotAllowed,
@@ -155,10 +154,9 @@ impl From<Frame> for wire::Envelope {
                 node_id: c.node.to_string(),
                 creation: c.creation,
                 nonce: c.nonce,
-                proof: c.proof,
             }),
             Frame::Proof(proof) => Body::Proof(wire::Proof { proof }),
-            Frame::Welcome => Body::Welcome(wire::Welcome {}),
+            Frame::Welcome { proof } => Body::Welcome(wire::Welcome { proof }),
             Frame::Reject(reason) => Body::Reject(wire::Reject {
                 reason: match reason {
                     RejectReason::NotAllowed => wire::RejectReason::NotAllowed,
@@ -261,8 +259,28 @@ impl From<Frame> for wire::Envelope {
     }
 }
 
+/// A node's incarnation is never 0 (a node draws it again until it is not), so 0 means the field is missing.
+fn creation(value: u32, field: &'static str) -> Result<u32, ProtoError> {
+    if value == 0 { Err(ProtoError::missing(field)) } else { Ok(value) }
+}
+
+/// A handshake proof is an HMAC-SHA256 tag: exactly 32 bytes.
+fn proof(value: bytes::Bytes, field: &'static str) -> Result<bytes::Bytes, ProtoError> {
+    if value.len() == crate::auth::PROOF_LEN {
+        Ok(value)
+    } else {
+        Err(ProtoError::invalid(field, format!("must be {} bytes, not {}", crate::auth::PROOF_LEN, value.len())))
+    }
+}
+
+/// A node id as a peer sends it: valid, and in its canonical text, since ids are compared as text (by the
+/// reader's fast path among others); `a@h:04` would otherwise be a second spelling of `a@h:4`.
 fn node_id(text: &str, field: &'static str) -> Result<NodeId, ProtoError> {
-    text.parse().map_err(|e: crate::NodeIdError| ProtoError::invalid(field, e.reason))
+    let id: NodeId = text.parse().map_err(|e: crate::NodeIdError| ProtoError::invalid(field, e.reason))?;
+    if id.as_str() != text {
+        return Err(ProtoError::invalid(field, "node id not in its canonical form"));
+    }
+    Ok(id)
 }
 
 /// The node names seen lately on one connection. Pids in frames name a handful of nodes over and over; a name

@@ -36,10 +36,9 @@ fn every_frame_kind_round_trips() {
             node: node("b@[::1]:2"),
             creation: 8,
             nonce: Bytes::from_static(&[2; 16]),
-            proof: Bytes::from_static(&[3; 32]),
         }),
         Frame::Proof(Bytes::from_static(&[4; 32])),
-        Frame::Welcome,
+        Frame::Welcome { proof: Bytes::from_static(&[3; 32]) },
         Frame::Reject(RejectReason::NotAllowed),
         Frame::Reject(RejectReason::Duplicate),
         Frame::Heartbeat,
@@ -128,10 +127,37 @@ fn malformed_payloads_are_typed_errors() {
     let error = decode_payload(&hello.encode_to_vec()).unwrap_err();
     assert_eq!(error.to_string(), "invalid field 'hello.node_id': missing '@' between name and host");
 
+    let handshake_cases = [
+        (wire::envelope::Body::Hello(wire::Hello { node_id: "a@h:1".into(), ..Default::default() }), "hello.creation"),
+        (
+            wire::envelope::Body::Challenge(wire::Challenge { node_id: "a@h:1".into(), ..Default::default() }),
+            "challenge.creation",
+        ),
+        (wire::envelope::Body::Proof(wire::Proof { proof: Bytes::from_static(&[1; 31]) }), "proof.proof"),
+        (wire::envelope::Body::Welcome(wire::Welcome::default()), "welcome.proof"),
+    ];
+    for (body, field) in handshake_cases {
+        let error = decode_payload(&wire::Envelope { body: Some(body) }.encode_to_vec()).unwrap_err();
+        assert!(matches!(error, ProtoError::Invalid { field: f, .. } if f == field), "{field}: {error}");
+    }
+
     let call_without_target =
         wire::Envelope { body: Some(wire::envelope::Body::Call(wire::Call { call_id: 1, ..Default::default() })) };
     let error = decode_payload(&call_without_target.encode_to_vec()).unwrap_err();
     assert_eq!(error.to_string(), "invalid field 'call.target': missing");
+}
+
+#[test]
+fn a_node_id_in_another_spelling_than_its_canonical_one_is_refused() {
+    let members = |node_id: &str| {
+        let member = wire::Member { node_id: node_id.into(), creation: 1 };
+        wire::Envelope { body: Some(wire::envelope::Body::Members(wire::Members { members: vec![member] })) }
+            .encode_to_vec()
+    };
+    assert!(decode_payload(&members("a@127.0.0.1:4")).is_ok());
+    for other in ["a@127.0.0.1:04", "a@[0:0::1]:4", "a@127.0.0.1:+4"] {
+        assert!(decode_payload(&members(other)).is_err(), "{other} accepted");
+    }
 }
 
 #[test]

@@ -13,12 +13,15 @@ use crate::NodeId;
 pub enum Frame {
     /// Handshake, dialer -> acceptor.
     Hello(Hello),
-    /// Handshake, acceptor -> dialer.
+    /// Handshake, acceptor -> dialer: its identity and nonce (nothing that depends on the cookie).
     Challenge(Challenge),
     /// Handshake, dialer -> acceptor: the dialer's HMAC proof.
     Proof(Bytes),
-    /// Handshake, acceptor -> dialer: authenticated.
-    Welcome,
+    /// Handshake, acceptor -> dialer: the dialer is authenticated; the acceptor's HMAC proof.
+    Welcome {
+        /// The acceptor's proof, which the dialer checks before it takes the connection up.
+        proof: Bytes,
+    },
     /// Handshake refused; the connection closes.
     Reject(RejectReason),
     /// Liveness on an idle connection.
@@ -98,8 +101,6 @@ pub struct Challenge {
     pub creation: u32,
     /// The acceptor's random nonce.
     pub nonce: Bytes,
-    /// The acceptor's HMAC proof.
-    pub proof: Bytes,
 }
 
 /// Why a handshake was refused.

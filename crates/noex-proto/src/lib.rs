@@ -26,6 +26,9 @@ mod codec;
 mod convert;
 mod error;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hot;
 mod node_id;
 mod view;
@@ -46,5 +49,8 @@ pub use frame::{
 pub use node_id::{Host, MAX_NAME_LEN, NodeId, NodeIdError};
 pub use view::{CastView, PidView};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// The protocol version this crate speaks. Version 2: the dialer proves first, the acceptor's proof travels in
+/// `Welcome` (version 1's acceptor proved first, in `Challenge`, which gave any client an offline oracle).
+/// Version 3: full registry syncs in chunks (`FullSync`), and no registration time on the wire (conflicts are
+/// settled by node id).
+pub const PROTOCOL_VERSION: u32 = 3;

@@ -142,8 +142,10 @@ impl Inner {
                 None => tracing::trace!(%from, call_id = reply.call_id, "late reply dropped"),
             },
             Frame::SpawnRequest(request) if own(&request.from) => {
+                let Some(slot) = self.admit_request(request.from.node()) else { return };
                 let inner = self.clone();
                 self.tasks.spawn(async move {
+                    let _slot = slot;
                     let node = request.from.node().clone();
                     let spawn_id = request.spawn_id;
                     let result = spawn_local(&inner, request).await;
@@ -249,11 +251,14 @@ impl Inner {
                 runtime.exit_from_remote(&exit.to, exit.from, exit.reason, exit.linked);
             }
             Frame::Stop(stop) if own(&stop.from) => {
+                let Some(slot) = self.admit_request(stop.from.node()) else { return };
                 // Queued here, on the reader, in order with the frames before it; only the wait is a task.
+                let timeout = stop.timeout.min(crate::MAX_PEER_TIMEOUT);
                 let stopped = (!runtime.is_remote(&stop.target))
-                    .then(|| runtime.stop_from_remote(&stop.target, stop.reason, stop.timeout));
+                    .then(|| runtime.stop_from_remote(&stop.target, stop.reason, timeout));
                 let inner = self.clone();
                 self.tasks.spawn(async move {
+                    let _slot = slot;
                     let result = match stopped {
                         None => Err(CallFailure::NoProc),
                         Some(stopped) => match stopped.await {
@@ -277,6 +282,23 @@ impl Inner {
             | Frame::Stop(_) => {} // refused by `own`, which logged it
             other => tracing::debug!(%from, ?other, "unexpected frame for the process layer"),
         }
+    }
+
+    /// A place for one more spawn or stop from `node`; `None` if it has too many in progress, in which case its
+    /// connection has been closed (see `limits.rs`): the request is answered by the connection's end.
+    fn admit_request(&self, node: &NodeName) -> Option<crate::limits::Slot> {
+        let slot = self.inflight.acquire(node, crate::MAX_REQUESTS_PER_PEER);
+        if slot.is_none() {
+            tracing::warn!(
+                %node,
+                limit = crate::MAX_REQUESTS_PER_PEER,
+                "the node has too many spawns and stops in progress here; closing its connection (overloaded)"
+            );
+            if let Ok(sender) = self.sender(node) {
+                sender.close_overloaded();
+            }
+        }
+        slot
     }
 
     /// Runs `f` if `node` is connected, atomically with `node_down` (which waits for it); `None` if it is not.
@@ -327,7 +349,7 @@ pub(crate) async fn spawn_local(inner: &Arc<Inner>, request: SpawnRequest) -> Re
         .behaviours
         .get(&request.behaviour)
         .ok_or_else(|| SpawnFailure::UnknownBehaviour(request.behaviour.clone()))?;
-    let mut options = noex_core::StartOptions::default();
+    let mut options = noex_core::StartOptions::default().init_timeout(request.timeout.min(crate::MAX_PEER_TIMEOUT));
     let name = request.name.filter(|_| request.registration != Registration::None);
     if request.registration == Registration::Local {
         options.name = name.clone();

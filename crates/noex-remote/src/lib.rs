@@ -43,12 +43,14 @@
 
 mod bonds;
 mod inbound;
+mod limits;
 mod node;
 mod pending;
 mod remote;
 mod route;
 mod spawn;
 
+pub use limits::{MAX_PEER_TIMEOUT, MAX_REQUESTS_PER_PEER};
 pub use node::Node;
 pub use noex_core::CallError;
 pub use remote::{Remote, RemoteStats};

@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) links: Links,
     pub(crate) behaviours: Behaviours,
     pub(crate) dropped_casts: AtomicU64,
+    /// Spawns and stops other nodes asked for that are in progress here (see `limits.rs`).
+    pub(crate) inflight: crate::limits::InFlight,
     /// The nodes connected now. A `Link` or `Monitor` from any other node is stale (it was still being handled
     /// when its connection was reported down): applying it would create a link or monitor that nothing settles.
     pub(crate) live: std::sync::RwLock<std::collections::HashSet<NodeName>>,
@@ -94,6 +96,7 @@ impl Remote {
             links: Links::default(),
             behaviours: Behaviours::default(),
             dropped_casts: AtomicU64::new(0),
+            inflight: crate::limits::InFlight::default(),
             live: std::sync::RwLock::new(cluster.connected().iter().map(NodeId::node_name).collect()),
         });
         assert!(

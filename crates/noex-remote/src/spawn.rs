@@ -46,6 +46,7 @@ impl Behaviours {
                     Ok(server) => Ok(server.pid().clone()),
                     Err(StartError::NameTaken { name, .. }) => Err(SpawnFailure::NameTaken(name)),
                     Err(StartError::Init(reason)) => Err(SpawnFailure::InitFailed(reason.to_string())),
+                    Err(StartError::InitTimeout(_)) => Err(SpawnFailure::Timeout),
                     Err(other) => Err(SpawnFailure::InitFailed(other.to_string())),
                 }
             })

@@ -83,7 +83,7 @@ impl ChildSpec {
         let start: StartFn = Arc::new(move |child: ChildStart| {
             let server = make();
             Box::pin(async move {
-                let options = StartOptions { name: child.name, system: false };
+                let options = StartOptions { name: child.name, ..StartOptions::default() };
                 let server = child.runtime.start_linked(server, options, child.supervisor).await?;
                 Ok(server.pid().clone())
             })
@@ -103,7 +103,7 @@ impl ChildSpec {
         let start: StartFn = Arc::new(move |child: ChildStart| {
             let spec = spec.clone();
             Box::pin(async move {
-                let mut spawn = supervisor_spawn(&spec, StartOptions { name: child.name, system: false });
+                let mut spawn = supervisor_spawn(&spec, StartOptions { name: child.name, ..StartOptions::default() });
                 spawn.parent = Some(child.supervisor);
                 let server = child.runtime.start_spawn(SupervisorServer::new(spec), spawn).await?;
                 Ok(server.pid().clone())

@@ -163,6 +163,33 @@ async fn a_kill_during_init_is_never_lost() {
     assert_eq!(runtime.process_count(), 0);
 }
 
+/// Never finishes `init`.
+struct Hangs;
+
+impl noex_core::GenServer for Hangs {
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+
+    async fn init(&mut self, _ctx: &mut noex_core::Context<Self>) -> Result<(), ExitReason> {
+        std::future::pending().await
+    }
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut noex_core::Context<Self>) {}
+}
+
+#[tokio::test]
+async fn an_init_past_its_timeout_fails_the_start_and_leaves_no_process() {
+    let runtime = Runtime::new();
+    let options = StartOptions::named("slow").init_timeout(Duration::from_millis(50));
+    let started = within(runtime.start_with(Hangs, options)).await;
+    assert_eq!(started.unwrap_err(), StartError::InitTimeout(Duration::from_millis(50)));
+    // Like any failed start, it has freed its name when it returns.
+    let again = runtime.start_with(Probe::new(), StartOptions::named("slow")).await.expect("the name is free");
+    assert_eq!(runtime.process_count(), 1);
+    again.stop(ExitReason::Normal, Duration::from_secs(1)).await.unwrap();
+}
+
 #[tokio::test]
 async fn shutdown_stops_roots_newest_first_and_lets_supervisors_stop_their_children() {
     use noex_core::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
