@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 14] = [
+pub(crate) const ALL: [&str; 15] = [
     "local_call",
     "local_cast",
     "spawn",
@@ -21,6 +21,7 @@ pub(crate) const ALL: [&str; 14] = [
     "remote_cast_backpressure",
     "overload_signals",
     "registry_register",
+    "registry_sync",
     "cluster_snapshot_3",
     "cluster_snapshot_16",
 ];
@@ -46,6 +47,7 @@ pub(crate) async fn run(case: &str) -> String {
         "remote_cast_backpressure" => crate::flow_cases::remote_cast_backpressure().await,
         "overload_signals" => crate::flow_cases::overload_signals().await,
         "registry_register" => crate::remote_cases::registry_register().await,
+        "registry_sync" => crate::registry_cases::registry_sync().await,
         "cluster_snapshot_3" => crate::observer_cases::cluster_snapshot(3).await,
         "cluster_snapshot_16" => crate::observer_cases::cluster_snapshot(16).await,
         _ => unreachable!("main only passes known cases"),

@@ -125,17 +125,11 @@ impl Frame {
                 timeout: Duration::from_millis(s.timeout_ms.into()),
             }),
             Body::RegistrySync(r) => Frame::RegistrySync(RegistrySync {
-                full: r.full,
+                full: r.full.map(|f| FullSync { id: f.id, first: f.first, last: f.last }),
                 entries: r
                     .entries
                     .into_iter()
-                    .map(|e| {
-                        Ok(RegistryEntry {
-                            pid: names.pid(e.pid, "registry_sync.entries.pid")?,
-                            name: e.name,
-                            registered_at_ms: e.registered_at_ms,
-                        })
-                    })
+                    .map(|e| Ok(RegistryEntry { pid: names.pid(e.pid, "registry_sync.entries.pid")?, name: e.name }))
                     .collect::<Result<_, ProtoError>>()?,
                 removed: r.removed,
                 answer_wanted: r.answer_wanted,
@@ -247,15 +241,11 @@ impl From<Frame> for wire::Envelope {
                 timeout_ms: millis(s.timeout),
             }),
             Frame::RegistrySync(r) => Body::RegistrySync(wire::RegistrySync {
-                full: r.full,
+                full: r.full.map(|f| wire::FullSync { id: f.id, first: f.first, last: f.last }),
                 entries: r
                     .entries
                     .into_iter()
-                    .map(|e| wire::RegistryEntry {
-                        name: e.name,
-                        pid: Some(wire_pid(&e.pid)),
-                        registered_at_ms: e.registered_at_ms,
-                    })
+                    .map(|e| wire::RegistryEntry { name: e.name, pid: Some(wire_pid(&e.pid)) })
                     .collect(),
                 removed: r.removed,
                 answer_wanted: r.answer_wanted,

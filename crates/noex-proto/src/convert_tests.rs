@@ -81,10 +81,16 @@ fn every_frame_kind_round_trips() {
             timeout: Duration::from_secs(5),
         }),
         Frame::RegistrySync(RegistrySync {
-            full: true,
-            entries: vec![RegistryEntry { name: "n".into(), pid: a_pid(3), registered_at_ms: 42 }],
+            full: Some(FullSync { id: 3, first: true, last: false }),
+            entries: vec![RegistryEntry { name: "n".into(), pid: a_pid(3) }],
             removed: vec!["old".into()],
             answer_wanted: true,
+        }),
+        Frame::RegistrySync(RegistrySync {
+            full: None,
+            entries: Vec::new(),
+            removed: vec!["gone".into()],
+            answer_wanted: false,
         }),
         Frame::ObserverQuery { query_id: 7 },
         Frame::ObserverReply { query_id: 7, snapshot: Bytes::from_static(b"snap") },
