@@ -203,10 +203,10 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId, up: Arc<Notify>) 
         match attempt {
             // Connected: the next round ends the loop, under the lock that `connection_lost` takes.
             Ok(Ok(())) => continue,
-            // The peer's own dial to us is in flight and wins: wait for its connection to come up, as long as a
-            // handshake may last, rather than redial into the same refusal every backoff round.
+            // The peer's own dial to us is in flight and wins: wait for its connection to come up (which ends the
+            // pause at once), re-checking at the first backoff step rather than doubling it.
             Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
-                if !pause(&inner, &up, config.handshake_timeout).await {
+                if !pause(&inner, &up, jittered(config.reconnect_min)).await {
                     break;
                 }
                 continue;
