@@ -8,13 +8,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 15] = [
+pub(crate) const ALL: [&str; 16] = [
     "local_call",
     "local_cast",
     "spawn",
     "idle_memory",
     "frame_rtt",
     "mesh_16",
+    "mesh_128",
     "remote_call",
     "remote_cast",
     "remote_call_concurrent",
@@ -41,6 +42,7 @@ pub(crate) async fn run(case: &str) -> String {
         "idle_memory" => idle_memory(),
         "frame_rtt" => crate::cluster_cases::frame_rtt().await,
         "mesh_16" => crate::cluster_cases::mesh_16().await,
+        "mesh_128" => crate::mesh_cases::mesh_128().await,
         "remote_call" => crate::remote_cases::remote_call().await,
         "remote_cast" => crate::remote_cases::remote_cast().await,
         "remote_call_concurrent" => crate::concurrency_cases::remote_call_concurrent().await,

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Inner, Link, State};
+use crate::cluster::{Inner, Known, Link, State};
 use crate::connection::{self, Connection};
 use crate::event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
 use crate::handshake::Peer;
@@ -31,6 +31,8 @@ pub(crate) enum Attempt {
     Connected,
     /// The node is dialing us: wait for that handshake to end.
     Deferred,
+    /// The node said goodbye: the dial loop is over (the node is no longer in `dialing`).
+    Left,
 }
 
 /// Marks an inbound handshake from one node as in progress, from the admitted `Hello` until the handshake has
@@ -130,7 +132,10 @@ impl Inner {
                 writer: Some(writer),
             },
         );
-        state.known.insert(peer.node.clone(), (peer.creation, NodeStatus::Connected));
+        state.known.insert(peer.node.clone(), Known::new(peer.creation, NodeStatus::Connected));
+        if let Some(up) = state.dialing.get(&peer.node) {
+            up.notify_one(); // a dial loop waiting for this node to come up (kept as a permit if not waiting yet)
+        }
         tracing::info!(node = %peer.node, "node up");
         let _ = self.events.send(ClusterEvent::NodeUp(info));
         true
@@ -158,7 +163,9 @@ impl Inner {
             if let Some(link) = state.peers.remove(node) {
                 link.outbound.close(); // senders holding a handle learn at once that the node is gone
             }
-            state.known.insert(node.clone(), (connection.peer.creation, NodeStatus::Disconnected));
+            let mut known = Known::new(connection.peer.creation, NodeStatus::Disconnected);
+            known.left = reason == DownReason::GracefulShutdown;
+            state.known.insert(node.clone(), known);
             self.each_handler(|handler| handler.node_down(&connection.peer, reason));
             if state.stopping {
                 return; // this node is leaving: it reports nothing about its peers (as `stop` does)
@@ -210,6 +217,10 @@ impl Inner {
             // Under the same lock as the check: a `connection_lost` from now on starts a new dial loop.
             state.dialing.remove(node);
             return Attempt::Connected;
+        }
+        if state.known.get(node).is_some_and(|known| known.left) {
+            state.dialing.remove(node);
+            return Attempt::Left;
         }
         if state.inbound.contains_key(node) && !impatient {
             return Attempt::Deferred;

@@ -5,9 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use noex_proto::{Frame, NodeId};
+use noex_proto::{Frame, Member, NodeId};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     /// Bounds the handshakes in progress, in all and per source address, so unauthenticated clients cannot
     /// exhaust the node (see `slots.rs`).
     pub(crate) handshakes: Arc<crate::slots::Slots>,
+    /// Sockets the operating system refused (accepts and dials): the back-off and its figures.
+    pub(crate) exhaustion: Mutex<crate::exhaustion::Exhaustion>,
 }
 
 /// How long a leaving node waits for its goodbyes (and what was queued before them) to be written.
@@ -56,15 +58,32 @@ const GOODBYE_WAIT: Duration = Duration::from_millis(500);
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) peers: HashMap<NodeId, Link>,
-    pub(crate) known: HashMap<NodeId, (u32, NodeStatus)>,
-    /// Nodes with a dial loop running.
-    pub(crate) dialing: HashSet<NodeId>,
+    pub(crate) known: HashMap<NodeId, Known>,
+    /// Nodes with a dial loop running, each with what wakes its loop when the node comes up. Per loop, not the
+    /// event stream: a node with n dial loops waiting would wake all n at each of its n `NodeUp`s.
+    pub(crate) dialing: HashMap<NodeId, Arc<tokio::sync::Notify>>,
     /// Nodes with a connection attempt (TCP connect or handshake) in flight, for the simultaneous-dial rule.
     pub(crate) attempting: HashSet<NodeId>,
     /// Inbound handshakes in progress, by the node their `Hello` names (see `admission::InboundHandshake`).
     pub(crate) inbound: HashMap<NodeId, usize>,
     pub(crate) next_connection: u64,
     pub(crate) stopping: bool,
+}
+
+/// What a node remembers of another it has been connected to.
+pub(crate) struct Known {
+    pub(crate) creation: u32,
+    pub(crate) status: NodeStatus,
+    /// When the status last changed: a node disconnected for `forget_after` is forgotten.
+    pub(crate) since: Instant,
+    /// This incarnation said goodbye: it is not redialed, and gossip about it is ignored.
+    pub(crate) left: bool,
+}
+
+impl Known {
+    pub(crate) fn new(creation: u32, status: NodeStatus) -> Self {
+        Known { creation, status, since: Instant::now(), left: false }
+    }
 }
 
 pub(crate) struct Link {
@@ -78,6 +97,31 @@ pub(crate) struct Link {
     /// Cancelled to make the writer send `Goodbye` (past the queue limit, so a full queue cannot hold it back).
     pub(crate) leave: CancellationToken,
     pub(crate) writer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl State {
+    /// Whether to start a dial loop for `node` (and if so, marks it as dialed): not this node, not while
+    /// stopping, connected or dialed already, nor an incarnation that said goodbye (`creation` is that of a node
+    /// learned from a peer; a new one is dialed). Returns what wakes the new dial loop when the node comes up.
+    fn should_dial(
+        &mut self,
+        local: &NodeId,
+        node: &NodeId,
+        creation: Option<u32>,
+    ) -> Option<Arc<tokio::sync::Notify>> {
+        if node == local || self.stopping || self.peers.contains_key(node) || self.dialing.contains_key(node) {
+            return None;
+        }
+        if let Some(known) = self.known.get_mut(node).filter(|known| known.left) {
+            match creation {
+                Some(creation) if creation != known.creation => known.left = false,
+                _ => return None,
+            }
+        }
+        let up = Arc::new(tokio::sync::Notify::new());
+        self.dialing.insert(node.clone(), up.clone());
+        Some(up)
+    }
 }
 
 impl Cluster {
@@ -105,7 +149,6 @@ impl Cluster {
             creation = getrandom::u32().map_err(|e| StartError::Io(e.to_string()))?;
         }
         let (events, _) = broadcast::channel(1024);
-        let (liveness_runtime, liveness_done) = crate::liveness::liveness_runtime()?;
         let inner = Arc::new(Inner {
             local,
             listening,
@@ -117,12 +160,13 @@ impl Cluster {
             handlers: RwLock::new([None, None, None]),
             handlers_version: AtomicU64::new(0),
             leaving: CancellationToken::new(),
-            shutdown: liveness_done,
+            shutdown: CancellationToken::new(),
             accepting: Mutex::new(None),
             parked: Mutex::new(Some(listener)),
             handshakes: Arc::default(),
+            exhaustion: Mutex::default(),
         });
-        liveness_runtime.spawn(crate::liveness::liveness(Arc::downgrade(&inner)));
+        crate::liveness::register(&inner)?;
         tracing::info!(node = %inner.local, creation, "cluster node bound");
         Ok(Cluster { inner })
     }
@@ -167,13 +211,14 @@ impl Cluster {
         self.inner.events.subscribe()
     }
 
-    /// Every node this one has known, with its status (this node excluded).
+    /// Every node this one has known, with its status (this node excluded). A node disconnected for
+    /// `forget_after` (see [`ClusterConfig`]) is no longer listed.
     pub fn nodes(&self) -> Vec<(NodeInfo, NodeStatus)> {
         let state = self.inner.lock();
         let mut nodes: Vec<_> = state
             .known
             .iter()
-            .map(|(node, (creation, status))| (NodeInfo { node: node.clone(), creation: *creation }, *status))
+            .map(|(node, known)| (NodeInfo { node: node.clone(), creation: known.creation }, known.status))
             .collect();
         nodes.sort_by(|a, b| a.0.node.cmp(&b.0.node));
         nodes
@@ -263,6 +308,12 @@ impl Cluster {
         self.inner.stopped().await;
     }
 
+    /// How often the operating system refused this node a socket (out of file descriptors): each episode is
+    /// also logged once, as a warning, and once more when it ends.
+    pub fn socket_exhaustion(&self) -> crate::SocketExhaustion {
+        crate::exhaustion::lock(&self.inner.exhaustion).figures(Instant::now())
+    }
+
     /// Drops every connection without saying goodbye, as a crash would: peers report this node down with
     /// `connection_closed`. Returns once the listening port is free. For tests and fault drills.
     pub async fn crash(&self) {
@@ -289,7 +340,7 @@ impl Inner {
                 link.close.cancel();
                 let info = NodeInfo { node: node.clone(), creation: link.creation };
                 self.each_handler(|handler| handler.node_down(&info, DownReason::ConnectionClosed));
-                state.known.insert(node, (link.creation, NodeStatus::Disconnected));
+                state.known.insert(node, Known::new(link.creation, NodeStatus::Disconnected));
             }
         }
         // No frame will come any more; dropping the handlers also breaks the cycles they may form with the
@@ -374,19 +425,43 @@ impl Inner {
         }
     }
 
-    /// Starts a dial loop for `node` unless it is this node, connected, already being dialed, or we are stopping.
+    /// Starts a dial loop for `node` unless it is this node, connected, already being dialed, said goodbye, or
+    /// we are stopping.
     pub(crate) fn dial(self: &Arc<Self>, node: NodeId) {
-        {
-            let mut state = self.lock();
-            if node == self.local
-                || state.stopping
-                || state.peers.contains_key(&node)
-                || !state.dialing.insert(node.clone())
-            {
-                return;
-            }
+        let dial = self.lock().should_dial(&self.local, &node, None);
+        if let Some(up) = dial {
+            self.tasks.spawn(connect::dial_loop(self.clone(), node, up));
         }
-        self.tasks.spawn(connect::dial_loop(self.clone(), node));
+    }
+
+    /// A peer told us whom it is connected to: dials those we are not connected to, except incarnations that
+    /// said goodbye to us (the peer may not have heard it yet). One lock for the whole list: in a mesh of n
+    /// nodes, every node hears n lists of n members while it forms.
+    pub(crate) fn learned(self: &Arc<Self>, members: Vec<Member>) {
+        let to_dial: Vec<_> = {
+            let mut state = self.lock();
+            members
+                .into_iter()
+                .filter_map(|member| {
+                    let up = state.should_dial(&self.local, &member.node, Some(member.creation))?;
+                    Some((member.node, up))
+                })
+                .collect()
+        };
+        for (node, up) in to_dial {
+            self.tasks.spawn(connect::dial_loop(self.clone(), node, up));
+        }
+    }
+
+    /// Forgets nodes disconnected for longer than `forget_after` that nobody dials any more (from the liveness
+    /// thread), so that what a node remembers of others stays bounded.
+    pub(crate) fn forget_departed(&self) {
+        let forget_after = self.settings.config.forget_after;
+        let mut state = self.lock();
+        let State { known, dialing, .. } = &mut *state;
+        known.retain(|node, known| {
+            known.status == NodeStatus::Connected || known.since.elapsed() < forget_after || dialing.contains_key(node)
+        });
     }
 }
 

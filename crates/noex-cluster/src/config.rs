@@ -42,6 +42,11 @@ pub struct ClusterConfig {
     pub reconnect_min: Duration,
     /// The longest reconnect delay. Default 10 s.
     pub reconnect_max: Duration,
+    /// How long a node that is gone is remembered: a node learned from a peer (not a seed) that cannot be
+    /// reached for this long is no longer dialed, and a node disconnected for this long leaves
+    /// [`Cluster::nodes`](crate::Cluster::nodes). A node that said goodbye is never redialed, and gossip about
+    /// that incarnation is ignored while it is remembered. Seeds are dialed for ever. Default 60 s.
+    pub forget_after: Duration,
     /// The largest frame accepted after authentication. Default 8 MiB.
     pub max_frame: usize,
     /// The largest frame accepted before authentication. Default 64 KiB.
@@ -80,6 +85,7 @@ impl ClusterConfig {
             preauth_timeout: Duration::from_secs(1),
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(10),
+            forget_after: Duration::from_secs(60),
             max_frame: DEFAULT_MAX_FRAME,
             handshake_max_frame: HANDSHAKE_MAX_FRAME,
             outbound_buffer: 64 << 20,
@@ -111,6 +117,9 @@ impl ClusterConfig {
         }
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
             return setting("reconnect_min/reconnect_max", "need 0 < reconnect_min <= reconnect_max");
+        }
+        if self.forget_after < self.failure_timeout {
+            return setting("forget_after", "must be at least failure_timeout");
         }
         if self.reconnect_max > Duration::from_secs(3600) || self.failure_timeout > Duration::from_secs(3600) {
             return setting("reconnect_max/failure_timeout", "must be at most an hour");

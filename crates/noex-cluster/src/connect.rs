@@ -9,12 +9,11 @@ use futures_util::{SinkExt, StreamExt};
 use noex_proto::{Frame, FrameCodec, NodeId, RejectReason};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast;
+use tokio::sync::Notify;
 use tokio_util::codec::{Decoder, Framed};
 
 use crate::admission::{Attempt, End};
 use crate::cluster::Inner;
-use crate::event::ClusterEvent;
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer, Step};
 use crate::slots::Slot;
 
@@ -141,11 +140,8 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, address)) => serve(&inner, stream, address),
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Ok((stream, address)) => serve(accepted_one(&inner), stream, address),
+            Err(error) => accept_failed(&inner, &error).await,
         }
     }
 }
@@ -155,6 +151,24 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
 fn serve(inner: &Arc<Inner>, stream: TcpStream, address: SocketAddr) {
     if let Some(slot) = inner.handshakes.take(address.ip()) {
         inner.tasks.spawn(accept_one(inner.clone(), stream, address, slot));
+    }
+}
+
+/// An accept succeeded: ends an episode of refused sockets, if one was in progress.
+fn accepted_one(inner: &Arc<Inner>) -> &Arc<Inner> {
+    inner.socket_obtained();
+    inner
+}
+
+/// An accept failed (out of file descriptors, most often): pauses, doubling from 10 ms to 1 s while the failures
+/// last, rather than spin on a listener that stays readable; one warning per episode (see `exhaustion.rs`). The
+/// connection waits in the listen backlog meanwhile.
+async fn accept_failed(inner: &Inner, error: &std::io::Error) {
+    tracing::debug!(node = %inner.local, %error, "accept failed");
+    let pause = inner.socket_refused(error, "accept");
+    tokio::select! {
+        () = inner.shutdown.cancelled() => {}
+        () = tokio::time::sleep(pause) => {}
     }
 }
 
@@ -188,14 +202,18 @@ async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: SocketAddr, s
     drop(in_progress);
 }
 
-pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
+pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId, up: Arc<Notify>) {
     let config = &inner.settings.config;
     let mut delay = config.reconnect_min;
-    // Subscribed before the first attempt, so that a connection the peer opens meanwhile ends the wait at once.
-    let mut events = inner.events.subscribe();
     let mut deferred_since: Option<Instant> = None;
+    // A node learned from a peer is given up once it has been unreachable this long (a seed never is).
+    let give_up = (!inner.settings.seeds().contains(&node)).then(|| Instant::now() + config.forget_after);
     loop {
         if inner.leaving.is_cancelled() {
+            break;
+        }
+        if give_up.is_some_and(|at| Instant::now() >= at) {
+            tracing::info!(%node, "node unreachable for forget_after; no longer dialed");
             break;
         }
         // A handshake that claims to come from `node` is unauthenticated until its proof: waiting for such ones
@@ -203,11 +221,11 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
         // sends `Hello`s in its name keep us from dialing it.
         let impatient = deferred_since.is_some_and(|since| since.elapsed() >= config.preauth_timeout);
         match inner.begin_attempt(&node, impatient) {
-            Attempt::Connected => return,
+            Attempt::Connected | Attempt::Left => return,
             Attempt::Deferred => {
                 deferred_since.get_or_insert_with(Instant::now);
                 // `node` is dialing us; its handshake most likely ends with it up, which ends the wait at once.
-                if !pause(&inner, &mut events, &node, jittered(config.reconnect_min)).await {
+                if !pause(&inner, &up, jittered(config.reconnect_min)).await {
                     break;
                 }
                 continue;
@@ -219,10 +237,18 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
         match attempt {
             // Connected: the next round ends the loop, under the lock that `connection_lost` takes.
             Ok(Ok(())) => continue,
+            // The peer's own dial to us is in flight and wins: wait for its connection to come up (which ends the
+            // pause at once), re-checking at the first backoff step rather than doubling it.
+            Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
+                if !pause(&inner, &up, jittered(config.reconnect_min)).await {
+                    break;
+                }
+                continue;
+            }
             Ok(Err(error)) => tracing::debug!(%node, %error, "dial failed; will retry"),
             Err(_) => tracing::debug!(%node, "dial timed out; will retry"),
         }
-        if !pause(&inner, &mut events, &node, jittered(delay)).await {
+        if !pause(&inner, &up, jittered(delay)).await {
             break;
         }
         delay = (delay * 2).min(config.reconnect_max);
@@ -230,26 +256,18 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
     inner.lock().dialing.remove(&node);
 }
 
-/// Waits for `delay`, or until `node` is reported up; false if this node started leaving meanwhile.
-async fn pause(inner: &Inner, events: &mut broadcast::Receiver<ClusterEvent>, node: &NodeId, delay: Duration) -> bool {
-    let came_up = async {
-        loop {
-            match events.recv().await {
-                Ok(ClusterEvent::NodeUp(info)) if info.node == *node => return,
-                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                _ => {}
-            }
-        }
-    };
+/// Waits for `delay`, or until the node is up (`up` is notified by `register`, and keeps the notification if it
+/// came before the wait); false if this node started leaving meanwhile.
+async fn pause(inner: &Inner, up: &Notify, delay: Duration) -> bool {
     tokio::select! {
         () = inner.leaving.cancelled() => false,
         () = tokio::time::sleep(delay) => true,
-        () = came_up => true,
+        () = up.notified() => true,
     }
 }
 
 async fn dial_once(inner: &Arc<Inner>, node: &NodeId) -> Result<(), HandshakeError> {
-    let stream = TcpStream::connect(node.address()).await.map_err(|_| HandshakeError::Closed)?;
+    let stream = connect(inner, node).await?;
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, FrameCodec::with_limit(inner.settings.config.handshake_max_frame));
     let (dialer, hello) =
@@ -266,6 +284,23 @@ async fn dial_once(inner: &Arc<Inner>, node: &NodeId) -> Result<(), HandshakeErr
             Err(error)
         }
         Err(error) => Err(error),
+    }
+}
+
+/// Opens the TCP connection of a dial. Out of file descriptors, the attempt fails as any other and the dial loop
+/// backs off; the episode is counted and logged once with the accept loop's (see `exhaustion.rs`).
+async fn connect(inner: &Inner, node: &NodeId) -> Result<TcpStream, HandshakeError> {
+    match TcpStream::connect(node.address()).await {
+        Ok(stream) => {
+            inner.socket_obtained();
+            Ok(stream)
+        }
+        Err(error) => {
+            if crate::exhaustion::out_of_descriptors(&error) {
+                inner.socket_refused(&error, "dial");
+            }
+            Err(HandshakeError::Closed)
+        }
     }
 }
 

@@ -214,11 +214,7 @@ fn handle(
             context.outbound.credit(consumed);
         }
         Ok(Frame::Goodbye) => return Some(DownReason::GracefulShutdown),
-        Ok(Frame::Members(members)) => {
-            for member in members {
-                inner.dial(member.node);
-            }
-        }
+        Ok(Frame::Members(members)) => inner.learned(members),
         Ok(Frame::Hello(_) | Frame::Challenge(_) | Frame::Proof(_) | Frame::Welcome { .. } | Frame::Reject(_)) => {
             tracing::warn!(%peer, "closing connection: handshake frame after authentication");
             return Some(DownReason::ConnectionClosed);

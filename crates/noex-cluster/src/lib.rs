@@ -28,6 +28,7 @@ mod cookie;
 mod credit;
 mod error;
 mod event;
+mod exhaustion;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -43,6 +44,7 @@ pub use config::{ClusterConfig, DEFAULT_PORT, Settings};
 pub use cookie::{COOKIE_ENV, COOKIE_FILE, Cookie, default_cookie_path};
 pub use error::{ConfigError, StartError};
 pub use event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
+pub use exhaustion::{SocketExhaustion, raise_fd_limit};
 pub use handshake::{HandshakeError, Peer};
 pub use noex_proto::{Host, NodeId, NodeIdError};
 pub use routing::{CastFrame, CastMode, FrameHandler, FrameKind, NodeSender, SendError};
