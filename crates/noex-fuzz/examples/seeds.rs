@@ -58,7 +58,41 @@ fn main() -> std::io::Result<()> {
         stream.extend_from_slice(&framed);
     }
     write(&root.join("codec"), "stream", &[&[3u8][..], &stream].concat())?;
-    handshake_seeds(&root.join("handshake"))
+    handshake_seeds(&root.join("handshake"))?;
+    registry_seeds(&root.join("registry"))
+}
+
+/// Scripts for the registry target: peers come up, announce names (whole syncs in two chunks, and changes),
+/// conflict with local names, go down and are flushed. Ops: `peer << 4 | kind` (see `noex_registry::fuzzing`).
+fn registry_seeds(folder: &std::path::Path) -> std::io::Result<()> {
+    use noex_proto::{FullSync, RegistryEntry, RegistrySync};
+    let (a, z) = (0x00u8, 0x20u8);
+    let sync = |node: &str, names: &[&str], full: Option<FullSync>, removed: &[&str]| -> std::io::Result<Vec<u8>> {
+        let entries = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| RegistryEntry { name: (*name).into(), pid: Pid::new(NodeName::new(node), 1, i as u64) })
+            .collect();
+        let frame = Frame::RegistrySync(RegistrySync {
+            full,
+            entries,
+            removed: removed.iter().map(|name| (*name).into()).collect(),
+            answer_wanted: false,
+        });
+        let mut out = BytesMut::new();
+        FrameCodec::with_limit(1 << 16).encode(frame, &mut out).map_err(std::io::Error::other)?;
+        Ok(out.to_vec())
+    };
+    let chunk = |id, first, last| Some(FullSync { id, first, last });
+    let mut script = vec![a | 2, z | 2, a | 5, 3];
+    script.push(a);
+    script.extend(sync("a@127.0.0.1:1", &["x", "local-3"], chunk(1, true, false), &[])?);
+    script.push(z);
+    script.extend(sync("z@127.0.0.1:1", &["x", "y"], None, &[])?);
+    script.push(a);
+    script.extend(sync("a@127.0.0.1:1", &["w"], chunk(1, false, true), &["y"])?);
+    script.extend([z | 3, 4, a | 3, 4]);
+    write(folder, "script", &script)
 }
 
 /// A stranger's Hello and Proof for an acceptor, a stranger's Challenge and Welcome for a dialer, and genuine

@@ -17,9 +17,11 @@ mod frames;
 
 pub use frames::{codec, frame};
 pub use noex_cluster::fuzzing::handshake;
+pub use noex_registry::fuzzing::registry;
 
 /// A fuzz target: any bytes in; a panic means an invariant broke.
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name its corpus folder and its fuzz binary have.
-pub const TARGETS: &[(&str, Target)] = &[("frame", frame), ("codec", codec), ("handshake", handshake)];
+pub const TARGETS: &[(&str, Target)] =
+    &[("frame", frame), ("codec", codec), ("handshake", handshake), ("registry", registry)];

@@ -26,6 +26,9 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod registry;
 mod resolver;
 mod sync;

@@ -196,6 +196,12 @@ impl Table {
         }
     }
 
+    /// Whether `node` was reported down and its names are still to be removed.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn is_lost(&self, node: &NodeName) -> bool {
+        self.lost.contains(node)
+    }
+
     /// Whether names of lost nodes are still to be removed.
     pub(crate) fn has_lost(&self) -> bool {
         !self.lost.is_empty()
