@@ -27,10 +27,7 @@ pub(crate) fn megabytes(bytes: Option<u64>) -> String {
 pub(crate) fn local(snapshot: &NodeSnapshot) -> String {
     format!(
         "\nLocal snapshot:\n  Processes: {}\n  Servers: {}\n  Supervisors: {}\n  Total messages: {}",
-        snapshot.process_count,
-        snapshot.servers.len(),
-        snapshot.supervisors.len(),
-        snapshot.total_messages
+        snapshot.process_count, snapshot.server_count, snapshot.supervisor_count, snapshot.total_messages
     )
 }
 
@@ -80,9 +77,15 @@ mod tests {
             timestamp: UNIX_EPOCH,
             servers: Vec::new(),
             supervisors: Vec::new(),
+            unlisted: processes,
+            next_page: None,
             tree: Vec::new(),
+            tree_unlisted: processes,
             process_count: processes,
+            server_count: processes,
+            supervisor_count: 0,
             total_messages: messages,
+            total_mailbox: 0,
             total_restarts: 0,
             system_processes: 0,
             memory: MemoryStats { rss_bytes: Some(1), heap_bytes: Some(heap) },

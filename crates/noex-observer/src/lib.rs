@@ -34,14 +34,19 @@
 //! # Ok(()) }
 //! ```
 
+mod asking;
 mod cluster_observer;
 mod local;
 mod memory;
 mod polling;
+mod query;
+mod reply;
+mod select;
 mod service;
 mod snapshot;
 mod wire;
 
+pub use asking::QueryError;
 pub use cluster_observer::{
     Aggregated, CACHE_TTL, ClusterObserver, ClusterObserverEvent, ClusterSnapshot, DEFAULT_QUERY_TIMEOUT, ObservedNode,
     ObservedStatus, SnapshotOptions,
@@ -49,5 +54,8 @@ pub use cluster_observer::{
 pub use local::{LocalObserver, ObserverEvent, ObserverEvents};
 pub use memory::{CountingAllocator, MemoryStats, counting_allocator};
 pub use polling::Polling;
-pub use service::QueryError;
+pub use query::{DEFAULT_LIMIT, MAX_REMOTE_LIMIT, ProcessList, SnapshotQuery, SortKey};
+#[doc(hidden)] // for fuzz targets: the checks every query and reply from a peer goes through
+pub use reply::{decode_query, decode_reply};
+pub use service::{MAX_WAITING, MAX_WAITING_PER_NODE, ServiceStats};
 pub use snapshot::{NodeSnapshot, ProcessTreeNode, ServerStats, SupervisorStats};
