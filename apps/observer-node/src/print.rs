@@ -82,8 +82,9 @@ mod tests {
             tree: Vec::new(),
             tree_unlisted: processes,
             process_count: processes,
-            server_count: processes,
-            supervisor_count: 0,
+            // The seed's node: one supervisor, the rest its workers.
+            server_count: processes - 1,
+            supervisor_count: 1,
             total_messages: messages,
             total_mailbox: 0,
             total_restarts: 0,
@@ -117,8 +118,8 @@ Cluster Overview (2024-01-15T10:30:00.000Z):
   Total nodes: 3
   Connected nodes: 1
   Total processes: 4
-  Total servers: 0
-  Total supervisors: 0
+  Total servers: 3
+  Total supervisors: 1
   Total messages: 30
   Total restarts: 0
 
@@ -141,7 +142,7 @@ Per-node breakdown:
     fn the_local_block_and_units() {
         assert_eq!(
             local(&figures(4, 30, 0)),
-            "\nLocal snapshot:\n  Processes: 4\n  Servers: 0\n  Supervisors: 0\n  Total messages: 30"
+            "\nLocal snapshot:\n  Processes: 4\n  Servers: 3\n  Supervisors: 1\n  Total messages: 30"
         );
         assert_eq!(megabytes(None), "n/a");
         assert_eq!(megabytes(Some(0)), "0.00 MB");

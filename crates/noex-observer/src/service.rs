@@ -153,11 +153,15 @@ impl Service {
 /// The worker: answers the backlog until it is empty. Each round takes every waiting query and answers each
 /// distinct query with one snapshot, taken after all of them arrived (so no answer is older than its query).
 fn work(observer: &Inner) {
+    // Were a snapshot to panic, the next query would start a worker again (and it would answer this backlog).
+    let mut unwinding = Unwinding(Some(&observer.answering));
     loop {
         let batch = {
             let mut backlog = observer.answering.lock();
             if backlog.waiting.is_empty() {
+                // Under the lock that saw the backlog empty: a query queued after this starts a new worker.
                 backlog.working = false;
+                unwinding.0 = None;
                 return;
             }
             let batch = std::mem::take(&mut backlog.waiting);
@@ -180,6 +184,17 @@ fn work(observer: &Inner) {
         }
         for (query, askers) in groups {
             answer(observer, query, askers);
+        }
+    }
+}
+
+/// Marks the worker stopped if it unwinds (a normal return does so itself, under its lock).
+struct Unwinding<'a>(Option<&'a Answering>);
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if let Some(answering) = self.0 {
+            answering.lock().working = false;
         }
     }
 }
