@@ -31,25 +31,25 @@ struct Totals {
 
 enum Listing {
     None,
-    Top { by: SortKey, limit: usize, kept: BinaryHeap<Reverse<Ranked>> },
-    Page { after: u64, limit: usize, kept: BinaryHeap<ById>, beyond: u64 },
+    Top { by: SortKey, limit: usize, kept: BinaryHeap<Kept<Rank>> },
+    Page { after: u64, limit: usize, kept: BinaryHeap<Kept<u64>>, beyond: u64 },
 }
 
-/// A process with its rank: a higher key ranks first, then the older (smaller number).
-struct Ranked {
-    key: u64,
+/// A top-N rank: the higher key first, then the older (smaller number); reversed, so that the best is the smallest.
+type Rank = Reverse<(u64, Reverse<u64>)>;
+
+/// A kept process, ordered by its key alone (a max-heap of them has the one to give up on top).
+struct Kept<K> {
+    key: K,
     info: ProcessInfo,
 }
-
-/// A process ordered by its number alone.
-struct ById(ProcessInfo);
 
 /// The supervision tree's walk: every supervisor and every process with a parent is recorded (the tree's shape
 /// needs them); of the standalone servers, which come last in the tree, only the first `limit` are kept.
 struct TreeWalk {
     limit: usize,
     linked: Vec<ProcessInfo>,
-    standalone: BinaryHeap<ById>,
+    standalone: BinaryHeap<Kept<u64>>,
 }
 
 /// Deep enough for any real tree; a cycle (which a runtime cannot make) would stop here.
@@ -102,12 +102,12 @@ impl Walk {
                     SortKey::MessagesProcessed => p.messages_processed,
                     SortKey::Restarts => supervisor(p).unwrap_or(0),
                 };
-                keep_best(kept, *limit, Reverse(Ranked { key, info: p.clone() }), |new, worst| new < worst);
+                keep_smallest(kept, *limit, Reverse((key, Reverse(p.pid.id()))), p);
             }
             Listing::Page { after, limit, kept, beyond } => {
                 if p.pid.id() > *after {
                     *beyond += 1;
-                    keep_best(kept, *limit, ById(p.clone()), |new, largest| new < largest);
+                    keep_smallest(kept, *limit, p.pid.id(), p);
                 }
             }
         }
@@ -115,7 +115,7 @@ impl Walk {
             if p.kind == ProcessKind::Supervisor || p.parent.is_some() {
                 tree.linked.push(p.clone());
             } else {
-                keep_best(&mut tree.standalone, tree.limit, ById(p.clone()), |new, largest| new < largest);
+                keep_smallest(&mut tree.standalone, tree.limit, p.pid.id(), p);
             }
         }
     }
@@ -125,10 +125,10 @@ impl Walk {
         let Walk { totals, list, tree } = self;
         let (listed, next_page): (Vec<ProcessInfo>, Option<u64>) = match list {
             Listing::None => (Vec::new(), None),
-            // Ascending `Reverse` is best first.
-            Listing::Top { kept, .. } => (kept.into_sorted_vec().into_iter().map(|r| r.0.info).collect(), None),
+            // Smallest key first: the best rank, the lowest number.
+            Listing::Top { kept, .. } => (kept.into_sorted_vec().into_iter().map(|k| k.info).collect(), None),
             Listing::Page { limit, kept, beyond, .. } => {
-                let page: Vec<ProcessInfo> = kept.into_sorted_vec().into_iter().map(|p| p.0).collect();
+                let page: Vec<ProcessInfo> = kept.into_sorted_vec().into_iter().map(|k| k.info).collect();
                 let next = (beyond > limit as u64).then(|| page.last().map(|p| p.pid.id())).flatten();
                 (page, next)
             }
@@ -189,14 +189,13 @@ fn supervisor(p: &ProcessInfo) -> Option<u64> {
     p.supervisor.filter(|_| p.kind == ProcessKind::Supervisor).map(|s| s.restarts)
 }
 
-/// Keeps the `limit` best items in `heap`, whose top is the worst kept; `better(new, worst)` says whether `new`
-/// displaces it.
-fn keep_best<T: Ord>(heap: &mut BinaryHeap<T>, limit: usize, new: T, better: impl Fn(&T, &T) -> bool) {
+/// Keeps in `heap` the `limit` processes of smallest key; `p` is copied only if it is kept (most are not).
+fn keep_smallest<K: Ord>(heap: &mut BinaryHeap<Kept<K>>, limit: usize, key: K, p: &ProcessInfo) {
     if heap.len() < limit {
-        heap.push(new);
-    } else if let Some(mut worst) = heap.peek_mut() {
-        if better(&new, &worst) {
-            *worst = new;
+        heap.push(Kept { key, info: p.clone() });
+    } else if let Some(mut largest) = heap.peek_mut() {
+        if key < largest.key {
+            *largest = Kept { key, info: p.clone() };
         }
     }
 }
@@ -206,7 +205,7 @@ impl TreeWalk {
     /// recorded supervisor supervises: children in spawn order, depth first, until `limit` processes are placed.
     fn finish(self) -> Vec<ProcessTreeNode> {
         let TreeWalk { limit, mut linked, standalone } = self;
-        linked.extend(standalone.into_vec().into_iter().map(|p| p.0));
+        linked.extend(standalone.into_vec().into_iter().map(|k| k.info));
         linked.sort_unstable_by_key(|p| p.pid.id());
         let supervisors: HashSet<&Pid> =
             linked.iter().filter(|p| p.kind == ProcessKind::Supervisor).map(|p| &p.pid).collect();
@@ -252,51 +251,25 @@ pub(crate) fn count(tree: &[ProcessTreeNode]) -> u64 {
     tree.iter().map(|node| 1 + count(&node.children)).sum()
 }
 
-impl Ranked {
-    fn rank(&self) -> (u64, Reverse<u64>) {
-        (self.key, Reverse(self.info.pid.id()))
-    }
-}
-
-impl Ord for Ranked {
+impl<K: Ord> Ord for Kept<K> {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.rank().cmp(&other.rank())
+        self.key.cmp(&other.key)
     }
 }
 
-impl PartialOrd for Ranked {
+impl<K: Ord> PartialOrd for Kept<K> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for Ranked {
+impl<K: Ord> PartialEq for Kept<K> {
     fn eq(&self, other: &Self) -> bool {
-        self.rank() == other.rank()
+        self.key == other.key
     }
 }
 
-impl Eq for Ranked {}
-
-impl Ord for ById {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.pid.id().cmp(&other.0.pid.id())
-    }
-}
-
-impl PartialOrd for ById {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for ById {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.pid.id() == other.0.pid.id()
-    }
-}
-
-impl Eq for ById {}
+impl<K: Ord> Eq for Kept<K> {}
 
 #[cfg(test)]
 mod tests;
