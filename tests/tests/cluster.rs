@@ -91,13 +91,13 @@ async fn a_panicking_frame_handler_loses_that_frame_but_not_the_connection() {
     wait_connected(&b, 1).await;
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     a.set_handler(FrameKind::Observer, move |_: &noex_cluster::NodeId, frame: Frame| {
-        if let Frame::ObserverQuery { query_id } = frame {
+        if let Frame::ObserverQuery { query_id, .. } = frame {
             assert!(query_id != 0, "handler bug on query 0");
             let _ = seen_tx.send(query_id);
         }
     });
-    b.send(a.local(), Frame::ObserverQuery { query_id: 0 }).unwrap();
-    b.send(a.local(), Frame::ObserverQuery { query_id: 1 }).unwrap();
+    b.send(a.local(), Frame::ObserverQuery { query_id: 0, query: bytes::Bytes::new() }).unwrap();
+    b.send(a.local(), Frame::ObserverQuery { query_id: 1, query: bytes::Bytes::new() }).unwrap();
     let next = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.unwrap();
     assert_eq!(next, Some(1));
     assert!(a.is_connected(b.local()));
@@ -336,13 +336,13 @@ async fn a_node_sender_delivers_in_order_and_fails_once_its_node_is_gone() {
     wait_connected(&b, 1).await;
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     a.set_handler(FrameKind::Observer, move |_: &noex_cluster::NodeId, frame: Frame| {
-        if let Frame::ObserverQuery { query_id } = frame {
+        if let Frame::ObserverQuery { query_id, .. } = frame {
             let _ = seen_tx.send(query_id);
         }
     });
     let sender = b.sender(a.local()).expect("connected");
     for query_id in 0..1000 {
-        sender.send(Frame::ObserverQuery { query_id }).unwrap();
+        sender.send(Frame::ObserverQuery { query_id, query: bytes::Bytes::new() }).unwrap();
     }
     for expected in 0..1000 {
         let got = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.unwrap();
@@ -352,7 +352,7 @@ async fn a_node_sender_delivers_in_order_and_fails_once_its_node_is_gone() {
     a.crash().await;
     wait_down(&mut events, a.local()).await;
     assert_eq!(
-        sender.send(Frame::ObserverQuery { query_id: 1 }),
+        sender.send(Frame::ObserverQuery { query_id: 1, query: bytes::Bytes::new() }),
         Err(SendError::NotConnected(a.local().clone())),
         "the handle fails at once, not into a dead buffer"
     );
@@ -369,7 +369,7 @@ async fn a_node_bound_before_it_opens_misses_no_frame_sent_the_moment_it_joins()
     tokio::spawn(async move {
         while let Ok(event) = a_events.recv().await {
             if let ClusterEvent::NodeUp(info) = event {
-                let _ = greeter.send(&info.node, Frame::ObserverQuery { query_id: 42 });
+                let _ = greeter.send(&info.node, Frame::ObserverQuery { query_id: 42, query: bytes::Bytes::new() });
             }
         }
     });
@@ -379,7 +379,7 @@ async fn a_node_bound_before_it_opens_misses_no_frame_sent_the_moment_it_joins()
     assert!(a.connected().is_empty() && b.connected().is_empty(), "a bound node does not dial before it opens");
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     b.set_handler(FrameKind::Observer, move |_: &noex_cluster::NodeId, frame: Frame| {
-        if let Frame::ObserverQuery { query_id } = frame {
+        if let Frame::ObserverQuery { query_id, .. } = frame {
             let _ = seen_tx.send(query_id);
         }
     });

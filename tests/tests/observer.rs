@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use noex_cluster::{FrameKind, NodeId};
-use noex_observer::{ClusterObserverEvent, ObservedStatus, QueryError, SnapshotOptions};
+use noex_observer::{ClusterObserverEvent, ObservedStatus, QueryError, SnapshotOptions, SnapshotQuery};
 use noex_proto::Frame;
 use noex_tests::cluster::wait_connected;
 use noex_tests::observer::{observed_node, seed_workload};
 use noex_tests::remote::{eventually, full_node, within};
 
 fn fresh(timeout: Duration) -> SnapshotOptions {
-    SnapshotOptions { use_cache: false, timeout }
+    SnapshotOptions::fresh(timeout)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +63,10 @@ async fn a_node_that_dies_is_listed_disconnected_and_fails_its_queries_at_once()
     assert_eq!(after.nodes[1].status, ObservedStatus::Disconnected);
     assert!(after.nodes[1].snapshot.is_none());
     assert_eq!((after.aggregated.total_nodes, after.aggregated.connected_nodes), (2, 1));
-    assert_eq!(observer.node_snapshot(b.id(), Duration::from_secs(5)).await, Err(QueryError::NotConnected));
+    assert_eq!(
+        observer.node_snapshot(b.id(), SnapshotQuery::default(), Duration::from_secs(5)).await,
+        Err(QueryError::NotConnected)
+    );
     assert_eq!(observer.pending_queries(), 0);
 }
 
@@ -75,7 +78,7 @@ async fn a_node_without_the_service_times_out_and_a_garbled_answer_is_an_error()
     let liar = full_node("liar", &[a.id()]).await;
     let liar_cluster = liar.cluster().clone();
     liar.cluster().set_handler(FrameKind::Observer, move |from: &NodeId, frame: Frame| {
-        if let Frame::ObserverQuery { query_id } = frame {
+        if let Frame::ObserverQuery { query_id, .. } = frame {
             let garbage = bytes::Bytes::from_static(&[0xff, 0xff, 0xff]);
             let _ = liar_cluster.send(from, Frame::ObserverReply { query_id, snapshot: garbage });
         }
@@ -94,7 +97,7 @@ async fn a_node_without_the_service_times_out_and_a_garbled_answer_is_an_error()
 
     let mut events = Vec::new();
     let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
-    let polling = observer.start_polling_with(Duration::from_secs(60), Duration::from_secs(2), move |event| {
+    let polling = observer.start_polling_with(Duration::from_secs(60), fresh(Duration::from_secs(2)), move |event| {
         let _ = sender.send(event);
     });
     // The first round reports both failures, then the update.

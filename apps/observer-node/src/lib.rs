@@ -21,7 +21,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use noex_cluster::{ClusterConfig, ClusterEvent, Cookie};
-use noex_observer::{ClusterObserver, ClusterObserverEvent, CountingAllocator, LocalObserver};
+use noex_observer::{
+    ClusterObserver, ClusterObserverEvent, CountingAllocator, DEFAULT_QUERY_TIMEOUT, LocalObserver, SnapshotOptions,
+    SnapshotQuery,
+};
 use noex_remote::Node;
 
 use crate::cli::Cli;
@@ -96,9 +99,11 @@ async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Resu
     println!("  Generated initial activity on workers");
 
     println!("\n{}\nCluster Observer\n{}", rule('-'), rule('-'));
-    println!("{}", print::local(&local.snapshot()));
+    println!("{}", print::local(&local.snapshot(SnapshotQuery::totals())));
     println!("\n{}\nNode is running. Press Ctrl+C to exit.\n{}", rule('='), rule('='));
-    let polling = observer.start_polling(cli.interval, |event| match event {
+    // The program prints figures only: each node is asked for its totals, whatever its size.
+    let options = SnapshotOptions::fresh(DEFAULT_QUERY_TIMEOUT).with_query(SnapshotQuery::totals());
+    let polling = observer.start_polling_with(cli.interval, options, |event| match event {
         ClusterObserverEvent::SnapshotUpdate(snapshot) => {
             println!("\n{}\nCluster Update\n{}{}", rule('-'), rule('-'), print::cluster(&snapshot));
         }

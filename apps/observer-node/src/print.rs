@@ -27,10 +27,7 @@ pub(crate) fn megabytes(bytes: Option<u64>) -> String {
 pub(crate) fn local(snapshot: &NodeSnapshot) -> String {
     format!(
         "\nLocal snapshot:\n  Processes: {}\n  Servers: {}\n  Supervisors: {}\n  Total messages: {}",
-        snapshot.process_count,
-        snapshot.servers.len(),
-        snapshot.supervisors.len(),
-        snapshot.total_messages
+        snapshot.process_count, snapshot.server_count, snapshot.supervisor_count, snapshot.total_messages
     )
 }
 
@@ -80,9 +77,16 @@ mod tests {
             timestamp: UNIX_EPOCH,
             servers: Vec::new(),
             supervisors: Vec::new(),
+            unlisted: processes,
+            next_page: None,
             tree: Vec::new(),
+            tree_unlisted: processes,
             process_count: processes,
+            // The seed's node: one supervisor, the rest its workers.
+            server_count: processes - 1,
+            supervisor_count: 1,
             total_messages: messages,
+            total_mailbox: 0,
             total_restarts: 0,
             system_processes: 0,
             memory: MemoryStats { rss_bytes: Some(1), heap_bytes: Some(heap) },
@@ -114,8 +118,8 @@ Cluster Overview (2024-01-15T10:30:00.000Z):
   Total nodes: 3
   Connected nodes: 1
   Total processes: 4
-  Total servers: 0
-  Total supervisors: 0
+  Total servers: 3
+  Total supervisors: 1
   Total messages: 30
   Total restarts: 0
 
@@ -138,7 +142,7 @@ Per-node breakdown:
     fn the_local_block_and_units() {
         assert_eq!(
             local(&figures(4, 30, 0)),
-            "\nLocal snapshot:\n  Processes: 4\n  Servers: 0\n  Supervisors: 0\n  Total messages: 30"
+            "\nLocal snapshot:\n  Processes: 4\n  Servers: 3\n  Supervisors: 1\n  Total messages: 30"
         );
         assert_eq!(megabytes(None), "n/a");
         assert_eq!(megabytes(Some(0)), "0.00 MB");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use noex_core::SupervisorSpec;
 use noex_core::{ChildSpec, Context, GenServer, Runtime, StartOptions, Strategy, Supervisor, SupervisorRef};
-use noex_observer::LocalObserver;
+use noex_observer::{LocalObserver, SnapshotQuery};
 
 /// How many work messages each worker gets at start.
 pub(crate) const INITIAL_WORK: u64 = 10;
@@ -45,7 +45,8 @@ pub(crate) async fn start(runtime: &Runtime, node: &str, observer: &LocalObserve
     }
     let expected = 3 * INITIAL_WORK;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-    while observer.snapshot().total_messages < expected && tokio::time::Instant::now() < deadline {
+    while observer.snapshot(SnapshotQuery::totals()).total_messages < expected && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(supervisor)

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 16] = [
+pub(crate) const ALL: [&str; 17] = [
     "local_call",
     "local_cast",
     "spawn",
@@ -25,6 +25,7 @@ pub(crate) const ALL: [&str; 16] = [
     "registry_sync",
     "cluster_snapshot_3",
     "cluster_snapshot_16",
+    "cluster_snapshot_32x10k",
 ];
 pub(crate) const IDLE_MEMORY_CHILD: &str = "--idle-memory-child";
 
@@ -52,6 +53,7 @@ pub(crate) async fn run(case: &str) -> String {
         "registry_sync" => crate::registry_cases::registry_sync().await,
         "cluster_snapshot_3" => crate::observer_cases::cluster_snapshot(3).await,
         "cluster_snapshot_16" => crate::observer_cases::cluster_snapshot(16).await,
+        "cluster_snapshot_32x10k" => crate::observer_cases::cluster_snapshot_32x10k().await,
         _ => unreachable!("main only passes known cases"),
     }
 }

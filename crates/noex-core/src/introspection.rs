@@ -97,6 +97,15 @@ impl Runtime {
         self.cells().iter().map(|cell| info(&**cell)).collect()
     }
 
+    /// Calls `visit` with every live process (user and system), unordered, one at a time: a walk over a large
+    /// node that keeps no figures it does not need (the observer's totals and top N). No table lock is held while
+    /// `visit` runs.
+    pub fn for_each_process(&self, mut visit: impl FnMut(&ProcessInfo)) {
+        for cell in self.cells() {
+            visit(&info(&*cell));
+        }
+    }
+
     /// One process, if it is alive.
     pub fn process_info(&self, pid: &Pid) -> Option<ProcessInfo> {
         self.cell(pid).map(|cell| info(&*cell))

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use noex_cluster::{Cluster, FrameKind, NodeStatus};
 use noex_proto::NodeId;
 
+use crate::asking::{Queries, QueryError};
 use crate::polling::Polling;
-use crate::service::{Queries, QueryError, Service};
-use crate::{LocalObserver, NodeSnapshot};
+use crate::service::{Answering, Service, ServiceStats};
+use crate::{LocalObserver, NodeSnapshot, SnapshotQuery};
 
 /// How long [`ClusterObserver::cluster_snapshot`] waits for each node, unless told otherwise.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,7 +57,8 @@ pub struct ObservedNode {
     pub error: Option<String>,
 }
 
-/// Totals over the nodes that answered.
+/// Totals over the nodes that answered, exact whatever their snapshots list (they come from each node's counts,
+/// not from its lists).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Aggregated {
     /// Nodes listed (answering or not).
@@ -71,6 +73,8 @@ pub struct Aggregated {
     pub supervisors: u64,
     /// Messages handled.
     pub messages: u64,
+    /// Messages waiting in mailboxes.
+    pub mailbox: u64,
     /// Supervisor restarts.
     pub restarts: u64,
 }
@@ -85,9 +89,10 @@ impl Aggregated {
             // Saturating: the figures come from other nodes, which may be wrong or hostile.
             totals.connected_nodes += 1;
             totals.processes = totals.processes.saturating_add(snapshot.process_count);
-            totals.servers = totals.servers.saturating_add(snapshot.servers.len() as u64);
-            totals.supervisors = totals.supervisors.saturating_add(snapshot.supervisors.len() as u64);
+            totals.servers = totals.servers.saturating_add(snapshot.server_count);
+            totals.supervisors = totals.supervisors.saturating_add(snapshot.supervisor_count);
             totals.messages = totals.messages.saturating_add(snapshot.total_messages);
+            totals.mailbox = totals.mailbox.saturating_add(snapshot.total_mailbox);
             totals.restarts = totals.restarts.saturating_add(snapshot.total_restarts);
         }
         totals
@@ -107,18 +112,35 @@ pub struct ClusterSnapshot {
     pub aggregated: Aggregated,
 }
 
-/// Options of [`ClusterObserver::cluster_snapshot_with`].
-#[derive(Clone, Copy, Debug)]
+/// Options of [`ClusterObserver::cluster_snapshot_with`] and [`ClusterObserver::start_polling_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotOptions {
-    /// Serve a snapshot younger than [`CACHE_TTL`] from the cache.
+    /// Serve a snapshot of the same query younger than [`CACHE_TTL`] from the cache.
     pub use_cache: bool,
     /// How long to wait for each node.
     pub timeout: Duration,
+    /// What each node lists besides its totals.
+    pub query: SnapshotQuery,
 }
 
 impl Default for SnapshotOptions {
+    /// Cached, [`DEFAULT_QUERY_TIMEOUT`], the default query (each node's 100 longest mailboxes and first 100
+    /// processes of its tree).
     fn default() -> Self {
-        SnapshotOptions { use_cache: true, timeout: DEFAULT_QUERY_TIMEOUT }
+        SnapshotOptions { use_cache: true, timeout: DEFAULT_QUERY_TIMEOUT, query: SnapshotQuery::default() }
+    }
+}
+
+impl SnapshotOptions {
+    /// Fresh (not from the cache), waiting `timeout` for each node, with the default query.
+    pub fn fresh(timeout: Duration) -> Self {
+        SnapshotOptions { use_cache: false, timeout, query: SnapshotQuery::default() }
+    }
+
+    /// The same options with `query`.
+    pub fn with_query(mut self, query: SnapshotQuery) -> Self {
+        self.query = query;
+        self
     }
 }
 
@@ -150,7 +172,15 @@ pub(crate) struct Inner {
     pub(crate) local: LocalObserver,
     pub(crate) cluster: Cluster,
     pub(crate) queries: Queries,
-    cache: Mutex<Option<(Instant, Arc<ClusterSnapshot>)>>,
+    pub(crate) answering: Answering,
+    cache: Mutex<Option<Cached>>,
+}
+
+/// The last cluster snapshot: when it was asked for, and with what query.
+struct Cached {
+    asked: Instant,
+    query: SnapshotQuery,
+    snapshot: Arc<ClusterSnapshot>,
 }
 
 impl std::fmt::Debug for ClusterObserver {
@@ -164,8 +194,13 @@ impl ClusterObserver {
     /// node's cluster observer. Start it before the cluster opens (see `Cluster::bind`), or early queries from
     /// other nodes go unanswered until their timeout.
     pub fn start(local: LocalObserver, cluster: &Cluster) -> ClusterObserver {
-        let inner =
-            Arc::new(Inner { local, cluster: cluster.clone(), queries: Queries::new(), cache: Mutex::default() });
+        let inner = Arc::new(Inner {
+            local,
+            cluster: cluster.clone(),
+            queries: Queries::new(),
+            answering: Answering::default(),
+            cache: Mutex::default(),
+        });
         cluster.set_handler(FrameKind::Observer, Service { observer: inner.clone() });
         ClusterObserver { inner }
     }
@@ -175,8 +210,8 @@ impl ClusterObserver {
         &self.inner.local
     }
 
-    /// The cluster now, or as seen less than [`CACHE_TTL`] ago; each node waited for at most
-    /// [`DEFAULT_QUERY_TIMEOUT`].
+    /// The cluster now, or as seen less than [`CACHE_TTL`] ago, with the default query (exact totals; each node's
+    /// 100 longest mailboxes); each node waited for at most [`DEFAULT_QUERY_TIMEOUT`].
     pub async fn cluster_snapshot(&self) -> Arc<ClusterSnapshot> {
         self.cluster_snapshot_with(SnapshotOptions::default()).await
     }
@@ -186,15 +221,17 @@ impl ClusterObserver {
     pub async fn cluster_snapshot_with(&self, options: SnapshotOptions) -> Arc<ClusterSnapshot> {
         if options.use_cache {
             let cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((taken, snapshot)) = cache.as_ref().filter(|(taken, _)| taken.elapsed() < CACHE_TTL) {
-                tracing::trace!(age = ?taken.elapsed(), "cluster snapshot served from the cache");
-                return snapshot.clone();
+            let fresh = |c: &&Cached| c.query == options.query && c.asked.elapsed() < CACHE_TTL;
+            if let Some(cached) = cache.as_ref().filter(fresh) {
+                tracing::trace!(age = ?cached.asked.elapsed(), "cluster snapshot served from the cache");
+                return cached.snapshot.clone();
             }
         }
         // Aged from when it was asked for: a round that waited for a slow node is not served as fresh.
         let asked = Instant::now();
-        let snapshot = Arc::new(self.take(options.timeout).await);
-        *self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((asked, snapshot.clone()));
+        let snapshot = Arc::new(self.take(&options).await);
+        let cached = Cached { asked, query: options.query, snapshot: snapshot.clone() };
+        *self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(cached);
         snapshot
     }
 
@@ -203,12 +240,41 @@ impl ClusterObserver {
         *self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// One node's snapshot (this node's directly, another's through its observer service).
-    pub async fn node_snapshot(&self, node: &NodeId, timeout: Duration) -> Result<NodeSnapshot, QueryError> {
+    /// One node's snapshot as `query` asks (this node's directly, another's through its observer service, which
+    /// lists at most [`MAX_REMOTE_LIMIT`](crate::MAX_REMOTE_LIMIT) processes and fewer if they would not fit a
+    /// frame). To list every process of a large node, page through it:
+    ///
+    /// ```no_run
+    /// # async fn demo(observer: noex_observer::ClusterObserver, node: noex_cluster::NodeId) {
+    /// use std::time::Duration;
+    /// use noex_observer::SnapshotQuery;
+    /// let mut after = 0;
+    /// loop {
+    ///     let page = observer.node_snapshot(&node, SnapshotQuery::page(after, 1000), Duration::from_secs(5)).await;
+    ///     let Ok(page) = page else { break };
+    ///     // ... page.servers, page.supervisors
+    ///     match page.next_page {
+    ///         Some(next) => after = next,
+    ///         None => break,
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn node_snapshot(
+        &self,
+        node: &NodeId,
+        query: SnapshotQuery,
+        timeout: Duration,
+    ) -> Result<NodeSnapshot, QueryError> {
         if node == self.inner.cluster.local() {
-            return Ok(self.inner.local.snapshot());
+            return Ok(self.inner.local.snapshot(query));
         }
-        self.inner.queries.ask(&self.inner.cluster, node, timeout).await
+        self.inner.queries.ask(&self.inner.cluster, node, &query, timeout).await
+    }
+
+    /// What this node's observer service has answered so far.
+    pub fn service_stats(&self) -> ServiceStats {
+        self.inner.answering.stats()
     }
 
     /// Takes a fresh cluster snapshot now and then every `interval` (each poller keeps its own interval) and
@@ -219,14 +285,15 @@ impl ClusterObserver {
         interval: Duration,
         handler: impl FnMut(ClusterObserverEvent) + Send + 'static,
     ) -> Polling {
-        self.start_polling_with(interval, DEFAULT_QUERY_TIMEOUT, handler)
+        self.start_polling_with(interval, SnapshotOptions::fresh(DEFAULT_QUERY_TIMEOUT), handler)
     }
 
-    /// [`start_polling`](Self::start_polling), waiting at most `timeout` for each node in every round.
+    /// [`start_polling`](Self::start_polling) with explicit options for every round (a round may be served from
+    /// the cache if `options.use_cache` says so).
     pub fn start_polling_with(
         &self,
         interval: Duration,
-        timeout: Duration,
+        options: SnapshotOptions,
         handler: impl FnMut(ClusterObserverEvent) + Send + 'static,
     ) -> Polling {
         let observer = self.clone();
@@ -234,7 +301,6 @@ impl ClusterObserver {
         Polling::every(interval, move || {
             let (observer, handler) = (observer.clone(), handler.clone());
             async move {
-                let options = SnapshotOptions { use_cache: false, timeout };
                 let snapshot = observer.cluster_snapshot_with(options).await;
                 let mut handler = handler.lock().unwrap_or_else(|p| p.into_inner());
                 for node in &snapshot.nodes {
@@ -257,24 +323,26 @@ impl ClusterObserver {
         self.inner.queries.len()
     }
 
-    async fn take(&self, timeout: Duration) -> ClusterSnapshot {
+    async fn take(&self, options: &SnapshotOptions) -> ClusterSnapshot {
         let inner = &self.inner;
+        let (query, timeout) = (&options.query, options.timeout);
         let local = inner.cluster.local().clone();
+        let known = inner.cluster.nodes();
+        let answers = futures_util::future::join_all(known.iter().map(|(info, status)| async move {
+            match status {
+                NodeStatus::Connected => Some(inner.queries.ask(&inner.cluster, &info.node, query, timeout).await),
+                NodeStatus::Disconnected => None,
+            }
+        }));
+        // `join` polls the queries first: they are all sent before this node counts its own processes.
+        let (answers, own) = futures_util::future::join(answers, async { inner.local.snapshot(*query) }).await;
         let mut nodes = vec![ObservedNode {
             node: local.clone(),
             local: true,
             status: ObservedStatus::Connected,
-            snapshot: Some(inner.local.snapshot()),
+            snapshot: Some(own),
             error: None,
         }];
-        let known = inner.cluster.nodes();
-        let answers = futures_util::future::join_all(known.iter().map(|(info, status)| async move {
-            match status {
-                NodeStatus::Connected => Some(inner.queries.ask(&inner.cluster, &info.node, timeout).await),
-                NodeStatus::Disconnected => None,
-            }
-        }))
-        .await;
         for ((info, _), answer) in known.into_iter().zip(answers) {
             nodes.push(observed(info.node, answer));
         }
@@ -304,9 +372,15 @@ mod tests {
             timestamp: SystemTime::UNIX_EPOCH,
             servers: Vec::new(),
             supervisors: Vec::new(),
+            unlisted: processes,
+            next_page: None,
             tree: Vec::new(),
+            tree_unlisted: processes,
             process_count: processes,
+            server_count: processes,
+            supervisor_count: 0,
             total_messages: messages,
+            total_mailbox: 1,
             total_restarts: restarts,
             system_processes: 0,
             memory: MemoryStats::default(),
@@ -338,9 +412,10 @@ mod tests {
                 total_nodes: 6,
                 connected_nodes: 2,
                 processes: 9,
-                servers: 0,
+                servers: 9,
                 supervisors: 0,
                 messages: 42,
+                mailbox: 2,
                 restarts: 3
             }
         );

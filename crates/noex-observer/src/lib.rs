@@ -1,13 +1,16 @@
 //! Observation for noex-rs: what a node's processes are doing, and the same for every node of a cluster.
 //!
-//! - [`LocalObserver`]: a [`NodeSnapshot`] of one node (servers, supervisors, the supervision tree, message
-//!   and restart totals, memory), a subscription to user processes starting and stopping, and polling.
-//!   Internal processes are left out of every user-facing figure.
+//! - [`LocalObserver`]: a [`NodeSnapshot`] of one node: counts and totals over every user process (servers,
+//!   supervisors, messages handled and waiting, restarts, memory), and the processes a [`SnapshotQuery`] lists
+//!   (none, the top N, or a page; by default the 100 longest mailboxes and the first 100 of the supervision
+//!   tree), so that a node of any size answers in one frame. Also a subscription to user processes starting and
+//!   stopping, and polling. Internal processes are left out of every user-facing figure.
 //! - [`ClusterObserver`]: starts the node's *observer service*, which answers other nodes' snapshot queries
 //!   through the cluster (authenticated like all cluster traffic), and takes [`ClusterSnapshot`]s: this node
 //!   first, then every node it knows, each `connected` (with its snapshot), `disconnected`, `timeout` or
 //!   `error`, plus totals over the nodes that answered. Snapshots are cached for 2 s unless bypassed; pollers
-//!   report fresh ones at their own interval.
+//!   report fresh ones at their own interval. The service takes one snapshot at a time and refuses queries
+//!   beyond a bounded backlog with [`QueryError::Busy`].
 //! - [`CountingAllocator`]: a global allocator a program can install (and hand to
 //!   [`LocalObserver::with_heap`]) so that snapshots report heap bytes in
 //!   use (without it, only the resident set size is known).
@@ -34,14 +37,19 @@
 //! # Ok(()) }
 //! ```
 
+mod asking;
 mod cluster_observer;
 mod local;
 mod memory;
 mod polling;
+mod query;
+mod reply;
+mod select;
 mod service;
 mod snapshot;
 mod wire;
 
+pub use asking::QueryError;
 pub use cluster_observer::{
     Aggregated, CACHE_TTL, ClusterObserver, ClusterObserverEvent, ClusterSnapshot, DEFAULT_QUERY_TIMEOUT, ObservedNode,
     ObservedStatus, SnapshotOptions,
@@ -49,5 +57,8 @@ pub use cluster_observer::{
 pub use local::{LocalObserver, ObserverEvent, ObserverEvents};
 pub use memory::{CountingAllocator, MemoryStats, counting_allocator};
 pub use polling::Polling;
-pub use service::QueryError;
+pub use query::{DEFAULT_LIMIT, MAX_REMOTE_LIMIT, ProcessList, SnapshotQuery, SortKey};
+#[doc(hidden)] // for fuzz targets: the checks every query and reply from a peer goes through
+pub use reply::{decode_query, decode_reply};
+pub use service::{MAX_WAITING, MAX_WAITING_PER_NODE, ServiceStats};
 pub use snapshot::{NodeSnapshot, ProcessTreeNode, ServerStats, SupervisorStats};

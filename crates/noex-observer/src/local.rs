@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use noex_core::{ExitReason, LifecycleError, LifecycleEvent, LifecycleEvents, Pid, ProcessKind, Runtime};
 
-use crate::NodeSnapshot;
 use crate::memory::CountingAllocator;
 use crate::polling::Polling;
+use crate::{NodeSnapshot, SnapshotQuery};
 
 /// Looks at one node's processes. Cheap to clone.
 #[derive(Clone)]
@@ -33,9 +33,10 @@ impl LocalObserver {
         self
     }
 
-    /// The node's processes and memory, now.
-    pub fn snapshot(&self) -> NodeSnapshot {
-        NodeSnapshot::take(&self.runtime, self.heap)
+    /// The node's processes and memory, now: exact totals over every process, and the processes `query` lists
+    /// (not capped: [`MAX_REMOTE_LIMIT`](crate::MAX_REMOTE_LIMIT) applies to other nodes' queries only).
+    pub fn snapshot(&self, query: SnapshotQuery) -> NodeSnapshot {
+        NodeSnapshot::take(&self.runtime, self.heap, &query)
     }
 
     /// User processes starting and stopping, from now on.
@@ -43,12 +44,17 @@ impl LocalObserver {
         ObserverEvents { lifecycle: self.runtime.lifecycle_events() }
     }
 
-    /// Calls `handler` with a snapshot now and then every `interval`, until the returned handle is stopped or
-    /// dropped. Must be called within a tokio runtime.
-    pub fn start_polling(&self, interval: Duration, mut handler: impl FnMut(NodeSnapshot) + Send + 'static) -> Polling {
+    /// Calls `handler` with a snapshot (as `query` asks) now and then every `interval`, until the returned
+    /// handle is stopped or dropped. Must be called within a tokio runtime.
+    pub fn start_polling(
+        &self,
+        interval: Duration,
+        query: SnapshotQuery,
+        mut handler: impl FnMut(NodeSnapshot) + Send + 'static,
+    ) -> Polling {
         let observer = self.clone();
         Polling::every(interval, move || {
-            handler(observer.snapshot());
+            handler(observer.snapshot(query));
             std::future::ready(())
         })
     }

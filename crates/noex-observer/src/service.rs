@@ -1,156 +1,96 @@
-//! The observer service: this node answers `ObserverQuery` frames with its snapshot, and matches the
-//! `ObserverReply` frames that answer its own queries to the callers waiting for them.
+//! The observer service: this node answers `ObserverQuery` frames with its snapshot, with bounded work (one
+//! snapshot at a time, a bounded backlog, identical waiting queries answered by one snapshot), and hands the
+//! `ObserverReply` frames that answer its own queries to the asking side (`asking.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
-use noex_cluster::{Cluster, DownReason, FrameHandler, NodeInfo, SendError};
+use noex_cluster::{DownReason, FrameHandler, NodeInfo, SendError};
 use noex_proto::{Frame, NodeId};
 use prost::Message;
-use tokio::sync::oneshot;
 
-use crate::{NodeSnapshot, wire};
+use crate::cluster_observer::Inner;
+use crate::query::MAX_REMOTE_LIMIT;
+use crate::reply::decode_query;
+use crate::wire::{self, ErrorKind};
+use crate::{QueryError, SnapshotQuery};
 
-/// Why a node's snapshot could not be had.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum QueryError {
-    /// No answer within the timeout.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    /// The node is not connected, or was lost before it answered.
-    #[error("node not connected")]
-    NotConnected,
-    /// The node answered that it could not give its snapshot.
-    #[error("{0}")]
-    Failed(String),
-    /// The answer could not be decoded, or is not about the node that gave it.
-    #[error("{0}")]
-    Invalid(String),
-    /// The query could not be sent (the node's outbound queue is full, say).
-    #[error("query not sent: {0}")]
-    Send(String),
+/// Queries one peer may have waiting for this node's snapshots; more are refused `busy` at once.
+pub const MAX_WAITING_PER_NODE: usize = 16;
+
+/// Queries all peers together may have waiting; more are refused `busy` at once.
+pub const MAX_WAITING: usize = 1024;
+
+/// What this node's observer service has done since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// Queries answered with a snapshot.
+    pub answered: u64,
+    /// Snapshots taken to answer them (fewer when waiting queries asked the same and shared one).
+    pub snapshots: u64,
+    /// Queries refused `busy` (too many waiting).
+    pub busy: u64,
+    /// Queries refused as unreadable.
+    pub bad: u64,
+    /// The most queries that waited at once (bounded by [`MAX_WAITING`], and by [`MAX_WAITING_PER_NODE`] from
+    /// each peer).
+    pub peak_waiting: u64,
 }
 
-type Answer = oneshot::Sender<Result<NodeSnapshot, QueryError>>;
-
-/// Queries waiting for an answer, by id, each with the node it was sent to.
-pub(crate) struct Queries {
-    waiting: Mutex<HashMap<u64, (NodeId, Answer)>>,
-    next: AtomicU64,
+/// The answering side's state: the backlog and the figures.
+#[derive(Default)]
+pub(crate) struct Answering {
+    backlog: Mutex<Backlog>,
+    answered: AtomicU64,
+    snapshots: AtomicU64,
+    busy: AtomicU64,
+    bad: AtomicU64,
+    peak_waiting: AtomicU64,
 }
 
-impl Queries {
-    pub(crate) fn new() -> Self {
-        Queries { waiting: Mutex::default(), next: AtomicU64::new(1) }
-    }
+#[derive(Default)]
+struct Backlog {
+    waiting: Vec<Waiting>,
+    per_node: HashMap<NodeId, usize>,
+    /// A worker is answering the backlog (at most one: one snapshot at a time).
+    working: bool,
+}
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, (NodeId, Answer)>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
-    }
+struct Waiting {
+    from: NodeId,
+    query_id: u64,
+    query: SnapshotQuery,
+}
 
-    /// Asks `node` for its snapshot and waits at most `timeout` for the answer.
-    pub(crate) async fn ask(
-        &self,
-        cluster: &Cluster,
-        node: &NodeId,
-        timeout: Duration,
-    ) -> Result<NodeSnapshot, QueryError> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (answer, answered) = oneshot::channel();
-        // Recorded before sending: the answer, or the node going down, may come before `send` returns.
-        self.lock().insert(id, (node.clone(), answer));
-        let _forget = Forget { queries: self, id };
-        match cluster.send(node, Frame::ObserverQuery { query_id: id }) {
-            Ok(()) => {}
-            Err(SendError::NotConnected(_)) => return Err(QueryError::NotConnected),
-            Err(error) => return Err(QueryError::Send(error.to_string())),
-        }
-        match tokio::time::timeout(timeout, answered).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(QueryError::NotConnected),
-            Err(_) => Err(QueryError::Timeout(timeout)),
-        }
-    }
-
-    /// An answer from `from`; dropped unless it answers a query this node sent to `from`.
-    fn answer(&self, from: &NodeId, query_id: u64, snapshot: Bytes) {
-        let waiting = {
-            let mut queries = self.lock();
-            match queries.get(&query_id) {
-                Some((node, _)) if node == from => queries.remove(&query_id),
-                _ => None,
-            }
-        };
-        let Some((_, answer)) = waiting else {
-            tracing::debug!(%from, query_id, "late or unexpected observer reply dropped");
-            return;
-        };
-        let result = match wire::Snapshot::decode(snapshot) {
-            Err(error) => Err(QueryError::Invalid(format!("undecodable snapshot: {error}"))),
-            Ok(snapshot) if !snapshot.error.is_empty() => Err(QueryError::Failed(snapshot.error)),
-            Ok(snapshot) => NodeSnapshot::try_from(snapshot)
-                .map_err(|e| QueryError::Invalid(e.to_string()))
-                .and_then(|snapshot| own(from, snapshot)),
-        };
-        if let Err(error) = &result {
-            tracing::warn!(%from, %error, "observer reply refused");
-        }
-        let _ = answer.send(result);
-    }
-
-    /// `node` is gone: its queries fail at once.
-    fn node_down(&self, node: &NodeId) {
-        let lost: Vec<Answer> = {
-            let mut queries = self.lock();
-            let ids: Vec<u64> = queries.iter().filter(|(_, (n, _))| n == node).map(|(id, _)| *id).collect();
-            ids.into_iter().filter_map(|id| queries.remove(&id)).map(|(_, answer)| answer).collect()
-        };
-        for answer in lost {
-            let _ = answer.send(Err(QueryError::NotConnected));
+impl Answering {
+    pub(crate) fn stats(&self) -> ServiceStats {
+        ServiceStats {
+            answered: self.answered.load(Ordering::Relaxed),
+            snapshots: self.snapshots.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            bad: self.bad.load(Ordering::Relaxed),
+            peak_waiting: self.peak_waiting.load(Ordering::Relaxed),
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-}
-
-/// A node speaks only for itself: every process in its snapshot must be one of its own.
-fn own(from: &NodeId, snapshot: NodeSnapshot) -> Result<NodeSnapshot, QueryError> {
-    let name = from.node_name();
-    let stray = snapshot.pids().find(|pid| *pid.node() != name).map(|pid| pid.to_string());
-    match stray {
-        Some(pid) => Err(QueryError::Invalid(format!("snapshot lists {pid}, a process of another node"))),
-        None => Ok(snapshot),
-    }
-}
-
-/// Removes a query when its caller stops waiting, answered or not.
-struct Forget<'a> {
-    queries: &'a Queries,
-    id: u64,
-}
-
-impl Drop for Forget<'_> {
-    fn drop(&mut self) {
-        self.queries.lock().remove(&self.id);
+    fn lock(&self) -> MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// The `FrameKind::Observer` handler. Holds the observer: it answers for as long as the cluster runs (the
 /// cluster drops its handlers when it stops, which ends the cycle).
 pub(crate) struct Service {
-    pub(crate) observer: Arc<crate::cluster_observer::Inner>,
+    pub(crate) observer: Arc<Inner>,
 }
 
 impl FrameHandler for Service {
     fn handle(&self, from: &NodeId, frame: Frame) {
         match frame {
-            Frame::ObserverQuery { query_id } => self.answer_query(from, query_id),
-            Frame::ObserverReply { query_id, snapshot } => self.observer.queries.answer(from, query_id, snapshot),
+            Frame::ObserverQuery { query_id, query } => self.query(from, query_id, &query),
+            Frame::ObserverReply { query_id, snapshot } => self.observer.queries.answer(from, query_id, &snapshot),
             other => tracing::debug!(%from, ?other, "unexpected frame for the observer"),
         }
     }
@@ -161,113 +101,170 @@ impl FrameHandler for Service {
 }
 
 impl Service {
-    /// Takes and sends the snapshot on the blocking pool, not on the connection's reader: a node with many
-    /// processes must not hold up the asker's other traffic while it counts them.
-    fn answer_query(&self, from: &NodeId, query_id: u64) {
-        let observer = self.observer.clone();
-        let from = from.clone();
-        let answer = move || {
-            let snapshot = wire::Snapshot::from(&observer.local.snapshot()).encode_to_vec();
-            let reply = Frame::ObserverReply { query_id, snapshot: Bytes::from(snapshot) };
-            match observer.cluster.send(&from, reply) {
-                Ok(()) => {}
-                Err(SendError::TooLarge { len, limit }) => {
-                    tracing::warn!(%from, len, limit, "snapshot larger than a frame; answering with an error");
-                    let error = format!("snapshot of {len} bytes is larger than the frame limit ({limit})");
-                    let reply = Frame::ObserverReply {
-                        query_id,
-                        snapshot: Bytes::from(wire::Snapshot::failed(error).encode_to_vec()),
-                    };
-                    let _ = observer.cluster.send(&from, reply);
-                }
-                Err(error) => tracing::warn!(%from, %error, "observer reply not sent"),
+    /// Queues a query, or refuses it at once (unreadable, or too many waiting). Runs on the connection's reader:
+    /// nothing here grows with the node's processes.
+    fn query(&self, from: &NodeId, query_id: u64, query: &[u8]) {
+        let answering = &self.observer.answering;
+        let query = match decode_query(query) {
+            Ok(query) => query,
+            Err(error) => {
+                tracing::warn!(%from, query_id, %error, "observer query refused");
+                answering.bad.fetch_add(1, Ordering::Relaxed);
+                let text = match error {
+                    QueryError::BadQuery(text) => text,
+                    other => other.to_string(),
+                };
+                return self.refuse(from, query_id, ErrorKind::BadQuery, text);
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(answer)),
-            Err(_) => answer(),
+        let start_worker = {
+            let mut backlog = answering.lock();
+            let theirs = backlog.per_node.get(from).copied().unwrap_or(0);
+            if theirs >= MAX_WAITING_PER_NODE || backlog.waiting.len() >= MAX_WAITING {
+                drop(backlog);
+                tracing::debug!(%from, query_id, "observer query refused: too many waiting");
+                answering.busy.fetch_add(1, Ordering::Relaxed);
+                return self.refuse(from, query_id, ErrorKind::Busy, "too many observer queries waiting".into());
+            }
+            *backlog.per_node.entry(from.clone()).or_default() += 1;
+            backlog.waiting.push(Waiting { from: from.clone(), query_id, query });
+            answering.peak_waiting.fetch_max(backlog.waiting.len() as u64, Ordering::Relaxed);
+            !std::mem::replace(&mut backlog.working, true)
+        };
+        if start_worker {
+            let observer = self.observer.clone();
+            // On the blocking pool, not on the connection's reader: a node with many processes must not hold up
+            // the asker's other traffic while it counts them.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || work(&observer))),
+                Err(_) => work(&observer),
+            }
+        }
+    }
+
+    fn refuse(&self, from: &NodeId, query_id: u64, kind: ErrorKind, error: String) {
+        let snapshot = Bytes::from(wire::Snapshot::failed(kind, error).encode_to_vec());
+        if let Err(error) = self.observer.cluster.send(from, Frame::ObserverReply { query_id, snapshot }) {
+            tracing::warn!(%from, query_id, %error, "observer refusal not sent");
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::SystemTime;
-
-    use noex_core::{NodeName, Pid, ProcessStatus};
-
-    use super::*;
-    use crate::memory::MemoryStats;
-    use crate::{NodeSnapshot, ServerStats};
-
-    fn node(name: &str) -> NodeId {
-        format!("{name}@127.0.0.1:1").parse().unwrap()
-    }
-
-    fn snapshot_of(pid_node: &NodeId) -> NodeSnapshot {
-        let pid = Pid::new(NodeName::new(pid_node.as_str()), 1, 7);
-        NodeSnapshot {
-            timestamp: SystemTime::UNIX_EPOCH,
-            servers: vec![ServerStats {
-                pid,
-                name: None,
-                status: ProcessStatus::Running,
-                mailbox_len: 0,
-                messages_processed: 0,
-                started_at: SystemTime::UNIX_EPOCH,
-                uptime: Duration::ZERO,
-            }],
-            supervisors: Vec::new(),
-            tree: Vec::new(),
-            process_count: 1,
-            total_messages: 0,
-            total_restarts: 0,
-            system_processes: 0,
-            memory: MemoryStats::default(),
+/// The worker: answers the backlog until it is empty. Each round takes every waiting query and answers each
+/// distinct query with one snapshot, taken after all of them arrived (so no answer is older than its query).
+fn work(observer: &Inner) {
+    // Were a snapshot to panic, the next query would start a worker again (and it would answer this backlog).
+    let mut unwinding = Unwinding(Some(&observer.answering));
+    loop {
+        let batch = {
+            let mut backlog = observer.answering.lock();
+            if backlog.waiting.is_empty() {
+                // Under the lock that saw the backlog empty: a query queued after this starts a new worker.
+                backlog.working = false;
+                unwinding.0 = None;
+                return;
+            }
+            let batch = std::mem::take(&mut backlog.waiting);
+            for waiting in &batch {
+                if let Some(count) = backlog.per_node.get_mut(&waiting.from) {
+                    *count -= 1;
+                    if *count == 0 {
+                        backlog.per_node.remove(&waiting.from);
+                    }
+                }
+            }
+            batch
+        };
+        let mut groups: Vec<(SnapshotQuery, Vec<(NodeId, u64)>)> = Vec::new();
+        for Waiting { from, query_id, query } in batch {
+            match groups.iter_mut().find(|(q, _)| *q == query) {
+                Some((_, askers)) => askers.push((from, query_id)),
+                None => groups.push((query, vec![(from, query_id)])),
+            }
+        }
+        for (query, askers) in groups {
+            answer(observer, query, askers);
         }
     }
+}
 
-    fn encoded(snapshot: &NodeSnapshot) -> Bytes {
-        Bytes::from(wire::Snapshot::from(snapshot).encode_to_vec())
-    }
+/// Marks the worker stopped if it unwinds (a normal return does so itself, under its lock).
+struct Unwinding<'a>(Option<&'a Answering>);
 
-    fn waiting(queries: &Queries, id: u64, to: &NodeId) -> oneshot::Receiver<Result<NodeSnapshot, QueryError>> {
-        let (answer, answered) = oneshot::channel();
-        queries.lock().insert(id, (to.clone(), answer));
-        answered
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if let Some(answering) = self.0 {
+            answering.lock().working = false;
+        }
     }
+}
+
+/// Answers `askers` with one snapshot. The reply must fit a frame: if it does not, the lists and the tree are
+/// lowered in proportion and the snapshot taken again, until it fits (the totals alone always do).
+fn answer(observer: &Inner, query: SnapshotQuery, askers: Vec<(NodeId, u64)>) {
+    let mut query = query.capped(MAX_REMOTE_LIMIT);
+    let mut payload = payload(observer, &query);
+    for (from, query_id) in askers {
+        loop {
+            match observer.cluster.send(&from, Frame::ObserverReply { query_id, snapshot: payload.clone() }) {
+                Ok(()) => {
+                    observer.answering.answered.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(SendError::TooLarge { len, limit }) if query.largest_limit() > 0 => {
+                    query = shrunk(query, len, limit);
+                    tracing::debug!(%from, len, limit, ?query, "snapshot larger than a frame; listing fewer processes");
+                    payload = self::payload(observer, &query);
+                }
+                Err(SendError::TooLarge { len, limit }) => {
+                    // Only a frame limit smaller than the totals could do this (the configuration forbids it).
+                    tracing::error!(%from, len, limit, "even a snapshot with totals only is larger than a frame");
+                    let error = format!("a snapshot of {len} bytes does not fit the frame limit ({limit})");
+                    let snapshot = Bytes::from(wire::Snapshot::failed(ErrorKind::Failed, error).encode_to_vec());
+                    let _ = observer.cluster.send(&from, Frame::ObserverReply { query_id, snapshot });
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%from, query_id, %error, "observer reply not sent");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn payload(observer: &Inner, query: &SnapshotQuery) -> Bytes {
+    observer.answering.snapshots.fetch_add(1, Ordering::Relaxed);
+    Bytes::from(wire::Snapshot::from(&observer.local.snapshot(*query)).encode_to_vec())
+}
+
+/// `query` with its limits lowered so that a reply of `len` bytes would fit in `limit`, with room to spare (the
+/// lists and the tree are most of the bytes). Always lower than before: the caller's loop ends.
+fn shrunk(query: SnapshotQuery, len: usize, limit: usize) -> SnapshotQuery {
+    let largest = u64::from(query.largest_limit());
+    let keep = largest.saturating_mul(limit as u64) / (len as u64).max(1) * 3 / 4;
+    query.capped(u32::try_from(keep.min(largest.saturating_sub(1))).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SortKey;
 
     #[test]
-    fn an_answer_counts_only_from_the_asked_node_and_only_about_itself() {
-        let (a, b) = (node("a"), node("b"));
-        let queries = Queries::new();
-        let mut answered = waiting(&queries, 1, &a);
-        queries.answer(&b, 1, encoded(&snapshot_of(&b)));
-        assert!(answered.try_recv().is_err(), "b cannot answer a query sent to a");
-        queries.answer(&a, 1, encoded(&snapshot_of(&b)));
-        let refused = answered.try_recv().unwrap();
-        assert!(matches!(refused, Err(QueryError::Invalid(ref why)) if why.contains("another node")), "{refused:?}");
-
-        let mut answered = waiting(&queries, 2, &a);
-        queries.answer(&a, 2, encoded(&snapshot_of(&a)));
-        assert_eq!(answered.try_recv().unwrap().unwrap().process_count, 1);
-        queries.answer(&a, 2, encoded(&snapshot_of(&a)));
-        assert_eq!(queries.len(), 0, "a late second answer finds nothing");
-    }
-
-    #[test]
-    fn a_failed_answer_and_a_lost_node_end_their_queries() {
-        let (a, b) = (node("a"), node("b"));
-        let queries = Queries::new();
-        let mut failed = waiting(&queries, 1, &a);
-        queries.answer(&a, 1, Bytes::from(wire::Snapshot::failed("too big".into()).encode_to_vec()));
-        assert_eq!(failed.try_recv().unwrap(), Err(QueryError::Failed("too big".into())));
-
-        let mut lost = waiting(&queries, 2, &b);
-        let mut kept = waiting(&queries, 3, &a);
-        queries.node_down(&b);
-        assert_eq!(lost.try_recv().unwrap(), Err(QueryError::NotConnected));
-        assert!(kept.try_recv().is_err());
-        assert_eq!(queries.len(), 1);
+    fn a_reply_too_large_lists_fewer_until_it_lists_none() {
+        let mut query = SnapshotQuery::page(0, 10_000).with_tree(100);
+        query = shrunk(query, 2_000_000, 1_000_000);
+        assert_eq!(query, SnapshotQuery::page(0, 3_750).with_tree(100));
+        let mut rounds = 0;
+        while query.largest_limit() > 0 {
+            query = shrunk(query, 1_000_001, 1_000_000);
+            rounds += 1;
+        }
+        assert!(rounds < 40, "each round lowers the limits");
+        assert_eq!(
+            shrunk(SnapshotQuery::top(SortKey::MailboxLen, 1), 10, 1),
+            SnapshotQuery::top(SortKey::MailboxLen, 0)
+        );
     }
 }

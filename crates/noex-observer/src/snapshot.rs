@@ -1,29 +1,45 @@
 //! What an observer reports about one node: its user processes, how busy they are, and the node's memory.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use noex_core::{Pid, Runtime};
-use noex_core::{ProcessInfo, ProcessKind, ProcessStatus, Strategy};
+use noex_core::{Pid, ProcessKind, ProcessStatus, Runtime, Strategy};
 
+use crate::SnapshotQuery;
 use crate::memory::{self, MemoryStats};
+use crate::select::Walk;
 
-/// One node at one moment, as [`LocalObserver::snapshot`](crate::LocalObserver::snapshot) sees it. Internal
-/// (system) processes are left out of every list and count but `system_processes`.
+/// One node at one moment, as [`LocalObserver::snapshot`](crate::LocalObserver::snapshot) sees it. The counts
+/// and totals cover every user process; the lists and the tree hold the processes the [`SnapshotQuery`] asked
+/// for, and say how many they leave out. Internal (system) processes are left out of every list and count but
+/// `system_processes`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSnapshot {
     /// When it was taken.
     pub timestamp: SystemTime,
-    /// Every user `GenServer`, oldest first.
+    /// The listed `GenServer`s, in the query's order.
     pub servers: Vec<ServerStats>,
-    /// Every user supervisor, oldest first.
+    /// The listed supervisors, in the query's order.
     pub supervisors: Vec<SupervisorStats>,
-    /// Supervisors with their children (nested supervisors nested), then standalone servers.
+    /// User processes in neither list.
+    pub unlisted: u64,
+    /// For a [`ProcessList::Page`](crate::ProcessList::Page) query with processes after this page: where the
+    /// next page starts (its `after`).
+    pub next_page: Option<u64>,
+    /// The supervision tree, as far as the query's `tree_limit`: supervisors with their children (nested
+    /// supervisors nested), then standalone servers, each level in spawn order.
     pub tree: Vec<ProcessTreeNode>,
-    /// Servers plus supervisors.
+    /// User processes not in the tree.
+    pub tree_unlisted: u64,
+    /// User processes: servers plus supervisors.
     pub process_count: u64,
+    /// User `GenServer`s.
+    pub server_count: u64,
+    /// User supervisors.
+    pub supervisor_count: u64,
     /// Calls and casts handled by all servers so far.
     pub total_messages: u64,
+    /// Messages waiting in all mailboxes.
+    pub total_mailbox: u64,
     /// Restarts performed by all supervisors so far.
     pub total_restarts: u64,
     /// Internal processes, counted nowhere else.
@@ -64,6 +80,10 @@ pub struct SupervisorStats {
     pub child_count: u32,
     /// Restarts it has performed.
     pub restarts: u64,
+    /// Messages waiting in its mailbox.
+    pub mailbox_len: u64,
+    /// Messages it handled so far (child exits, requests about its children).
+    pub messages_processed: u64,
     /// When it started.
     pub started_at: SystemTime,
     /// How long it has been running, when the snapshot was taken.
@@ -84,91 +104,24 @@ pub struct ProcessTreeNode {
 }
 
 impl NodeSnapshot {
-    /// Takes a snapshot of `runtime`'s processes; `heap` is the heap gauge, if the program has one.
-    pub(crate) fn take(runtime: &Runtime, heap: Option<&'static memory::CountingAllocator>) -> NodeSnapshot {
+    /// Takes a snapshot of `runtime`'s processes as `query` asks; `heap` is the heap gauge, if the program has
+    /// one. One walk over the processes, keeping only what the query lists (see `select.rs`).
+    pub(crate) fn take(
+        runtime: &Runtime,
+        heap: Option<&'static memory::CountingAllocator>,
+        query: &SnapshotQuery,
+    ) -> NodeSnapshot {
         let now = SystemTime::now();
-        let mut processes = runtime.processes();
-        processes.retain(|p| p.status != ProcessStatus::Exited);
-        let system_processes = processes.iter().filter(|p| p.system).count() as u64;
-        processes.retain(|p| !p.system);
-        // Oldest first, pid as the tie-break, so that snapshots list processes in a stable order.
-        processes.sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.pid.id().cmp(&b.pid.id())));
-        let uptime = |p: &ProcessInfo| now.duration_since(p.started_at).unwrap_or_default();
-        let name = |p: &ProcessInfo| p.name.as_deref().map(str::to_owned);
-        let mut servers = Vec::new();
-        let mut supervisors = Vec::new();
-        for p in &processes {
-            match (p.kind, &p.supervisor) {
-                (ProcessKind::Supervisor, Some(stats)) => supervisors.push(SupervisorStats {
-                    pid: p.pid.clone(),
-                    name: name(p),
-                    strategy: stats.strategy,
-                    child_count: stats.child_count,
-                    restarts: stats.restarts,
-                    started_at: p.started_at,
-                    uptime: uptime(p),
-                }),
-                _ => servers.push(ServerStats {
-                    pid: p.pid.clone(),
-                    name: name(p),
-                    status: p.status,
-                    mailbox_len: p.mailbox_len,
-                    messages_processed: p.messages_processed,
-                    started_at: p.started_at,
-                    uptime: uptime(p),
-                }),
-            }
-        }
-        NodeSnapshot {
-            timestamp: now,
-            tree: tree(&processes),
-            process_count: processes.len() as u64,
-            total_messages: servers.iter().map(|s| s.messages_processed).sum(),
-            total_restarts: supervisors.iter().map(|s| s.restarts).sum(),
-            servers,
-            supervisors,
-            system_processes,
-            memory: MemoryStats::now(heap),
-        }
+        let mut walk = Walk::new(query);
+        runtime.for_each_process(|p| walk.visit(p));
+        walk.finish(now, MemoryStats::now(heap))
     }
-}
 
-/// Supervisors that no listed supervisor supervises, each with its subtree, then the servers that no listed
-/// supervisor supervises. `processes` is in start order, which the children keep. Linear in the number of
-/// processes (a node may have many, and peers ask often).
-pub(crate) fn tree(processes: &[ProcessInfo]) -> Vec<ProcessTreeNode> {
-    let supervisors: HashSet<&Pid> =
-        processes.iter().filter(|p| p.kind == ProcessKind::Supervisor).map(|p| &p.pid).collect();
-    let mut children: HashMap<&Pid, Vec<&ProcessInfo>> = HashMap::new();
-    let mut roots = Vec::new();
-    for process in processes {
-        match process.parent.as_ref().filter(|parent| supervisors.contains(parent)) {
-            Some(parent) => children.entry(parent).or_default().push(process),
-            None => roots.push(process),
-        }
+    /// Processes listed (servers and supervisors).
+    pub fn listed(&self) -> u64 {
+        (self.servers.len() + self.supervisors.len()) as u64
     }
-    let (supervisor_roots, server_roots): (Vec<_>, Vec<_>) =
-        roots.into_iter().partition(|p| p.kind == ProcessKind::Supervisor);
-    supervisor_roots.into_iter().chain(server_roots).map(|p| subtree(p, &children, 0)).collect()
-}
 
-/// Deep enough for any real tree; a cycle (which a runtime cannot make) would stop here.
-const MAX_DEPTH: usize = 64;
-
-fn subtree(process: &ProcessInfo, children: &HashMap<&Pid, Vec<&ProcessInfo>>, depth: usize) -> ProcessTreeNode {
-    let own = match children.get(&process.pid) {
-        Some(own) if depth < MAX_DEPTH => own.iter().map(|child| subtree(child, children, depth + 1)).collect(),
-        _ => Vec::new(),
-    };
-    ProcessTreeNode {
-        pid: process.pid.clone(),
-        name: process.name.as_deref().map(str::to_owned),
-        kind: process.kind,
-        children: own,
-    }
-}
-
-impl NodeSnapshot {
     /// Every pid the snapshot mentions (lists and tree).
     pub(crate) fn pids(&self) -> impl Iterator<Item = &Pid> {
         fn walk<'a>(nodes: &'a [ProcessTreeNode], into: &mut Vec<&'a Pid>) {
@@ -224,9 +177,11 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_counts_user_processes_and_nests_supervisors() {
         let (runtime, top, alone) = node().await;
-        let snapshot = NodeSnapshot::take(&runtime, None);
+        let snapshot = NodeSnapshot::take(&runtime, None, &SnapshotQuery::default());
         assert_eq!((snapshot.process_count, snapshot.system_processes), (6, 1));
-        assert_eq!((snapshot.servers.len(), snapshot.supervisors.len()), (4, 2));
+        assert_eq!((snapshot.server_count, snapshot.supervisor_count), (4, 2));
+        assert_eq!((snapshot.servers.len(), snapshot.supervisors.len(), snapshot.unlisted), (4, 2, 0));
+        assert_eq!(snapshot.tree_unlisted, 0);
         assert_eq!(snapshot.total_messages, 4, "three casts and a call, all on the standalone server");
         assert_eq!(snapshot.total_restarts, 0);
         assert_eq!(snapshot.supervisors[0].name.as_deref(), Some("top"));
@@ -245,7 +200,7 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_reports_resident_memory_and_heap_only_when_counted() {
         let runtime = Runtime::new();
-        let snapshot = NodeSnapshot::take(&runtime, None);
+        let snapshot = NodeSnapshot::take(&runtime, None, &SnapshotQuery::totals());
         assert!(snapshot.memory.rss_bytes.is_some_and(|rss| rss > 0), "Linux reports the resident set size");
         assert_eq!(snapshot.memory.heap_bytes, None);
         assert_eq!(snapshot.memory.in_use(), snapshot.memory.rss_bytes);
@@ -256,7 +211,7 @@ mod tests {
         use prost::Message;
 
         let (runtime, _, _) = node().await;
-        let mut snapshot = NodeSnapshot::take(&runtime, None);
+        let mut snapshot = NodeSnapshot::take(&runtime, None, &SnapshotQuery::default());
         let encoded = crate::wire::Snapshot::from(&snapshot).encode_to_vec();
         let decoded = NodeSnapshot::try_from(crate::wire::Snapshot::decode(encoded.as_slice()).unwrap()).unwrap();
         // Times travel in whole milliseconds.

@@ -134,7 +134,7 @@ impl Frame {
                 removed: r.removed,
                 answer_wanted: r.answer_wanted,
             }),
-            Body::ObserverQuery(q) => Frame::ObserverQuery { query_id: q.query_id },
+            Body::ObserverQuery(q) => Frame::ObserverQuery { query_id: q.query_id, query: q.query },
             Body::ObserverReply(r) => Frame::ObserverReply { query_id: r.query_id, snapshot: r.snapshot },
         })
     }
@@ -250,7 +250,7 @@ impl From<Frame> for wire::Envelope {
                 removed: r.removed,
                 answer_wanted: r.answer_wanted,
             }),
-            Frame::ObserverQuery { query_id } => Body::ObserverQuery(wire::ObserverQuery { query_id }),
+            Frame::ObserverQuery { query_id, query } => Body::ObserverQuery(wire::ObserverQuery { query_id, query }),
             Frame::ObserverReply { query_id, snapshot } => {
                 Body::ObserverReply(wire::ObserverReply { query_id, snapshot })
             }

@@ -92,7 +92,7 @@ fn every_frame_kind_round_trips() {
             removed: vec!["gone".into()],
             answer_wanted: false,
         }),
-        Frame::ObserverQuery { query_id: 7 },
+        Frame::ObserverQuery { query_id: 7, query: Bytes::from_static(b"top") },
         Frame::ObserverReply { query_id: 7, snapshot: Bytes::from_static(b"snap") },
     ];
     for frame in frames {

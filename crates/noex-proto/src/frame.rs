@@ -67,6 +67,8 @@ pub enum Frame {
     ObserverQuery {
         /// Echoed in the reply.
         query_id: u64,
+        /// What to list, encoded by the observer layer (empty: its default).
+        query: Bytes,
     },
     /// An observer snapshot.
     ObserverReply {
