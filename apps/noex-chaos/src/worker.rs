@@ -1,0 +1,401 @@
+//! One worker: a node with counters registered globally, a loop of remote calls, monitors on remote counters and
+//! floods on demand, answering the orchestrator's commands (stdin) with reports (stdout).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use noex_cluster::{ClusterConfig, NodeStatus};
+use noex_core::{Context, GenServer, Info, MonitorRef, Pid, ServerRef, StartOptions};
+use noex_remote::Node;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::Semaphore;
+
+use crate::control::{Command, Report};
+use crate::ledger::{CallLedger, MonitorLedger, Outcome};
+use crate::schedule::Rng;
+
+/// How a worker runs (from the orchestrator's command line).
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// The node's name.
+    #[arg(long)]
+    pub(crate) name: String,
+    /// The port to advertise: the proxy in front of this node. The node itself listens on an ephemeral port.
+    #[arg(long)]
+    pub(crate) port: u16,
+    /// The other nodes (`name@127.0.0.1:port`).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) seeds: Vec<String>,
+    /// Seeds this worker's random choices.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Counters this node registers globally, as `c:<name>:<i>`.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) counters: usize,
+    /// The timeout of each call, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) call_timeout_ms: u64,
+    /// Milliseconds between two calls started (at most 8 in flight).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) call_interval_ms: u64,
+    /// Milliseconds between two monitors set up (at most 64 waiting).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) monitor_interval_ms: u64,
+    /// Break one invariant on purpose, to show that the checks catch it: `late-call` or `duplicate-down`.
+    #[arg(long)]
+    pub(crate) sabotage: Option<String>,
+}
+
+/// Runs the worker until told to stop or until its stdin closes.
+pub(crate) fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let stalls = Stalls::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(work(args, stalls))
+}
+
+/// Calls at most this many at once.
+const CALLS_IN_FLIGHT: u32 = 8;
+/// Monitors waiting for their `DOWN` at most.
+const MONITORS_WAITING: usize = 64;
+
+struct Worker {
+    node: Node,
+    args: WorkerArgs,
+    calls: Mutex<CallLedger>,
+    monitors: Arc<Mutex<MonitorLedger<MonitorRef, Pid>>>,
+    casts: AtomicU64,
+    cast_errors: AtomicU64,
+    quiescing: AtomicBool,
+    in_flight: Arc<Semaphore>,
+    stalls: Arc<AtomicU64>,
+}
+
+async fn work(args: WorkerArgs, stalls: Arc<AtomicU64>) -> anyhow::Result<()> {
+    let mut config = ClusterConfig::new(args.name.clone());
+    config.port = args.port;
+    config.bind = Some("127.0.0.1:0".parse().expect("an address"));
+    config.seeds = args.seeds.clone();
+    // Back on its feet soon after a fault: the run ends by waiting for every node to see every other.
+    config.reconnect_max = Duration::from_secs(2);
+    let node = Node::start(config).await.context("starting the node")?;
+    emit(&Report::Ready { listening: node.cluster().listening_address() });
+    for i in 0..args.counters {
+        // Encodable: other nodes call it.
+        let counter =
+            node.runtime().start_encodable(Counter(0), StartOptions::default()).await.context("starting a counter")?;
+        let name = format!("c:{}:{i}", args.name);
+        if let Err(error) = node.registry().register(&name, counter.pid()) {
+            tracing::warn!(%name, %error, "cannot register");
+        }
+    }
+    let monitors = Arc::new(Mutex::new(MonitorLedger::default()));
+    let sabotage = args.sabotage.as_deref() == Some("duplicate-down");
+    let watcher = node.runtime().start(Watcher { ledger: monitors.clone(), sabotage }).await?;
+    let worker = Arc::new(Worker {
+        node: node.clone(),
+        args,
+        calls: Mutex::new(CallLedger::default()),
+        monitors,
+        casts: AtomicU64::new(0),
+        cast_errors: AtomicU64::new(0),
+        quiescing: AtomicBool::new(false),
+        in_flight: Arc::new(Semaphore::new(CALLS_IN_FLIGHT as usize)),
+        stalls,
+    });
+    tokio::spawn(calls(worker.clone()));
+    tokio::spawn(monitoring(worker.clone(), watcher));
+    tokio::spawn(statistics(worker.clone()));
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match Command::parse(&line) {
+            Some(Command::Stop) => break,
+            Some(command) => tokio::spawn(answer(worker.clone(), command)).await?,
+            None => tracing::error!(%line, "unknown command"),
+        }
+    }
+    node.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+async fn answer(worker: Arc<Worker>, command: Command) {
+    let node = &worker.node;
+    match command {
+        Command::Flood { to, casts } => {
+            tokio::spawn(flood(worker.clone(), to, casts));
+        }
+        Command::Quiesce => {
+            worker.quiescing.store(true, Ordering::Relaxed);
+            let all = worker.in_flight.acquire_many(CALLS_IN_FLIGHT).await.expect("never closed");
+            drop(all);
+            emit(&worker.stats());
+            emit(&Report::figures("quiesced", []));
+        }
+        Command::Peers => {
+            emit(&Report::figures("peers", [("connected", node.cluster().connected().len() as u64)]));
+        }
+        Command::Registry => {
+            let names = node.registry().entries().into_iter().map(|entry| (entry.name, entry.pid.to_string()));
+            let mut names: BTreeMap<String, String> = names.collect();
+            if worker.args.sabotage.as_deref() == Some("registry") && worker.args.name == "n0" {
+                names.insert("sabotage".into(), "<1.1@nowhere>".into());
+            }
+            emit(&Report::Registry(names));
+        }
+        Command::Sample => {
+            let stats = node.remote().stats();
+            let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+            emit(&Report::figures(
+                "sample",
+                [
+                    ("processes", node.runtime().process_count() as u64),
+                    ("tasks", tasks as u64),
+                    ("pending", stats.pending as u64),
+                    ("links", stats.links as u64),
+                ],
+            ));
+        }
+        Command::Check => check(&worker).await,
+        Command::Stop => {}
+    }
+}
+
+/// Waits up to 5 s for every monitor on a process of a dead incarnation to get its `DOWN`; reports the missing,
+/// and the names of the global registry that still name processes of dead incarnations.
+async fn check(worker: &Worker) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let live: BTreeMap<String, u32> = worker
+            .node
+            .cluster()
+            .nodes()
+            .into_iter()
+            .filter(|(_, status)| *status == NodeStatus::Connected)
+            .map(|(info, _)| (info.node.as_str().to_owned(), info.creation))
+            .chain([(worker.node.id().as_str().to_owned(), worker.node.cluster().creation())])
+            .collect();
+        let dead = |pid: &Pid| live.get(pid.node().as_str()) != Some(&pid.creation());
+        let missing: Vec<String> = {
+            let ledger = worker.monitors.lock().unwrap();
+            ledger.missing(dead).iter().map(|(monitor, pid)| format!("monitor {monitor:?} on {pid}")).collect()
+        };
+        if missing.is_empty() || Instant::now() >= deadline {
+            for monitor in missing.iter().take(10) {
+                emit(&Report::Violation(format!(
+                    "missing DOWN: {monitor}, whose incarnation is gone (live: {live:?})"
+                )));
+            }
+            for entry in worker.node.registry().entries().into_iter().filter(|entry| dead(&entry.pid)) {
+                emit(&Report::Violation(format!(
+                    "the global registry names {} -> {}, whose incarnation is gone (live: {live:?})",
+                    entry.name, entry.pid
+                )));
+            }
+            emit(&Report::figures("checked", [("missing", missing.len() as u64)]));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Calls random counters of other nodes, recording each outcome and how long it took.
+async fn calls(worker: Arc<Worker>) {
+    let mut rng = Rng::new(worker.args.seed);
+    let timeout = Duration::from_millis(worker.args.call_timeout_ms);
+    // Sabotage: count 10 s more than each call took, so that every call looks late.
+    let penalty = match worker.args.sabotage.as_deref() {
+        Some("late-call") => Duration::from_secs(10),
+        _ => Duration::ZERO,
+    };
+    let mut interval = tokio::time::interval(Duration::from_millis(worker.args.call_interval_ms.max(1)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !worker.quiescing.load(Ordering::Relaxed) {
+        interval.tick().await;
+        let Ok(permit) = worker.in_flight.clone().acquire_owned().await else { return };
+        if worker.quiescing.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some((name, pid)) = pick_remote(&worker.node, &mut rng) else { continue };
+        let counter: ServerRef<Counter> = worker.node.runtime().remote_ref(&pid);
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            let stalled_before = worker.stalls.load(Ordering::Relaxed);
+            let start = Instant::now();
+            let result = counter.call_timeout(1, timeout).await;
+            let elapsed = start.elapsed() + penalty;
+            let stalled = Duration::from_millis(worker.stalls.load(Ordering::Relaxed) - stalled_before);
+            let violation = worker.calls.lock().unwrap().record(Outcome::of(&result), elapsed, timeout, stalled);
+            if let Some(violation) = violation {
+                emit(&Report::Violation(format!("{violation}, calling {name} ({pid})")));
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Sets up monitors on random counters of other nodes, through the watcher process.
+async fn monitoring(worker: Arc<Worker>, watcher: ServerRef<Watcher>) {
+    let mut rng = Rng::new(worker.args.seed ^ 0x5EED);
+    let mut interval = tokio::time::interval(Duration::from_millis(worker.args.monitor_interval_ms.max(1)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !worker.quiescing.load(Ordering::Relaxed) {
+        interval.tick().await;
+        if worker.monitors.lock().unwrap().waiting() >= MONITORS_WAITING {
+            continue;
+        }
+        if let Some((_, pid)) = pick_remote(&worker.node, &mut rng) {
+            watcher.cast(pid);
+        }
+    }
+}
+
+/// Reports the figures every second, so that a killed incarnation's figures are not lost.
+async fn statistics(worker: Arc<Worker>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        emit(&worker.stats());
+    }
+}
+
+/// Sends `casts` awaited casts to the first counter of node `to`, for at most 10 s.
+async fn flood(worker: Arc<Worker>, to: String, casts: u64) {
+    let Some(pid) = worker.node.registry().whereis(&format!("c:{to}:0")) else { return };
+    let counter: ServerRef<Counter> = worker.node.runtime().remote_ref(&pid);
+    let sent = async {
+        for _ in 0..casts {
+            match counter.cast_await(1).await {
+                Ok(()) => worker.casts.fetch_add(1, Ordering::Relaxed),
+                Err(_) => worker.cast_errors.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    };
+    // A flood into a slow link legitimately waits on the cast window for long: it is cut short, not judged.
+    let _ = tokio::time::timeout(Duration::from_secs(10), sent).await;
+}
+
+fn pick_remote(node: &Node, rng: &mut Rng) -> Option<(String, Pid)> {
+    let own = node.id().as_str();
+    let mut names: Vec<_> = node
+        .registry()
+        .entries()
+        .into_iter()
+        .filter(|entry| entry.name.starts_with("c:") && entry.pid.node().as_str() != own)
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let entry = names.swap_remove(rng.index(names.len()));
+    Some((entry.name, entry.pid))
+}
+
+impl Worker {
+    fn stats(&self) -> Report {
+        let calls = self.calls.lock().unwrap().clone();
+        let monitors = self.monitors.lock().unwrap();
+        Report::figures(
+            "stats",
+            [
+                ("calls", calls.total()),
+                ("ok", calls.count(Outcome::Ok)),
+                ("timeout", calls.count(Outcome::Timeout)),
+                ("noproc", calls.count(Outcome::NoProc)),
+                ("noconnection", calls.count(Outcome::NoConnection)),
+                ("exited", calls.count(Outcome::Exited)),
+                ("decode", calls.count(Outcome::Decode)),
+                ("other", calls.count(Outcome::Other)),
+                ("late", calls.late),
+                ("monitors", monitors.monitors),
+                ("downs", monitors.downs),
+                ("duplicate_downs", monitors.duplicates),
+                ("casts", self.casts.load(Ordering::Relaxed)),
+                ("cast_errors", self.cast_errors.load(Ordering::Relaxed)),
+            ],
+        )
+    }
+}
+
+/// Writes one report line to stdout (the orchestrator reads it).
+fn emit(report: &Report) {
+    let mut out = std::io::stdout().lock();
+    // The orchestrator gone, nobody reads: the worker ends when its stdin closes.
+    let _ = writeln!(out, "{report}").and_then(|()| out.flush());
+}
+
+/// Adds what it is called or cast with; a call returns the new value.
+struct Counter(i64);
+
+impl GenServer for Counter {
+    type Call = i64;
+    type Reply = i64;
+    type Cast = i64;
+
+    async fn handle_call(&mut self, by: i64, _ctx: &mut Context<Self>) -> i64 {
+        self.0 += by;
+        self.0
+    }
+
+    async fn handle_cast(&mut self, by: i64, _ctx: &mut Context<Self>) {
+        self.0 += by;
+    }
+}
+
+/// Monitors the processes it is cast, and books every `DOWN` it receives.
+struct Watcher {
+    ledger: Arc<Mutex<MonitorLedger<MonitorRef, Pid>>>,
+    /// Books every `DOWN` twice, to show that a duplicate is caught.
+    sabotage: bool,
+}
+
+impl GenServer for Watcher {
+    type Call = ();
+    type Reply = ();
+    type Cast = Pid;
+
+    async fn handle_call(&mut self, (): (), _ctx: &mut Context<Self>) {}
+
+    async fn handle_cast(&mut self, pid: Pid, ctx: &mut Context<Self>) {
+        let monitor = ctx.monitor(&pid);
+        self.ledger.lock().unwrap().opened(monitor, pid);
+    }
+
+    async fn handle_info(&mut self, info: Info, _ctx: &mut Context<Self>) {
+        let Info::Down(down) = info else { return };
+        let mut ledger = self.ledger.lock().unwrap();
+        let times = if self.sabotage { 2 } else { 1 };
+        for _ in 0..times {
+            if let Some(violation) = ledger.down(down.monitor.clone()) {
+                emit(&Report::Violation(format!("{violation} (on {}, reason {})", down.pid, down.reason)));
+            }
+        }
+    }
+}
+
+/// Measures the time this process did not run (SIGSTOP, or a starved machine): a thread that wakes every 50 ms
+/// adds every gap past 150 ms to the total, in milliseconds. A call's elapsed time minus the stalls during it is
+/// what the stack is judged on.
+struct Stalls;
+
+impl Stalls {
+    fn start() -> Arc<AtomicU64> {
+        let total = Arc::new(AtomicU64::new(0));
+        let counting = total.clone();
+        std::thread::spawn(move || {
+            let tick = Duration::from_millis(50);
+            let mut last = Instant::now();
+            loop {
+                std::thread::sleep(tick);
+                let now = Instant::now();
+                let gap = now - last;
+                if gap > 3 * tick {
+                    counting.fetch_add((gap - tick).as_millis() as u64, Ordering::Relaxed);
+                }
+                last = now;
+            }
+        });
+        total
+    }
+}
