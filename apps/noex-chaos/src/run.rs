@@ -39,8 +39,8 @@ pub(crate) struct RunArgs {
     /// Where the workers' logs go (default: a new folder in the temporary directory).
     #[arg(long)]
     pub(crate) logs: Option<PathBuf>,
-    /// Break an invariant on purpose, to show that the run catches it: `late-call`, `duplicate-down` or
-    /// `registry`.
+    /// Break invariants on purpose, to show that the run catches them: any of `late-call`, `duplicate-down`,
+    /// `registry` (comma-separated).
     #[arg(long)]
     pub(crate) sabotage: Option<String>,
 }
@@ -51,6 +51,8 @@ const CALL_TIMEOUT_MS: u64 = 2000;
 const CONNECT_BOUND: Duration = Duration::from_secs(30);
 /// How long after that every replica of the global registry must be identical and complete.
 const REGISTRY_BOUND: Duration = Duration::from_secs(10);
+/// Violations printed at most, before the summary.
+const MAX_PRINTED: usize = 50;
 /// How long a worker may take to leave gracefully.
 const STOP_BOUND: Duration = Duration::from_secs(10);
 
@@ -92,7 +94,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode>
 
     let mut chaos =
         Chaos { fleet: fleet.clone(), pairs: HashMap::new(), restarts: Vec::new(), counts: BTreeMap::new() };
+    let faults_start = tokio::time::Instant::now();
     chaos.inject(&faults).await;
+    tokio::time::sleep_until(faults_start + plan.duration).await;
     for restart in chaos.restarts.drain(..) {
         if let Err(error) = restart.await? {
             violations.push(format!("restart failed: {error:#}"));
@@ -131,10 +135,15 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode>
         violations.push(format!("{} did not leave within {STOP_BOUND:?} of being told to stop", Fleet::name(i)));
     }
 
-    let mut all = fleet.board().violations.clone();
-    all.extend(violations);
-    for violation in &all {
+    // The end checks first: there are few of them, while a worker may report thousands of the same.
+    let mut all = violations;
+    all.extend(fleet.board().violations.iter().cloned());
+    // The first ones say what broke; thousands of the same (every call late, say) would bury the summary.
+    for violation in all.iter().take(MAX_PRINTED) {
         println!("violation: {violation}");
+    }
+    if all.len() > MAX_PRINTED {
+        println!("violation: ... and {} more (see the logs)", all.len() - MAX_PRINTED);
     }
     let total = |figure| fleet.total(figure);
     let faults: Vec<String> = ["kill", "pause", "partition", "slow", "flood"]

@@ -45,9 +45,16 @@ pub(crate) struct WorkerArgs {
     /// Milliseconds between two monitors set up (at most 64 waiting).
     #[arg(long, default_value_t = 100)]
     pub(crate) monitor_interval_ms: u64,
-    /// Break one invariant on purpose, to show that the checks catch it: `late-call` or `duplicate-down`.
+    /// Break invariants on purpose, to show that the checks catch them: `late-call`, `duplicate-down`,
+    /// `registry` (comma-separated).
     #[arg(long)]
     pub(crate) sabotage: Option<String>,
+}
+
+impl WorkerArgs {
+    fn sabotage(&self, what: &str) -> bool {
+        self.sabotage.as_deref().is_some_and(|list| list.split(',').any(|item| item == what))
+    }
 }
 
 /// Runs the worker until told to stop or until its stdin closes.
@@ -71,10 +78,10 @@ struct Worker {
     cast_errors: AtomicU64,
     quiescing: AtomicBool,
     in_flight: Arc<Semaphore>,
-    stalls: Arc<AtomicU64>,
+    stalls: Arc<Stalls>,
 }
 
-async fn work(args: WorkerArgs, stalls: Arc<AtomicU64>) -> anyhow::Result<()> {
+async fn work(args: WorkerArgs, stalls: Arc<Stalls>) -> anyhow::Result<()> {
     let mut config = ClusterConfig::new(args.name.clone());
     config.port = args.port;
     config.bind = Some("127.0.0.1:0".parse().expect("an address"));
@@ -93,7 +100,7 @@ async fn work(args: WorkerArgs, stalls: Arc<AtomicU64>) -> anyhow::Result<()> {
         }
     }
     let monitors = Arc::new(Mutex::new(MonitorLedger::default()));
-    let sabotage = args.sabotage.as_deref() == Some("duplicate-down");
+    let sabotage = args.sabotage("duplicate-down");
     let watcher = node.runtime().start(Watcher { ledger: monitors.clone(), sabotage }).await?;
     let worker = Arc::new(Worker {
         node: node.clone(),
@@ -140,7 +147,7 @@ async fn answer(worker: Arc<Worker>, command: Command) {
         Command::Registry => {
             let names = node.registry().entries().into_iter().map(|entry| (entry.name, entry.pid.to_string()));
             let mut names: BTreeMap<String, String> = names.collect();
-            if worker.args.sabotage.as_deref() == Some("registry") && worker.args.name == "n0" {
+            if worker.args.sabotage("registry") && worker.args.name == "n0" {
                 names.insert("sabotage".into(), "<1.1@nowhere>".into());
             }
             emit(&Report::Registry(names));
@@ -206,10 +213,7 @@ async fn calls(worker: Arc<Worker>) {
     let mut rng = Rng::new(worker.args.seed);
     let timeout = Duration::from_millis(worker.args.call_timeout_ms);
     // Sabotage: count 10 s more than each call took, so that every call looks late.
-    let penalty = match worker.args.sabotage.as_deref() {
-        Some("late-call") => Duration::from_secs(10),
-        _ => Duration::ZERO,
-    };
+    let penalty = if worker.args.sabotage("late-call") { Duration::from_secs(10) } else { Duration::ZERO };
     let mut interval = tokio::time::interval(Duration::from_millis(worker.args.call_interval_ms.max(1)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !worker.quiescing.load(Ordering::Relaxed) {
@@ -222,11 +226,11 @@ async fn calls(worker: Arc<Worker>) {
         let counter: ServerRef<Counter> = worker.node.runtime().remote_ref(&pid);
         let worker = worker.clone();
         tokio::spawn(async move {
-            let stalled_before = worker.stalls.load(Ordering::Relaxed);
+            let stalled_before = worker.stalls.so_far();
             let start = Instant::now();
             let result = counter.call_timeout(1, timeout).await;
             let elapsed = start.elapsed() + penalty;
-            let stalled = Duration::from_millis(worker.stalls.load(Ordering::Relaxed) - stalled_before);
+            let stalled = worker.stalls.so_far().saturating_sub(stalled_before);
             let violation = worker.calls.lock().unwrap().record(Outcome::of(&result), elapsed, timeout, stalled);
             if let Some(violation) = violation {
                 emit(&Report::Violation(format!("{violation}, calling {name} ({pid})")));
@@ -374,28 +378,47 @@ impl GenServer for Watcher {
     }
 }
 
-/// Measures the time this process did not run (SIGSTOP, or a starved machine): a thread that wakes every 50 ms
-/// adds every gap past 150 ms to the total, in milliseconds. A call's elapsed time minus the stalls during it is
-/// what the stack is judged on.
-struct Stalls;
+/// Measures the time this process did not run (SIGSTOP, or a starved machine): a thread wakes every 50 ms and
+/// adds every gap past 150 ms to the total. A call's elapsed time minus the stalls during it is what the stack is
+/// judged on. A gap still open when read (the process just resumed, the thread has not run yet) counts too.
+struct Stalls {
+    base: Instant,
+    /// Closed gaps, in milliseconds.
+    total: AtomicU64,
+    /// When the thread last woke, in milliseconds from `base`.
+    last: AtomicU64,
+}
+
+/// How often the stall thread wakes; a gap past three of these is a stall.
+const STALL_TICK: Duration = Duration::from_millis(50);
 
 impl Stalls {
-    fn start() -> Arc<AtomicU64> {
-        let total = Arc::new(AtomicU64::new(0));
-        let counting = total.clone();
+    fn start() -> Arc<Stalls> {
+        let stalls = Arc::new(Stalls { base: Instant::now(), total: AtomicU64::new(0), last: AtomicU64::new(0) });
+        let counting = stalls.clone();
         std::thread::spawn(move || {
-            let tick = Duration::from_millis(50);
-            let mut last = Instant::now();
             loop {
-                std::thread::sleep(tick);
-                let now = Instant::now();
-                let gap = now - last;
-                if gap > 3 * tick {
-                    counting.fetch_add((gap - tick).as_millis() as u64, Ordering::Relaxed);
+                std::thread::sleep(STALL_TICK);
+                let now = counting.now();
+                let gap = now - counting.last.load(Ordering::Acquire);
+                if gap > 3 * STALL_TICK.as_millis() as u64 {
+                    counting.total.fetch_add(gap - STALL_TICK.as_millis() as u64, Ordering::AcqRel);
                 }
-                last = now;
+                counting.last.store(now, Ordering::Release);
             }
         });
-        total
+        stalls
+    }
+
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64
+    }
+
+    /// The time stalled so far, the gap still open included.
+    fn so_far(&self) -> Duration {
+        let total = self.total.load(Ordering::Acquire);
+        let open = self.now().saturating_sub(self.last.load(Ordering::Acquire));
+        let open = if open > 3 * STALL_TICK.as_millis() as u64 { open - STALL_TICK.as_millis() as u64 } else { 0 };
+        Duration::from_millis(total + open)
     }
 }
