@@ -36,8 +36,8 @@
 //!
 //! Each violation is printed on its own line (`violation: n3#2: ...`, node and incarnation), then the summary
 //! line; the exit code is non-zero if any invariant broke. `--seed` replays the fault schedule (the same faults
-//! at the same times), not the interleavings of the OS. `--sabotage late-call|duplicate-down|registry` breaks an
-//! invariant on purpose, to show that the checks catch it.
+//! at the same times), not the interleavings of the OS. `--sabotage late-call,duplicate-down,missing-down,registry`
+//! breaks invariants on purpose, to show that the checks catch it.
 
 // A program owns its output: the summary and the violations go to stdout.
 #![allow(clippy::print_stdout, clippy::print_stderr)]

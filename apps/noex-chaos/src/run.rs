@@ -40,7 +40,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) logs: Option<PathBuf>,
     /// Break invariants on purpose, to show that the run catches them: any of `late-call`, `duplicate-down`,
-    /// `registry` (comma-separated).
+    /// `missing-down`, `registry` (comma-separated).
     #[arg(long)]
     pub(crate) sabotage: Option<String>,
 }

@@ -1,14 +1,14 @@
 //! One worker: a node with counters registered globally, a loop of remote calls, monitors on remote counters and
 //! floods on demand, answering the orchestrator's commands (stdin) with reports (stdout).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use noex_cluster::{ClusterConfig, NodeStatus};
+use noex_cluster::{ClusterConfig, ClusterEvent, NodeStatus};
 use noex_core::{Context, GenServer, Info, MonitorRef, Pid, ServerRef, StartOptions};
 use noex_remote::Node;
 use tokio::io::AsyncBufReadExt;
@@ -46,7 +46,7 @@ pub(crate) struct WorkerArgs {
     #[arg(long, default_value_t = 100)]
     pub(crate) monitor_interval_ms: u64,
     /// Break invariants on purpose, to show that the checks catch them: `late-call`, `duplicate-down`,
-    /// `registry` (comma-separated).
+    /// `missing-down`, `registry` (comma-separated).
     #[arg(long)]
     pub(crate) sabotage: Option<String>,
 }
@@ -73,12 +73,14 @@ struct Worker {
     node: Node,
     args: WorkerArgs,
     calls: Mutex<CallLedger>,
-    monitors: Arc<Mutex<MonitorLedger<MonitorRef, Pid>>>,
+    monitors: Arc<Mutex<MonitorLedger<MonitorRef, (Pid, Instant)>>>,
     casts: AtomicU64,
     cast_errors: AtomicU64,
     quiescing: AtomicBool,
     in_flight: Arc<Semaphore>,
     stalls: Arc<Stalls>,
+    /// When each node (by id) was last reported down.
+    downs: Mutex<HashMap<String, Instant>>,
 }
 
 async fn work(args: WorkerArgs, stalls: Arc<Stalls>) -> anyhow::Result<()> {
@@ -99,9 +101,15 @@ async fn work(args: WorkerArgs, stalls: Arc<Stalls>) -> anyhow::Result<()> {
             tracing::warn!(%name, %error, "cannot register");
         }
     }
+    let mut events = node.cluster().events();
     let monitors = Arc::new(Mutex::new(MonitorLedger::default()));
-    let sabotage = args.sabotage("duplicate-down");
-    let watcher = node.runtime().start(Watcher { ledger: monitors.clone(), sabotage }).await?;
+    let watcher = Watcher {
+        ledger: monitors.clone(),
+        duplicate: args.sabotage("duplicate-down"),
+        drop_every_other: args.sabotage("missing-down"),
+        received: 0,
+    };
+    let watcher = node.runtime().start(watcher).await?;
     let worker = Arc::new(Worker {
         node: node.clone(),
         args,
@@ -112,6 +120,21 @@ async fn work(args: WorkerArgs, stalls: Arc<Stalls>) -> anyhow::Result<()> {
         quiescing: AtomicBool::new(false),
         in_flight: Arc::new(Semaphore::new(CALLS_IN_FLIGHT as usize)),
         stalls,
+        downs: Mutex::new(HashMap::new()),
+    });
+    let watching = worker.clone();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match events.recv().await {
+                Ok(ClusterEvent::NodeDown { node, .. }) => {
+                    watching.downs.lock().unwrap().insert(node.node.as_str().to_owned(), Instant::now());
+                }
+                // A lagging receiver misses downs: that only makes the end check less strict, never wrong.
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
     });
     tokio::spawn(calls(worker.clone()));
     tokio::spawn(monitoring(worker.clone(), watcher));
@@ -170,8 +193,9 @@ async fn answer(worker: Arc<Worker>, command: Command) {
     }
 }
 
-/// Waits up to 5 s for every monitor on a process of a dead incarnation to get its `DOWN`; reports the missing,
-/// and the names of the global registry that still name processes of dead incarnations.
+/// Waits up to 5 s for every monitor that must have fired to get its `DOWN`: on a process of a dead incarnation,
+/// or of a node reported down since the monitor was set up (100 ms of margin). Reports the missing, and the
+/// names of the global registry that still name processes of dead incarnations.
 async fn check(worker: &Worker) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -185,15 +209,25 @@ async fn check(worker: &Worker) {
             .chain([(worker.node.id().as_str().to_owned(), worker.node.cluster().creation())])
             .collect();
         let dead = |pid: &Pid| live.get(pid.node().as_str()) != Some(&pid.creation());
+        let downs = worker.downs.lock().unwrap().clone();
+        let due = |(pid, opened): &(Pid, Instant)| {
+            let down_since =
+                downs.get(pid.node().as_str()).filter(|down| **down > *opened + Duration::from_millis(100));
+            dead(pid) || down_since.is_some()
+        };
         let missing: Vec<String> = {
             let ledger = worker.monitors.lock().unwrap();
-            ledger.missing(dead).iter().map(|(monitor, pid)| format!("monitor {monitor:?} on {pid}")).collect()
+            let missing = ledger.missing(due).into_iter();
+            missing
+                .map(|(monitor, (pid, opened))| {
+                    let down = downs.get(pid.node().as_str()).map(|down| down.saturating_duration_since(*opened));
+                    format!("monitor {monitor:?} on {pid} (its node down {down:?} after the monitor was set up)")
+                })
+                .collect()
         };
         if missing.is_empty() || Instant::now() >= deadline {
             for monitor in missing.iter().take(10) {
-                emit(&Report::Violation(format!(
-                    "missing DOWN: {monitor}, whose incarnation is gone (live: {live:?})"
-                )));
+                emit(&Report::Violation(format!("missing DOWN: {monitor}; live incarnations: {live:?}")));
             }
             for entry in worker.node.registry().entries().into_iter().filter(|entry| dead(&entry.pid)) {
                 emit(&Report::Violation(format!(
@@ -349,9 +383,12 @@ impl GenServer for Counter {
 
 /// Monitors the processes it is cast, and books every `DOWN` it receives.
 struct Watcher {
-    ledger: Arc<Mutex<MonitorLedger<MonitorRef, Pid>>>,
-    /// Books every `DOWN` twice, to show that a duplicate is caught.
-    sabotage: bool,
+    ledger: Arc<Mutex<MonitorLedger<MonitorRef, (Pid, Instant)>>>,
+    /// Sabotage: books every `DOWN` twice, to show that a duplicate is caught.
+    duplicate: bool,
+    /// Sabotage: ignores every other `DOWN`, to show that a missing one is caught.
+    drop_every_other: bool,
+    received: u64,
 }
 
 impl GenServer for Watcher {
@@ -363,13 +400,17 @@ impl GenServer for Watcher {
 
     async fn handle_cast(&mut self, pid: Pid, ctx: &mut Context<Self>) {
         let monitor = ctx.monitor(&pid);
-        self.ledger.lock().unwrap().opened(monitor, pid);
+        self.ledger.lock().unwrap().opened(monitor, (pid, Instant::now()));
     }
 
     async fn handle_info(&mut self, info: Info, _ctx: &mut Context<Self>) {
         let Info::Down(down) = info else { return };
+        self.received += 1;
+        if self.drop_every_other && self.received % 2 == 0 {
+            return;
+        }
         let mut ledger = self.ledger.lock().unwrap();
-        let times = if self.sabotage { 2 } else { 1 };
+        let times = if self.duplicate { 2 } else { 1 };
         for _ in 0..times {
             if let Some(violation) = ledger.down(down.monitor.clone()) {
                 emit(&Report::Violation(format!("{violation} (on {}, reason {})", down.pid, down.reason)));
