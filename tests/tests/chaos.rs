@@ -45,11 +45,13 @@ fn a_short_chaos_run_keeps_every_invariant() {
 #[test]
 fn broken_invariants_are_caught() {
     let args = ["--nodes", "3", "--duration", "12s", "--interval", "1s", "--seed", "11"];
-    let (ok, stdout) = chaos(&[&args[..], &["--sabotage", "late-call,duplicate-down,missing-down,registry"]].concat());
+    let (ok, stdout) =
+        chaos(&[&args[..], &["--sabotage", "late-call,duplicate-down,missing-down,registry,panic"]].concat());
     assert!(!ok, "sabotage went unnoticed:\n{stdout}");
     assert_ne!(figure(&stdout, "late_calls"), "0", "{stdout}");
     assert_ne!(figure(&stdout, "duplicate_downs"), "0", "{stdout}");
     assert_ne!(figure(&stdout, "missing_downs"), "0", "{stdout}");
     assert_eq!(figure(&stdout, "registry_converged_ms"), "never", "{stdout}");
     assert!(stdout.contains("violation: registries differ"), "{stdout}");
+    assert!(stdout.contains("violation: a worker panicked"), "{stdout}");
 }

@@ -57,6 +57,8 @@ pub(crate) struct Board {
 #[derive(Default)]
 struct NodeBoard {
     incarnation: u32,
+    /// Whether the current incarnation is meant to end (killed or told to stop): otherwise its end is a violation.
+    ending: bool,
     /// The last `stats` of each incarnation.
     stats: HashMap<u32, BTreeMap<String, u64>>,
     /// The last report of each kind, with the board's sequence number when it came.
@@ -110,12 +112,16 @@ impl Fleet {
         let incarnation = {
             let mut board = self.board();
             board.nodes[i].incarnation += 1;
+            board.nodes[i].ending = false;
             board.nodes[i].incarnation
         };
         let seeds: Vec<String> = (0..self.config.nodes).filter(|&j| j != i).map(|j| self.id(j)).collect();
+        // One log per node, all its incarnations in turn; a log left by an earlier run in the same folder goes.
         let log = std::fs::File::options()
             .create(true)
-            .append(true)
+            .write(true)
+            .append(incarnation > 1)
+            .truncate(incarnation == 1)
             .open(self.config.logs.join(format!("{}.log", Self::name(i))))?;
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
             .arg("worker")
@@ -161,6 +167,11 @@ impl Fleet {
                 drop(board);
                 changed.send_replace(seq);
             }
+            let mut board = board.lock().unwrap();
+            if !board.nodes[i].ending || board.nodes[i].incarnation != incarnation {
+                let line = format!("{}#{incarnation}: the worker ended on its own (see its log)", Fleet::name(i));
+                board.violations.push(line);
+            }
         });
         *self.running[i].lock().await = Some(Running { child, stdin, os_pid });
         let ready = self.wait_answer(i, "ready", since, Duration::from_secs(20)).await;
@@ -169,6 +180,7 @@ impl Fleet {
 
     /// `kill -9` worker `i` and reaps it.
     pub(crate) async fn kill(&self, i: usize) {
+        self.board().nodes[i].ending = true;
         if let Some(mut running) = self.running[i].lock().await.take() {
             let _ = running.child.kill().await;
         }
@@ -220,6 +232,9 @@ impl Fleet {
     /// Returns the nodes that had to be killed.
     pub(crate) async fn stop(&self, timeout: Duration) -> Vec<usize> {
         let mut killed = Vec::new();
+        for node in &mut self.board().nodes {
+            node.ending = true;
+        }
         for i in 0..self.config.nodes {
             self.send(i, &Command::Stop).await;
         }
@@ -248,6 +263,20 @@ fn kind_of(report: &Report) -> String {
         Report::Registry(_) => "registry".into(),
         Report::Violation(_) => "violation".into(),
     }
+}
+
+/// The lines of worker logs in `logs` that report a panic (a task of the stack may panic without ending the
+/// process), at most 5 per log.
+pub(crate) fn panics(logs: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(logs) else { return Vec::new() };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let lines = text.lines().filter(|line| line.contains("panicked at")).take(5);
+        found.extend(lines.map(|line| format!("{name}: {line}")));
+    }
+    found
 }
 
 /// The open file descriptors and resident memory (KiB) of OS process `pid`, from `/proc`.

@@ -32,12 +32,14 @@
 //! - on long-lived nodes, between warm-up and the end (workload quiesced): fds grow by at most 16 or half, RSS by
 //!   at most 64 MiB or its size, runtime tasks by at most 64 or their number, processes not at all, and no
 //!   request is pending;
-//! - every worker leaves gracefully within 10 s when told.
+//! - no worker ends unless killed or told to stop, none logs a panic, and each leaves gracefully within 10 s when
+//!   told.
 //!
 //! Each violation is printed on its own line (`violation: n3#2: ...`, node and incarnation), then the summary
 //! line; the exit code is non-zero if any invariant broke. `--seed` replays the fault schedule (the same faults
-//! at the same times), not the interleavings of the OS. `--sabotage late-call,duplicate-down,missing-down,registry`
-//! breaks invariants on purpose, to show that the checks catch it.
+//! at the same times), not the interleavings of the OS.
+//! `--sabotage late-call,duplicate-down,missing-down,registry,panic,exit` breaks invariants on purpose, to show
+//! that the checks catch them.
 
 // A program owns its output: the summary and the violations go to stdout.
 #![allow(clippy::print_stdout, clippy::print_stderr)]

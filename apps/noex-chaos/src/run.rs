@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use tokio::task::JoinHandle;
 
 use crate::control::{Command, Report};
-use crate::fleet::{Fleet, FleetConfig, os_sample};
+use crate::fleet::{Fleet, FleetConfig, os_sample, panics};
 use crate::ledger::grew;
 use crate::proxy::Link;
 use crate::schedule::{Fault, Plan, Rng, schedule};
@@ -40,7 +40,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) logs: Option<PathBuf>,
     /// Break invariants on purpose, to show that the run catches them: any of `late-call`, `duplicate-down`,
-    /// `missing-down`, `registry` (comma-separated).
+    /// `missing-down`, `registry`, `panic`, `exit` (comma-separated).
     #[arg(long)]
     pub(crate) sabotage: Option<String>,
 }
@@ -134,6 +134,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode>
     for i in fleet.stop(STOP_BOUND).await {
         violations.push(format!("{} did not leave within {STOP_BOUND:?} of being told to stop", Fleet::name(i)));
     }
+    violations.extend(panics(&logs).into_iter().map(|line| format!("a worker panicked: {line}")));
 
     // The end checks first: there are few of them, while a worker may report thousands of the same.
     let mut all = violations;

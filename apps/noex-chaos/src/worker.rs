@@ -46,7 +46,7 @@ pub(crate) struct WorkerArgs {
     #[arg(long, default_value_t = 100)]
     pub(crate) monitor_interval_ms: u64,
     /// Break invariants on purpose, to show that the checks catch them: `late-call`, `duplicate-down`,
-    /// `missing-down`, `registry` (comma-separated).
+    /// `missing-down`, `registry`, `panic`, `exit` (comma-separated).
     #[arg(long)]
     pub(crate) sabotage: Option<String>,
 }
@@ -139,6 +139,15 @@ async fn work(args: WorkerArgs, stalls: Arc<Stalls>) -> anyhow::Result<()> {
     tokio::spawn(calls(worker.clone()));
     tokio::spawn(monitoring(worker.clone(), watcher));
     tokio::spawn(statistics(worker.clone()));
+    if worker.args.sabotage("panic") {
+        tokio::spawn(async { panic!("sabotage: a task panics") });
+    }
+    if worker.args.sabotage("exit") && worker.args.name == "n1" {
+        tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            std::process::exit(3);
+        });
+    }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         match Command::parse(&line) {
