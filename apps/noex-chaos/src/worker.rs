@@ -64,6 +64,9 @@ pub(crate) fn run(args: WorkerArgs) -> anyhow::Result<()> {
     runtime.block_on(work(args, stalls))
 }
 
+/// Names every node tries to hold (`shared:<k>`): registered concurrently, and on both sides of partitions, so
+/// that the registry resolves conflicts (the loser is killed) and monitors see processes die on live nodes.
+pub(crate) const SHARED_NAMES: usize = 2;
 /// Calls at most this many at once.
 const CALLS_IN_FLIGHT: u32 = 8;
 /// Monitors waiting for their `DOWN` at most.
@@ -76,6 +79,8 @@ struct Worker {
     monitors: Arc<Mutex<MonitorLedger<MonitorRef, (Pid, Instant)>>>,
     casts: AtomicU64,
     cast_errors: AtomicU64,
+    /// Name conflicts the registry resolved, as this node saw them.
+    conflicts: AtomicU64,
     quiescing: AtomicBool,
     in_flight: Arc<Semaphore>,
     stalls: Arc<Stalls>,
@@ -117,6 +122,7 @@ async fn work(args: WorkerArgs, stalls: Arc<Stalls>) -> anyhow::Result<()> {
         monitors,
         casts: AtomicU64::new(0),
         cast_errors: AtomicU64::new(0),
+        conflicts: AtomicU64::new(0),
         quiescing: AtomicBool::new(false),
         in_flight: Arc::new(Semaphore::new(CALLS_IN_FLIGHT as usize)),
         stalls,
@@ -139,6 +145,8 @@ async fn work(args: WorkerArgs, stalls: Arc<Stalls>) -> anyhow::Result<()> {
     tokio::spawn(calls(worker.clone()));
     tokio::spawn(monitoring(worker.clone(), watcher));
     tokio::spawn(statistics(worker.clone()));
+    tokio::spawn(claim(worker.clone()));
+    tokio::spawn(conflicts(worker.clone()));
     if worker.args.sabotage("panic") {
         tokio::spawn(async { panic!("sabotage: a task panics") });
     }
@@ -202,27 +210,55 @@ async fn answer(worker: Arc<Worker>, command: Command) {
     }
 }
 
-/// Waits up to 5 s for every monitor that must have fired to get its `DOWN`: on a process of a dead incarnation,
-/// or of a node reported down since the monitor was set up (100 ms of margin). Reports the missing, and the
-/// names of the global registry that still name processes of dead incarnations.
+/// The end check: every monitor that must have fired has its `DOWN`, and the global registry names only live
+/// processes. Reports each breach, then `checked missing=<n>`.
 async fn check(worker: &Worker) {
+    let mut missing = due_downs(worker).await;
+    missing.extend(downs_of_the_gone(worker).await);
+    for monitor in missing.iter().take(10) {
+        emit(&Report::Violation(format!("missing DOWN: {monitor}")));
+    }
+    let node = &worker.node;
+    let live = live_incarnations(node);
+    for entry in node.registry().entries() {
+        let local = entry.pid.node().as_str() == node.id().as_str();
+        if live.get(entry.pid.node().as_str()) != Some(&entry.pid.creation()) {
+            emit(&Report::Violation(format!(
+                "the global registry names {} -> {}, whose incarnation is gone (live: {live:?})",
+                entry.name, entry.pid
+            )));
+        } else if local && !node.runtime().is_alive(&entry.pid) {
+            emit(&Report::Violation(format!(
+                "the global registry names {} -> {}, a process of this node that is gone",
+                entry.name, entry.pid
+            )));
+        }
+    }
+    emit(&Report::figures("checked", [("missing", missing.len() as u64)]));
+}
+
+/// The incarnation of every node connected now, this one included, by node id.
+fn live_incarnations(node: &Node) -> BTreeMap<String, u32> {
+    node.cluster()
+        .nodes()
+        .into_iter()
+        .filter(|(_, status)| *status == NodeStatus::Connected)
+        .map(|(info, _)| (info.node.as_str().to_owned(), info.creation))
+        .chain([(node.id().as_str().to_owned(), node.cluster().creation())])
+        .collect()
+}
+
+/// Waits up to 5 s for every monitor that must have fired to get its `DOWN`: on a process of a dead incarnation,
+/// or of a node reported down since the monitor was set up (100 ms of margin). Returns those still waiting.
+async fn due_downs(worker: &Worker) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let live: BTreeMap<String, u32> = worker
-            .node
-            .cluster()
-            .nodes()
-            .into_iter()
-            .filter(|(_, status)| *status == NodeStatus::Connected)
-            .map(|(info, _)| (info.node.as_str().to_owned(), info.creation))
-            .chain([(worker.node.id().as_str().to_owned(), worker.node.cluster().creation())])
-            .collect();
-        let dead = |pid: &Pid| live.get(pid.node().as_str()) != Some(&pid.creation());
+        let live = live_incarnations(&worker.node);
         let downs = worker.downs.lock().unwrap().clone();
         let due = |(pid, opened): &(Pid, Instant)| {
             let down_since =
                 downs.get(pid.node().as_str()).filter(|down| **down > *opened + Duration::from_millis(100));
-            dead(pid) || down_since.is_some()
+            live.get(pid.node().as_str()) != Some(&pid.creation()) || down_since.is_some()
         };
         let missing: Vec<String> = {
             let ledger = worker.monitors.lock().unwrap();
@@ -230,25 +266,46 @@ async fn check(worker: &Worker) {
             missing
                 .map(|(monitor, (pid, opened))| {
                     let down = downs.get(pid.node().as_str()).map(|down| down.saturating_duration_since(*opened));
-                    format!("monitor {monitor:?} on {pid} (its node down {down:?} after the monitor was set up)")
+                    format!(
+                        "monitor {monitor:?} on {pid} (its node down {down:?} after the monitor was set up; live \
+                         incarnations: {live:?})"
+                    )
                 })
                 .collect()
         };
         if missing.is_empty() || Instant::now() >= deadline {
-            for monitor in missing.iter().take(10) {
-                emit(&Report::Violation(format!("missing DOWN: {monitor}; live incarnations: {live:?}")));
-            }
-            for entry in worker.node.registry().entries().into_iter().filter(|entry| dead(&entry.pid)) {
-                emit(&Report::Violation(format!(
-                    "the global registry names {} -> {}, whose incarnation is gone (live: {live:?})",
-                    entry.name, entry.pid
-                )));
-            }
-            emit(&Report::figures("checked", [("missing", missing.len() as u64)]));
-            return;
+            return missing;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Probes the targets of the monitors still waiting (their node lives): a call that says `noproc` means the
+/// process is gone (a name conflict's loser, say), so its `DOWN` is due; it gets 2 s more to arrive. Returns the
+/// monitors still waiting then.
+async fn downs_of_the_gone(worker: &Worker) -> Vec<String> {
+    let waiting: Vec<(MonitorRef, Pid)> = {
+        let ledger = worker.monitors.lock().unwrap();
+        ledger.missing(|_| true).into_iter().map(|(monitor, (pid, _))| (monitor.clone(), pid.clone())).collect()
+    };
+    let mut gone = Vec::new();
+    for (monitor, pid) in waiting {
+        let target: ServerRef<Counter> = worker.node.runtime().remote_ref(&pid);
+        if let Err(noex_core::CallError::NoProc) = target.call_timeout(0, Duration::from_secs(2)).await {
+            gone.push((monitor, pid));
+        }
+    }
+    if gone.is_empty() {
+        return Vec::new();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ledger = worker.monitors.lock().unwrap();
+    let still = ledger.missing(|_| true);
+    let still: Vec<&MonitorRef> = still.iter().map(|(monitor, _)| *monitor).collect();
+    gone.into_iter()
+        .filter(|(monitor, _)| still.contains(&monitor))
+        .map(|(monitor, pid)| format!("monitor {monitor:?} on {pid}, which a call finds gone (noproc)"))
+        .collect()
 }
 
 /// Calls random counters of other nodes, recording each outcome and how long it took.
@@ -283,6 +340,43 @@ async fn calls(worker: Arc<Worker>) {
     }
 }
 
+/// Every half second, registers a new counter under each shared name that is free (as this node sees it).
+async fn claim(worker: Arc<Worker>) {
+    let node = &worker.node;
+    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !worker.quiescing.load(Ordering::Relaxed) {
+        interval.tick().await;
+        for k in 0..SHARED_NAMES {
+            let name = format!("shared:{k}");
+            if node.registry().whereis(&name).is_some() {
+                continue;
+            }
+            let Ok(holder) = node.runtime().start_encodable(Counter(0), StartOptions::default()).await else {
+                continue;
+            };
+            if node.registry().register(&name, holder.pid()).is_err() {
+                node.runtime().kill(holder.pid());
+            }
+        }
+    }
+}
+
+/// Counts the name conflicts the registry resolves.
+async fn conflicts(worker: Arc<Worker>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = worker.node.registry().events();
+    loop {
+        match events.recv().await {
+            Ok(noex_registry::RegistryEvent::ConflictResolved { .. }) => {
+                worker.conflicts.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Sets up monitors on random counters of other nodes, through the watcher process.
 async fn monitoring(worker: Arc<Worker>, watcher: ServerRef<Watcher>) {
     let mut rng = Rng::new(worker.args.seed ^ 0x5EED);
@@ -314,10 +408,12 @@ async fn flood(worker: Arc<Worker>, to: String, casts: u64) {
     let counter: ServerRef<Counter> = worker.node.runtime().remote_ref(&pid);
     let sent = async {
         for _ in 0..casts {
-            match counter.cast_await(1).await {
-                Ok(()) => worker.casts.fetch_add(1, Ordering::Relaxed),
-                Err(_) => worker.cast_errors.fetch_add(1, Ordering::Relaxed),
-            };
+            if counter.cast_await(1).await.is_err() {
+                // The node is gone (or the process): the flood is over.
+                worker.cast_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            worker.casts.fetch_add(1, Ordering::Relaxed);
         }
     };
     // A flood into a slow link legitimately waits on the cast window for long: it is cut short, not judged.
@@ -326,12 +422,8 @@ async fn flood(worker: Arc<Worker>, to: String, casts: u64) {
 
 fn pick_remote(node: &Node, rng: &mut Rng) -> Option<(String, Pid)> {
     let own = node.id().as_str();
-    let mut names: Vec<_> = node
-        .registry()
-        .entries()
-        .into_iter()
-        .filter(|entry| entry.name.starts_with("c:") && entry.pid.node().as_str() != own)
-        .collect();
+    let mut names: Vec<_> =
+        node.registry().entries().into_iter().filter(|entry| entry.pid.node().as_str() != own).collect();
     if names.is_empty() {
         return None;
     }
@@ -360,6 +452,7 @@ impl Worker {
                 ("duplicate_downs", monitors.duplicates),
                 ("casts", self.casts.load(Ordering::Relaxed)),
                 ("cast_errors", self.cast_errors.load(Ordering::Relaxed)),
+                ("conflicts", self.conflicts.load(Ordering::Relaxed)),
             ],
         )
     }
