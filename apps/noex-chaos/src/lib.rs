@@ -16,9 +16,10 @@
 //!   (advertises n0@127.0.0.1:<port of its proxy>)
 //! ```
 //!
-//! Each worker registers counters globally (`c:<node>:<i>`), calls random counters of other nodes with a 2 s
-//! timeout (at most 8 in flight), monitors random remote counters through a process (at most 64 waiting), and
-//! floods a node with awaited casts when told. The orchestrator lets the workload warm up (a sixth of the run,
+//! Each worker registers counters globally (`c:<node>:<i>`), claims the contended names `shared:0..2` whenever
+//! it sees them free (partitions then end in name conflicts, whose losers are killed), calls random registered
+//! processes of other nodes with a 2 s timeout (at most 8 in flight), monitors them through a process (at most 64
+//! waiting), and floods a node with awaited casts when told. The orchestrator lets the workload warm up (a sixth of the run,
 //! 3 to 30 s), samples the long-lived nodes, then injects the faults of [`schedule::schedule`]: `kill -9` and
 //! restart (a new incarnation), SIGSTOP/SIGCONT, partitions (cut or silent), slow links, floods.
 //!
@@ -26,12 +27,13 @@
 //! - every call ends with a reply or a typed error within its timeout + 1 s + the time the caller itself was
 //!   frozen or starved (measured by a thread in the worker): the worker books each outcome;
 //! - each monitor gets exactly one `DOWN` (a second one, or one for an unknown monitor, is reported at once), and
-//!   at the end every monitor on a process of a dead incarnation has had its `DOWN` (5 s of grace);
+//!   at the end every monitor that had to fire did: on a process of a dead incarnation, or of a node reported
+//!   down after the monitor was set up (5 s of grace), or on a process a call now finds gone (2 s more);
 //! - after the last fault, every node sees every other within 30 s, then every replica of the global registry is
-//!   identical and complete within 10 s, and names no process of a dead incarnation;
+//!   identical and complete within 10 s, and names no process of a dead incarnation nor a dead local process;
 //! - on long-lived nodes, between warm-up and the end (workload quiesced): fds grow by at most 16 or half, RSS by
-//!   at most 64 MiB or its size, runtime tasks by at most 64 or their number, processes not at all, and no
-//!   request is pending;
+//!   at most 64 MiB or its size, runtime tasks by at most 64 or their number, processes only by the holders of
+//!   the shared names, and no request is pending;
 //! - no worker ends unless killed or told to stop, none logs a panic, and each leaves gracefully within 10 s when
 //!   told.
 //!
