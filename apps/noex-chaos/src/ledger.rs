@@ -9,7 +9,7 @@ use std::time::Duration;
 use noex_core::CallError;
 
 /// How long past its timeout a call may end before it is a violation: scheduling noise on a busy machine.
-/// Time a caller spent frozen (SIGSTOP) or starved is measured and excused on top (see `worker::Stalls`).
+/// Time a caller spent frozen (SIGSTOP) or starved is measured and excused on top (see `stalls::Stalls`).
 pub const LATE_SLACK: Duration = Duration::from_secs(1);
 
 /// How a call ended.

@@ -52,6 +52,8 @@ pub mod ledger;
 pub mod proxy;
 mod run;
 pub mod schedule;
+mod servers;
+mod stalls;
 mod worker;
 
 use std::time::Duration;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use noex_cluster::{ClusterConfig, ClusterEvent, NodeStatus};
-use noex_core::{Context, GenServer, Info, MonitorRef, Pid, ServerRef, StartOptions};
+use noex_core::{MonitorRef, Pid, ServerRef, StartOptions};
 use noex_remote::Node;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::Semaphore;
@@ -17,6 +17,8 @@ use tokio::sync::Semaphore;
 use crate::control::{Command, Report};
 use crate::ledger::{CallLedger, MonitorLedger, Outcome};
 use crate::schedule::Rng;
+use crate::servers::{Counter, Watcher};
+use crate::stalls::Stalls;
 
 /// How a worker runs (from the orchestrator's command line).
 #[derive(Clone, Debug, clap::Args)]
@@ -459,109 +461,8 @@ impl Worker {
 }
 
 /// Writes one report line to stdout (the orchestrator reads it).
-fn emit(report: &Report) {
+pub(crate) fn emit(report: &Report) {
     let mut out = std::io::stdout().lock();
     // The orchestrator gone, nobody reads: the worker ends when its stdin closes.
     let _ = writeln!(out, "{report}").and_then(|()| out.flush());
-}
-
-/// Adds what it is called or cast with; a call returns the new value.
-struct Counter(i64);
-
-impl GenServer for Counter {
-    type Call = i64;
-    type Reply = i64;
-    type Cast = i64;
-
-    async fn handle_call(&mut self, by: i64, _ctx: &mut Context<Self>) -> i64 {
-        self.0 += by;
-        self.0
-    }
-
-    async fn handle_cast(&mut self, by: i64, _ctx: &mut Context<Self>) {
-        self.0 += by;
-    }
-}
-
-/// Monitors the processes it is cast, and books every `DOWN` it receives.
-struct Watcher {
-    ledger: Arc<Mutex<MonitorLedger<MonitorRef, (Pid, Instant)>>>,
-    /// Sabotage: books every `DOWN` twice, to show that a duplicate is caught.
-    duplicate: bool,
-    /// Sabotage: ignores every other `DOWN`, to show that a missing one is caught.
-    drop_every_other: bool,
-    received: u64,
-}
-
-impl GenServer for Watcher {
-    type Call = ();
-    type Reply = ();
-    type Cast = Pid;
-
-    async fn handle_call(&mut self, (): (), _ctx: &mut Context<Self>) {}
-
-    async fn handle_cast(&mut self, pid: Pid, ctx: &mut Context<Self>) {
-        let monitor = ctx.monitor(&pid);
-        self.ledger.lock().unwrap().opened(monitor, (pid, Instant::now()));
-    }
-
-    async fn handle_info(&mut self, info: Info, _ctx: &mut Context<Self>) {
-        let Info::Down(down) = info else { return };
-        self.received += 1;
-        if self.drop_every_other && self.received % 2 == 0 {
-            return;
-        }
-        let mut ledger = self.ledger.lock().unwrap();
-        let times = if self.duplicate { 2 } else { 1 };
-        for _ in 0..times {
-            if let Some(violation) = ledger.down(down.monitor.clone()) {
-                emit(&Report::Violation(format!("{violation} (on {}, reason {})", down.pid, down.reason)));
-            }
-        }
-    }
-}
-
-/// Measures the time this process did not run (SIGSTOP, or a starved machine): a thread wakes every 50 ms and
-/// adds every gap past 150 ms to the total. A call's elapsed time minus the stalls during it is what the stack is
-/// judged on. A gap still open when read (the process just resumed, the thread has not run yet) counts too.
-struct Stalls {
-    base: Instant,
-    /// Closed gaps, in milliseconds.
-    total: AtomicU64,
-    /// When the thread last woke, in milliseconds from `base`.
-    last: AtomicU64,
-}
-
-/// How often the stall thread wakes; a gap past three of these is a stall.
-const STALL_TICK: Duration = Duration::from_millis(50);
-
-impl Stalls {
-    fn start() -> Arc<Stalls> {
-        let stalls = Arc::new(Stalls { base: Instant::now(), total: AtomicU64::new(0), last: AtomicU64::new(0) });
-        let counting = stalls.clone();
-        std::thread::spawn(move || {
-            loop {
-                std::thread::sleep(STALL_TICK);
-                let now = counting.now();
-                let gap = now - counting.last.load(Ordering::Acquire);
-                if gap > 3 * STALL_TICK.as_millis() as u64 {
-                    counting.total.fetch_add(gap - STALL_TICK.as_millis() as u64, Ordering::AcqRel);
-                }
-                counting.last.store(now, Ordering::Release);
-            }
-        });
-        stalls
-    }
-
-    fn now(&self) -> u64 {
-        self.base.elapsed().as_millis() as u64
-    }
-
-    /// The time stalled so far, the gap still open included.
-    fn so_far(&self) -> Duration {
-        let total = self.total.load(Ordering::Acquire);
-        let open = self.now().saturating_sub(self.last.load(Ordering::Acquire));
-        let open = if open > 3 * STALL_TICK.as_millis() as u64 { open - STALL_TICK.as_millis() as u64 } else { 0 };
-        Duration::from_millis(total + open)
-    }
 }
