@@ -247,3 +247,39 @@ impl Lines {
         self.seen.iter().map(|(line, _)| format!("{line}\n")).collect()
     }
 }
+
+/// A directory of its own for one test (cookie files, a home directory), removed when dropped.
+pub struct ScratchDir {
+    path: std::path::PathBuf,
+}
+
+impl ScratchDir {
+    /// A new, empty directory named after `test` (and this process, so that concurrent runs do not meet).
+    pub fn new(test: &str) -> ScratchDir {
+        let path = std::env::temp_dir().join(format!("noex-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()));
+        ScratchDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Writes `contents` to the file `name` in this directory with permission bits `mode`; returns its path.
+    #[cfg(unix)]
+    pub fn file(&self, name: &str, contents: &str, mode: u32) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path.join(name);
+        std::fs::write(&path, contents).expect("write a scratch file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("set its mode");
+        path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -129,3 +129,73 @@ fn ctrl_c_right_after_a_peers_kill_9_with_every_core_busy_leaves_within_2_s() {
     drop(busy);
     assert!(took < std::time::Duration::from_secs(2), "Ctrl+C took {took:?}");
 }
+
+/// What `--cookie` prints on stderr (a process's arguments are readable by every local user).
+const COOKIE_FLAG_WARNING: &str =
+    "Warning: --cookie is visible to every user of this machine (ps, /proc); prefer --cookie-file or NOEX_COOKIE";
+
+/// A node started with `args` and `environment`, NOEX_COOKIE and RUST_LOG unset unless given.
+fn start_with(args: &[&str], environment: &[(&str, &str)]) -> App {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-counter-node"));
+    command.args(args).env_remove("RUST_LOG").env_remove("NOEX_COOKIE").envs(environment.iter().copied());
+    App::start(command)
+}
+
+#[cfg(unix)]
+#[test]
+fn the_cookie_comes_from_a_private_file_or_the_environment_and_the_flag_is_warned_about() {
+    let scratch = noex_tests::apps::ScratchDir::new("counter-cookie-sources");
+    let file = scratch.file("cookie", &format!("{COOKIE}\n"), 0o600);
+    let file = file.to_str().unwrap();
+    let mut filed = start_with(&["--name", "filed", "--port", "0", "--cookie-file", file], &[]);
+    let filed_id = filed.expect_prefixed("Starting node: ");
+    let mut from_env = start_with(&["--name", "env", "--port", "0", "--seed", &filed_id], &[("NOEX_COOKIE", COOKIE)]);
+    from_env.expect(&format!("Node joined: {filed_id}"));
+    let (mut flagged, flagged_id) = start("flagged", &[&filed_id]);
+    flagged.expect_stderr_line(|line| line == COOKIE_FLAG_WARNING, noex_tests::apps::WAIT);
+    filed.expect(&format!("Node joined: {flagged_id}"));
+
+    for node in [&mut filed, &mut from_env, &mut flagged] {
+        node.send_line("/quit");
+        assert!(node.wait().success(), "{}", node.transcript());
+    }
+    for node in [&mut filed, &mut from_env] {
+        let transcript = node.transcript();
+        assert!(!transcript.contains("Warning"), "no warning without --cookie: {transcript}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cookie_file_others_can_read_is_refused_in_one_line_with_the_fix() {
+    let scratch = noex_tests::apps::ScratchDir::new("counter-cookie-exposed");
+    let given = scratch.file("cookie", "secret\n", 0o644);
+    // The default file, in a home directory of the test's own.
+    let home = scratch.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let default = scratch.file("home/.noex.cookie", "secret\n", 0o640);
+    let cases = [
+        (
+            start_with(&["--name", "a", "--port", "0", "--cookie-file", given.to_str().unwrap()], &[]),
+            &given,
+            "others (mode 0644)",
+        ),
+        (
+            start_with(&["--name", "b", "--port", "0"], &[("HOME", home.to_str().unwrap())]),
+            &default,
+            "its group (mode 0640)",
+        ),
+    ];
+    for (mut node, path, exposure) in cases {
+        let path = path.display();
+        let expected = format!(
+            "Fatal error: cannot obtain the cluster cookie: cookie file {path} is readable by {exposure}; run: chmod 600 {path}"
+        );
+        node.expect_stderr_line(|line| line == expected, noex_tests::apps::WAIT);
+        assert_eq!(node.wait().code(), Some(1));
+        let transcript = node.transcript();
+        let stderr = transcript.split("--- stderr\n").nth(1).unwrap_or_default();
+        assert_eq!(stderr.lines().count(), 2, "one line, then the transcript's end marker: {transcript}");
+        assert!(!transcript.contains("panicked"), "{transcript}");
+    }
+}

@@ -140,3 +140,33 @@ fn ctrl_c_right_after_a_peers_kill_9_with_every_core_busy_completes_within_2_s()
         assert!(took < Duration::from_secs(2), "Ctrl+C took {took:?}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn the_cookie_flag_is_warned_about_and_a_cookie_file_others_can_read_is_refused() {
+    let (mut flagged, _) = start("flagged", None);
+    let warning =
+        "Warning: --cookie is visible to every user of this machine (ps, /proc); prefer --cookie-file or NOEX_COOKIE";
+    flagged.expect_stderr_line(|line| line == warning, WAIT);
+    flagged.interrupt();
+    assert!(flagged.wait().success());
+
+    let scratch = noex_tests::apps::ScratchDir::new("observer-cookie-exposed");
+    let file = scratch.file("cookie", "e2e-observer\n", 0o604);
+    let mut refused = App::spawn(PROGRAM, ["--name", "x", "--port", "0", "--cookie-file", file.to_str().unwrap()]);
+    let path = file.display();
+    let expected = format!(
+        "Fatal error: cannot start the node: cannot obtain the cluster cookie: cookie file {path} is readable by others \
+         (mode 0604); run: chmod 600 {path}"
+    );
+    refused.expect_stderr_line(|line| line == expected, WAIT);
+    assert_eq!(refused.wait().code(), Some(1));
+    let transcript = refused.transcript();
+    assert!(!transcript.contains("panicked") && !transcript.contains("Warning"), "{transcript}");
+
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut private = App::spawn(PROGRAM, ["--name", "y", "--port", "0", "--cookie-file", file.to_str().unwrap()]);
+    private.expect_prefixed("Node ID: ");
+    private.interrupt();
+    assert!(private.wait().success(), "{}", private.transcript());
+}

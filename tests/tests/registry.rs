@@ -173,30 +173,30 @@ async fn names_registered_on_both_sides_of_a_partition_converge_when_it_heals() 
     b_proxy.pause();
     wait_connected(a.cluster(), 0).await;
     wait_connected(b.cluster(), 0).await;
-    let on_b = counter_pid(&b).await;
-    b.registry().register("leader", &on_b).unwrap();
     let on_a = counter_pid(&a).await;
-    let a_down = a.runtime().monitor(&on_a);
-    // Strictly later, so that the rule has one answer: the earlier registration (b's) wins.
-    tokio::time::sleep(Duration::from_millis(5)).await;
     a.registry().register("leader", &on_a).unwrap();
-    let mut a_events = a.registry().events();
+    let on_b = counter_pid(&b).await;
+    let b_down = b.runtime().monitor(&on_b);
+    // Later by the clock, and it makes no difference: the rule looks at no clock, only at the registrars, and
+    // a's id sorts before b's.
+    b.registry().register("leader", &on_b).unwrap();
+    let mut b_events = b.registry().events();
 
     a_proxy.resume();
     b_proxy.resume();
-    everywhere(&[a.clone(), b.clone()], "leader", Some(&on_b)).await;
-    assert_eq!(within("the loser's end", a_down).await.reason, ExitReason::error("global name conflict: leader"));
-    assert!(b.runtime().is_alive(&on_b));
+    everywhere(&[a.clone(), b.clone()], "leader", Some(&on_a)).await;
+    assert_eq!(within("the loser's end", b_down).await.reason, ExitReason::error("global name conflict: leader"));
+    assert!(a.runtime().is_alive(&on_a));
     let conflict = within("the conflict event", async {
         loop {
-            if let Ok(RegistryEvent::ConflictResolved { winner, loser, .. }) = a_events.recv().await {
+            if let Ok(RegistryEvent::ConflictResolved { winner, loser, .. }) = b_events.recv().await {
                 return (winner, loser);
             }
         }
     })
     .await;
-    assert_eq!(conflict, (on_b.clone(), on_a));
-    everywhere(&[a, b], "leader", Some(&on_b)).await;
+    assert_eq!(conflict, (on_a.clone(), on_b));
+    everywhere(&[a, b], "leader", Some(&on_a)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,4 +223,135 @@ async fn a_registry_started_on_an_already_connected_node_asks_its_peers_for_thei
     let a_registry = a.registry().clone();
     eventually("a learns b's registration", || a_registry.whereis("late") == Some(late.clone())).await;
     b.shutdown().await;
+}
+
+/// Registers `count` names of about `len` bytes on `node`, spread over a few of its processes.
+async fn register_many(node: &Node, count: usize, len: usize) -> Vec<(String, Pid)> {
+    let mut pids = Vec::new();
+    for _ in 0..8 {
+        pids.push(counter_pid(node).await);
+    }
+    let names: Vec<(String, Pid)> =
+        (0..count).map(|i| (format!("{i:08}-{}", "n".repeat(len.saturating_sub(9))), pids[i % 8].clone())).collect();
+    for (name, pid) in &names {
+        node.registry().register(name, pid).unwrap();
+    }
+    names
+}
+
+fn holds_all(node: &Node, names: &[(String, Pid)]) -> bool {
+    let registry = node.registry();
+    registry.len() == names.len() && names.iter().all(|(name, pid)| registry.whereis(name).as_ref() == Some(pid))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_larger_than_a_frame_reaches_a_joiner_whole() {
+    let a = full_node("a", &[]).await;
+    // 10 MB of names: more than one frame (8 MiB) can carry.
+    let names = register_many(&a, 12_000, 850).await;
+    let joiner = full_node("joiner", &[a.id()]).await;
+    eventually("the joiner holds every name", || holds_all(&joiner, &names)).await;
+    let stats = a.cluster().connection_stats(joiner.id()).unwrap();
+    assert!(stats.bytes_out > noex_proto::DEFAULT_MAX_FRAME as u64, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_cut_by_a_lost_connection_is_completed_by_the_next_one() {
+    use noex_tests::cluster::wait_connected;
+    let (a, a_proxy) = behind_proxy("a", &[]).await;
+    let mut names = register_many(&a, 12_000, 850).await;
+    // Slow enough that the sync (10 MB) is caught half way.
+    a_proxy.throttle(8 << 20);
+    let (b, b_proxy) = behind_proxy("b", &[a.id()]).await;
+    b_proxy.throttle(8 << 20);
+    let registry = b.registry().clone();
+    eventually("b has part of a's table", || registry.len() > 100).await;
+    a_proxy.pause();
+    b_proxy.pause();
+    assert!(registry.len() < names.len(), "the sync was not cut: throttle harder");
+    wait_connected(b.cluster(), 0).await;
+    wait_connected(a.cluster(), 0).await;
+    // Meanwhile a frees a name and registers another: the next full sync must say so.
+    let (gone, _) = names.remove(0);
+    assert!(a.registry().unregister(&gone));
+    let pid = counter_pid(&a).await;
+    a.registry().register("while-apart", &pid).unwrap();
+    names.push(("while-apart".into(), pid));
+    a_proxy.throttle(0);
+    b_proxy.throttle(0);
+    a_proxy.resume();
+    b_proxy.resume();
+    eventually("b holds a's whole table", || holds_all(&b, &names)).await;
+    assert_eq!(b.registry().whereis(&gone), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_s_many_names_are_gone_when_it_is_reported_down_and_membership_goes_on() {
+    use noex_cluster::ClusterEvent;
+    let a = full_node("a", &[]).await;
+    let names = register_many(&a, 50_000, 12).await;
+    let b = full_node("b", &[a.id()]).await;
+    eventually("b holds a's table", || holds_all(&b, &names)).await;
+    let mut b_events = b.cluster().events();
+    let mut registry_events = b.registry().events();
+    a.crash().await;
+    let c = full_node("c", &[b.id()]).await;
+    // The node down and the next node up both reach b; the names did not hold the membership lock meanwhile.
+    let mut seen = (false, false);
+    within("a down and c up on b", async {
+        while seen != (true, true) {
+            match b_events.recv().await.unwrap() {
+                ClusterEvent::NodeDown { node, .. } if node.node == *a.id() => {
+                    // From the moment a is reported down, none of its names is seen, and they are free.
+                    assert_eq!(b.registry().whereis(&names[0].0), None);
+                    let mine = counter_pid(&b).await;
+                    assert_eq!(b.registry().register(&names[1].0, &mine), Ok(()));
+                    seen.0 = true;
+                }
+                ClusterEvent::NodeUp(info) if info.node == *c.id() => seen.1 = true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(b.registry().len(), 1);
+    let mut freed = 0;
+    loop {
+        match registry_events.try_recv() {
+            Ok(RegistryEvent::Unregistered { reason: UnregisterReason::NodeDown, .. }) => freed += 1,
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(freed > 0, "the removals are events too (the last ones, at least: the channel holds 1024)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_take_a_held_name_by_what_its_frames_claim() {
+    use noex_proto::{Frame, FullSync, RegistryEntry, RegistrySync};
+    let a = full_node("a", &[]).await;
+    let held = counter_pid(&a).await;
+    a.registry().register("x", &held).unwrap();
+    let mut events = a.registry().events();
+    // A peer that speaks the protocol by hand: its id sorts after a's, whatever pid and however it announces.
+    let z = noex_tests::cluster::node("z", &[a.id()]).await;
+    noex_tests::cluster::wait_connected(&z, 1).await;
+    let claimed = noex_core::Pid::new(a.id().node_name(), a.cluster().creation(), 1);
+    for full in [None, Some(FullSync { id: 1, first: true, last: true })] {
+        let entries = vec![RegistryEntry { name: "x".into(), pid: claimed.clone() }];
+        let sync = RegistrySync { full, entries, removed: vec!["x".into()], answer_wanted: false };
+        z.send(a.id(), Frame::RegistrySync(sync)).unwrap();
+        let (winner, loser) = within("the conflict", async {
+            loop {
+                if let Ok(RegistryEvent::ConflictResolved { winner, loser, .. }) = events.recv().await {
+                    return (winner, loser);
+                }
+            }
+        })
+        .await;
+        assert_eq!((winner, loser), (held.clone(), claimed.clone()));
+    }
+    assert_eq!(a.registry().whereis("x"), Some(held.clone()));
+    assert!(a.runtime().is_alive(&held));
+    z.shutdown().await;
 }

@@ -1,7 +1,13 @@
 //! The command line: flags, checked by clap before anything starts, and the cluster configuration they make.
 
+use std::path::PathBuf;
+
 use clap::Parser;
 use noex_cluster::{ClusterConfig, Cookie, DEFAULT_PORT, NodeId};
+
+/// Printed on stderr when the secret is given on the command line.
+pub(crate) const COOKIE_FLAG_WARNING: &str =
+    "Warning: --cookie is visible to every user of this machine (ps, /proc); prefer --cookie-file or NOEX_COOKIE";
 
 /// Distributed Counter: a node of a noex cluster of counters, driven from a REPL.
 #[derive(Clone, Debug, Parser)]
@@ -23,9 +29,14 @@ pub(crate) struct Cli {
     #[arg(long, default_value = "127.0.0.1")]
     pub(crate) host: String,
 
-    /// The cluster secret [default: $NOEX_COOKIE, else ~/.noex.cookie]
+    /// The cluster secret; visible to every local user (ps, /proc): prefer --cookie-file or $NOEX_COOKIE
     #[arg(long)]
     pub(crate) cookie: Option<String>,
+
+    /// A file holding the cluster secret, private to its owner (chmod 600) [default: $NOEX_COOKIE, else
+    /// ~/.noex.cookie]
+    #[arg(long, value_name = "PATH")]
+    pub(crate) cookie_file: Option<PathBuf>,
 
     /// What to log to stderr, as a tracing filter (e.g. "info", "noex_cluster=debug") [default: $RUST_LOG, else
     /// "error"]
@@ -41,7 +52,13 @@ impl Cli {
         config.port = self.port;
         config.seeds = self.seeds.iter().filter(|seed| !seed.is_empty()).cloned().collect();
         config.cookie = self.cookie.as_ref().map(|secret| Cookie::new(secret.as_bytes()));
+        config.cookie_file = self.cookie_file.clone();
         config
+    }
+
+    /// The warning to print before starting, if the flags call for one.
+    pub(crate) fn warning(&self) -> Option<&'static str> {
+        self.cookie.is_some().then_some(COOKIE_FLAG_WARNING)
     }
 
     /// The tracing filter: `--log`, else `RUST_LOG`, else errors only (the REPL owns the terminal, and log lines
@@ -101,9 +118,14 @@ mod tests {
 
     #[test]
     fn cookie_and_host() {
-        let config = parse(&["-n", "a", "--cookie", "secret", "--host", "10.0.0.1"]).unwrap().cluster_config();
+        let cli = parse(&["-n", "a", "--cookie", "secret", "--host", "10.0.0.1"]).unwrap();
+        assert_eq!(cli.warning(), Some(COOKIE_FLAG_WARNING));
+        let config = cli.cluster_config();
         assert_eq!(config.cookie, Some(Cookie::new("secret")));
         assert_eq!(config.host, "10.0.0.1");
+        let cli = parse(&["-n", "a", "--cookie-file", "/run/secrets/noex"]).unwrap();
+        assert_eq!(cli.warning(), None);
+        assert_eq!(cli.cluster_config().cookie_file, Some(PathBuf::from("/run/secrets/noex")));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! counter's node dies, the watching node prints the counter's `DOWN` (reason `noconnection`) and the node's
 //! departure.
 //!
-//! Run three nodes in three terminals (they share the cookie in `~/.noex.cookie`, or pass `--cookie`):
+//! Run three nodes in three terminals (they share the cookie in `~/.noex.cookie`, or pass `--cookie-file`):
 //!
 //! ```text
 //! cargo run -p counter-node -- --name node1 --port 4369
@@ -40,6 +40,9 @@ use clap::Parser;
 /// stderr, and runs the node on its own tokio runtime until the user leaves.
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let Some(warning) = cli.warning() {
+        eprintln!("{warning}");
+    }
     tracing_subscriber::fmt().with_env_filter(cli.log_filter()).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

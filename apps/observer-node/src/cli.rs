@@ -1,5 +1,6 @@
 //! Command-line flags.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -23,12 +24,27 @@ pub(crate) struct Cli {
     /// The host this node is reached at by the others.
     #[arg(long, default_value = "127.0.0.1")]
     pub(crate) host: String,
-    /// The cluster's shared secret (default: $NOEX_COOKIE, else ~/.noex.cookie).
+    /// The cluster's shared secret; visible to every local user (ps, /proc): prefer --cookie-file or $NOEX_COOKIE.
     #[arg(long)]
     pub(crate) cookie: Option<String>,
+    /// A file holding the cluster's shared secret, private to its owner (chmod 600) (default: $NOEX_COOKIE, else
+    /// ~/.noex.cookie).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) cookie_file: Option<PathBuf>,
     /// Log filter for messages on stderr (tracing's syntax, e.g. `info` or `noex_cluster=debug`).
     #[arg(long, default_value = "warn")]
     pub(crate) log: String,
+}
+
+/// Printed on stderr when the secret is given on the command line.
+pub(crate) const COOKIE_FLAG_WARNING: &str =
+    "Warning: --cookie is visible to every user of this machine (ps, /proc); prefer --cookie-file or NOEX_COOKIE";
+
+impl Cli {
+    /// The warning to print before starting, if the flags call for one.
+    pub(crate) fn warning(&self) -> Option<&'static str> {
+        self.cookie.is_some().then_some(COOKIE_FLAG_WARNING)
+    }
 }
 
 /// The longest interval accepted: a day (longer ones would overflow the timer, and mean nothing here).
@@ -62,6 +78,15 @@ mod tests {
             Cli::try_parse_from(["observer-node", "-n", "b", "-p", "4370", "-s", "a@127.0.0.1:4369", "-s", "c@h:1"])
                 .unwrap();
         assert_eq!(cli.seeds, ["a@127.0.0.1:4369", "c@h:1"]);
+        assert_eq!(cli.warning(), None);
+    }
+
+    #[test]
+    fn a_cookie_on_the_command_line_is_warned_about_and_a_file_is_not() {
+        let cli = Cli::try_parse_from(["observer-node", "-n", "a", "--cookie", "s"]).unwrap();
+        assert_eq!(cli.warning(), Some(COOKIE_FLAG_WARNING));
+        let cli = Cli::try_parse_from(["observer-node", "-n", "a", "--cookie-file", "/x/y"]).unwrap();
+        assert_eq!((cli.warning(), cli.cookie_file), (None, Some(PathBuf::from("/x/y"))));
     }
 
     #[test]

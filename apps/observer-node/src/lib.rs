@@ -34,6 +34,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 /// Runs the program; `heap` is the program's global allocator, if it counts (see `main.rs`).
 pub fn main(heap: Option<&'static CountingAllocator>) -> ExitCode {
     let cli = Cli::parse();
+    if let Some(warning) = cli.warning() {
+        eprintln!("{warning}");
+    }
     let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log) {
         Ok(filter) => filter,
         Err(error) => {
@@ -66,6 +69,7 @@ async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Resu
     config.port = cli.port;
     config.seeds = cli.seeds.clone();
     config.cookie = cli.cookie.as_deref().map(Cookie::new);
+    config.cookie_file = cli.cookie_file.clone();
     let node = Node::bind(config).await.context("cannot start the node")?;
     println!("Starting node: {}", node.id());
     let mut local = LocalObserver::new(node.runtime());

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 13] = [
+pub(crate) const ALL: [&str; 15] = [
     "local_call",
     "local_cast",
     "spawn",
@@ -17,9 +17,11 @@ pub(crate) const ALL: [&str; 13] = [
     "mesh_16",
     "remote_call",
     "remote_cast",
+    "remote_call_concurrent",
     "remote_cast_backpressure",
     "overload_signals",
     "registry_register",
+    "registry_sync",
     "cluster_snapshot_3",
     "cluster_snapshot_16",
 ];
@@ -41,9 +43,11 @@ pub(crate) async fn run(case: &str) -> String {
         "mesh_16" => crate::cluster_cases::mesh_16().await,
         "remote_call" => crate::remote_cases::remote_call().await,
         "remote_cast" => crate::remote_cases::remote_cast().await,
+        "remote_call_concurrent" => crate::concurrency_cases::remote_call_concurrent().await,
         "remote_cast_backpressure" => crate::flow_cases::remote_cast_backpressure().await,
         "overload_signals" => crate::flow_cases::overload_signals().await,
         "registry_register" => crate::remote_cases::registry_register().await,
+        "registry_sync" => crate::registry_cases::registry_sync().await,
         "cluster_snapshot_3" => crate::observer_cases::cluster_snapshot(3).await,
         "cluster_snapshot_16" => crate::observer_cases::cluster_snapshot(16).await,
         _ => unreachable!("main only passes known cases"),

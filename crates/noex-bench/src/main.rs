@@ -9,14 +9,16 @@
 
 mod cases;
 mod cluster_cases;
+mod concurrency_cases;
 mod flow_cases;
 mod observer_cases;
+mod registry_cases;
 mod remote_cases;
 mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: noex-bench <case|all>   (cases: local_call local_cast spawn idle_memory frame_rtt mesh_16 remote_call remote_cast remote_cast_backpressure overload_signals registry_register cluster_snapshot_3 cluster_snapshot_16)";
+const USAGE: &str = "usage: noex-bench <case|all>   (cases: local_call local_cast spawn idle_memory frame_rtt mesh_16 remote_call remote_cast remote_call_concurrent remote_cast_backpressure overload_signals registry_register registry_sync cluster_snapshot_3 cluster_snapshot_16)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

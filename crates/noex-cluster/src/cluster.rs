@@ -45,15 +45,13 @@ pub(crate) struct Inner {
     accepting: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The listener of a cluster bound but not yet opened (see [`Cluster::bind`]).
     parked: Mutex<Option<TcpListener>>,
-    /// Bounds the handshakes in progress, so unauthenticated clients cannot exhaust the node.
-    pub(crate) handshakes: Arc<tokio::sync::Semaphore>,
+    /// Bounds the handshakes in progress, in all and per source address, so unauthenticated clients cannot
+    /// exhaust the node (see `slots.rs`).
+    pub(crate) handshakes: Arc<crate::slots::Slots>,
 }
 
 /// How long a leaving node waits for its goodbyes (and what was queued before them) to be written.
 const GOODBYE_WAIT: Duration = Duration::from_millis(500);
-
-/// The most handshakes a node runs at once; more connections are closed at once.
-const MAX_PENDING_HANDSHAKES: usize = 256;
 
 #[derive(Default)]
 pub(crate) struct State {
@@ -122,7 +120,7 @@ impl Cluster {
             shutdown: liveness_done,
             accepting: Mutex::new(None),
             parked: Mutex::new(Some(listener)),
-            handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
+            handshakes: Arc::default(),
         });
         liveness_runtime.spawn(crate::liveness::liveness(Arc::downgrade(&inner)));
         tracing::info!(node = %inner.local, creation, "cluster node bound");

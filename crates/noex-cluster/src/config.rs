@@ -1,6 +1,7 @@
 //! `ClusterConfig`: how a node joins a cluster, with defaults, validated before anything starts.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use noex_proto::{DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, Host, NodeId};
@@ -30,8 +31,13 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// How long a connection may stay silent before its node is declared down. Default 3 s.
     pub failure_timeout: Duration,
-    /// How long a handshake may take. Default 5 s.
+    /// How long our dial of a node may take, from the TCP connect to its `Welcome`. Default 5 s.
     pub handshake_timeout: Duration,
+    /// How long a connection we accepted may take to authenticate (its `Hello`, then its `Proof`): the most an
+    /// unauthenticated client holds one of our handshake slots. The `Hello` comes with the connection, then it
+    /// takes one round trip and two HMACs; the default, 1 s, is twice the worst round trips between continents
+    /// (300-400 ms), with room for a busy peer.
+    pub preauth_timeout: Duration,
     /// The first reconnect delay; it doubles (with jitter) up to `reconnect_max`. Default 200 ms.
     pub reconnect_min: Duration,
     /// The longest reconnect delay. Default 10 s.
@@ -50,8 +56,13 @@ pub struct ClusterConfig {
     /// casts are still sent. Bounds what awaited casts to a slow node hold in memory on both sides. Default 1 MiB
     /// (Erlang's default busy limit of a distribution port).
     pub cast_window: usize,
-    /// The cluster secret; `None` reads `NOEX_COOKIE`, else `~/.noex.cookie` (created on first use).
+    /// The cluster secret. It comes first; then `cookie_file`, then `NOEX_COOKIE`, then `~/.noex.cookie`
+    /// (created on first use). Prefer a file or the environment to a command-line flag: other local users can
+    /// read a process's arguments.
     pub cookie: Option<Cookie>,
+    /// A file holding the cluster secret, used when `cookie` is `None`. It must exist and be private to its owner
+    /// (mode 0600 or 0400): one open to its group or others is refused, with the `chmod` that fixes it.
+    pub cookie_file: Option<PathBuf>,
 }
 
 impl ClusterConfig {
@@ -66,6 +77,7 @@ impl ClusterConfig {
             heartbeat_interval: Duration::from_millis(500),
             failure_timeout: Duration::from_secs(3),
             handshake_timeout: Duration::from_secs(5),
+            preauth_timeout: Duration::from_secs(1),
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(10),
             max_frame: DEFAULT_MAX_FRAME,
@@ -73,6 +85,7 @@ impl ClusterConfig {
             outbound_buffer: 64 << 20,
             cast_window: 1 << 20,
             cookie: None,
+            cookie_file: None,
         }
     }
 
@@ -93,8 +106,8 @@ impl ClusterConfig {
         if self.failure_timeout <= self.heartbeat_interval {
             return setting("failure_timeout", "must be longer than heartbeat_interval");
         }
-        if self.handshake_timeout.is_zero() {
-            return setting("handshake_timeout", "must be positive");
+        if self.handshake_timeout.is_zero() || self.preauth_timeout.is_zero() {
+            return setting("handshake_timeout/preauth_timeout", "must be positive");
         }
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
             return setting("reconnect_min/reconnect_max", "need 0 < reconnect_min <= reconnect_max");
@@ -114,13 +127,7 @@ impl ClusterConfig {
         if self.cast_window < 1024 {
             return setting("cast_window", "must be at least 1 KiB");
         }
-        let cookie = match &self.cookie {
-            Some(cookie) if cookie.as_bytes().is_empty() => {
-                return Err(ConfigError::Cookie("the cookie is empty".into()));
-            }
-            Some(cookie) => cookie.clone(),
-            None => Cookie::from_environment()?,
-        };
+        let cookie = Cookie::resolve(self.cookie.as_ref(), self.cookie_file.as_deref())?;
         let bind = self.bind.unwrap_or_else(|| {
             let ip = match identity.host() {
                 Host::Ipv4(ip) => IpAddr::V4(*ip),
@@ -181,6 +188,8 @@ mod tests {
         assert_eq!((c.heartbeat_interval, c.failure_timeout), (Duration::from_millis(500), Duration::from_secs(3)));
         assert_eq!((c.reconnect_min, c.reconnect_max), (Duration::from_millis(200), Duration::from_secs(10)));
         assert_eq!((c.max_frame, c.handshake_max_frame), (8 << 20, 64 << 10));
+        assert_eq!((c.handshake_timeout, c.preauth_timeout), (Duration::from_secs(5), Duration::from_secs(1)));
+        assert_eq!((c.cookie.as_ref(), c.cookie_file.as_ref()), (None, None));
         let settings = config("a").validate().unwrap();
         assert_eq!(settings.bind_address(), "127.0.0.1:4369".parse().unwrap(), "binds the advertised IP");
         assert_eq!(settings.node_id(4369).as_str(), "a@127.0.0.1:4369");
@@ -229,6 +238,10 @@ mod tests {
             (
                 ClusterConfig { handshake_max_frame: 16 << 20, ..config("a") },
                 "invalid setting 'handshake_max_frame': must be between 1 KiB and max_frame",
+            ),
+            (
+                ClusterConfig { preauth_timeout: Duration::ZERO, ..config("a") },
+                "invalid setting 'handshake_timeout/preauth_timeout': must be positive",
             ),
             (
                 ClusterConfig { cookie: Some(Cookie::new("")), ..config("a") },

@@ -1,6 +1,7 @@
 //! Connecting: the accept loop and the dial loops (with jittered backoff), and driving the handshake over a
 //! real connection, with the frame limit switched on success.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,12 +10,13 @@ use noex_proto::{Frame, FrameCodec, NodeId, RejectReason};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Framed};
 
 use crate::admission::{Attempt, End};
 use crate::cluster::Inner;
 use crate::event::ClusterEvent;
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer, Step};
+use crate::slots::Slot;
 
 /// What the acceptor's owner says about a peer that presented a valid `Hello`.
 pub(crate) enum Admission {
@@ -47,17 +49,16 @@ where
 }
 
 /// Runs the acceptor's side; `admit` decides, once the `Hello` checks out, whether this peer may connect. On
-/// success the peer is authenticated, and the frame returned (`Welcome`) is what ends its handshake: the caller
-/// sends it once it has decided to keep the connection.
-pub(crate) async fn accept<T>(
-    framed: &mut Framed<T, FrameCodec>,
+/// success the peer is authenticated, and the frame returned (`Welcome`, with our proof) is what ends its
+/// handshake: the caller sends it once it has decided to keep the connection. Every wait on the peer holds a
+/// place in `slot`'s source queue (see `slots.rs`).
+pub(crate) async fn accept(
+    framed: &mut Framed<TcpStream, FrameCodec>,
+    slot: &Slot,
     mut acceptor: Acceptor,
     admit: impl FnOnce(&Peer) -> Admission,
-) -> Result<(Peer, Frame), HandshakeError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    let peer = match acceptor.on_hello(receive(framed).await?) {
+) -> Result<(Peer, Frame), HandshakeError> {
+    let peer = match acceptor.on_hello(receive_in(framed, slot).await?) {
         Ok(peer) => peer,
         Err((error, reject)) => return Err(fail(framed, error, reject.map(Frame::Reject)).await),
     };
@@ -65,11 +66,42 @@ where
         return Err(fail(framed, HandshakeError::Rejected(reason), Some(Frame::Reject(reason))).await);
     }
     send(framed, acceptor.challenge()).await?;
-    match acceptor.on_proof(receive(framed).await?) {
+    match acceptor.on_proof(receive_in(framed, slot).await?) {
         Step::Done(peer, Some(welcome)) => Ok((peer, welcome)),
         Step::Done(_, None) => unreachable!("the acceptor ends the handshake with Welcome"),
         Step::Fail(error, reply) => Err(fail(framed, error, reply).await),
         Step::Send(_) => unreachable!("the acceptor's proof step ends the handshake"),
+    }
+}
+
+/// The peer's next frame, awaited in its source's queue. If a newer connection from the same address takes the
+/// place first, the frame may still have arrived (this task was merely slow to read it): what the socket holds is
+/// read without waiting and decoded. Otherwise the connection is idle, and is closed (`Idle`).
+async fn receive_in(framed: &mut Framed<TcpStream, FrameCodec>, slot: &Slot) -> Result<Frame, HandshakeError> {
+    {
+        let wait = slot.wait();
+        tokio::select! {
+            biased;
+            frame = receive(framed) => return frame,
+            () = wait.displaced() => {}
+        }
+    }
+    arrived(framed).unwrap_or(Err(HandshakeError::Idle))
+}
+
+/// A frame already in the read buffer or the socket, if there is a whole one. The socket is read directly (it is
+/// non-blocking), since the runtime may not have noticed yet that it is readable; the codec is stateless between
+/// frames, so a fresh one decodes what the connection's own would.
+fn arrived(framed: &mut Framed<TcpStream, FrameCodec>) -> Option<Result<Frame, HandshakeError>> {
+    use std::io::Read;
+    let mut chunk = [0u8; 4096];
+    let read = (&*socket2::SockRef::from(framed.get_ref())).read(&mut chunk).unwrap_or(0);
+    framed.read_buffer_mut().extend_from_slice(&chunk[..read]);
+    let mut codec = FrameCodec::with_limit(framed.codec().limit());
+    match codec.decode(framed.read_buffer_mut()) {
+        Ok(Some(Ok(frame))) => Some(Ok(frame)),
+        Ok(Some(Err(malformed))) | Err(malformed) => Some(Err(HandshakeError::Malformed(malformed))),
+        Ok(None) => None,
     }
 }
 
@@ -109,16 +141,7 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, address)) => match inner.handshakes.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let connection_inner = inner.clone();
-                    inner.tasks.spawn(async move {
-                        accept_one(connection_inner, stream, address).await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => tracing::warn!(%address, "too many handshakes in progress; connection refused"),
-            },
+            Ok((stream, address)) => serve(&inner, stream, address),
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -127,29 +150,40 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     }
 }
 
-async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: std::net::SocketAddr) {
+/// Starts the handshake of an accepted connection in a slot of its own, or closes it at once if every slot is
+/// taken (`Slots::take` logs the episode).
+fn serve(inner: &Arc<Inner>, stream: TcpStream, address: SocketAddr) {
+    if let Some(slot) = inner.handshakes.take(address.ip()) {
+        inner.tasks.spawn(accept_one(inner.clone(), stream, address, slot));
+    }
+}
+
+async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: SocketAddr, slot: Slot) {
     let _ = stream.set_nodelay(true);
     let config = &inner.settings.config;
     let mut framed = Framed::new(stream, FrameCodec::with_limit(config.handshake_max_frame));
     let acceptor = Acceptor::new(inner.local.clone(), inner.creation, inner.settings.cookie.clone());
     // Held until the connection is registered or refused: meanwhile our own dial to that node waits.
     let mut in_progress = None;
-    let handshake = accept(&mut framed, acceptor, |peer| match inner.admit(peer) {
+    let handshake = accept(&mut framed, &slot, acceptor, |peer| match inner.admit(peer) {
         Ok(guard) => {
             in_progress = Some(guard);
             Admission::Admit
         }
         Err(reason) => Admission::Refuse(reason),
     });
-    match tokio::time::timeout(config.handshake_timeout, handshake).await {
+    // Unauthenticated until the proof checks out: the whole exchange gets the short pre-authentication deadline.
+    match tokio::time::timeout(config.preauth_timeout, handshake).await {
         Ok(Ok((peer, welcome))) => {
             inner.register(peer, End::Acceptor { welcome }, framed);
         }
         Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
             tracing::debug!(%address, "refused a duplicate connection");
         }
+        // Logged by the slots, a few lines per flood rather than one per connection.
+        Ok(Err(HandshakeError::Idle)) => {}
         Ok(Err(error)) => tracing::warn!(%address, %error, "inbound handshake failed"),
-        Err(_) => tracing::warn!(%address, "inbound handshake timed out"),
+        Err(_) => slot.timed_out(),
     }
     drop(in_progress);
 }
@@ -165,9 +199,9 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId) {
             break;
         }
         // A handshake that claims to come from `node` is unauthenticated until its proof: waiting for such ones
-        // longer than a handshake can last would let a stranger who sends `Hello`s in its name keep us from
-        // dialing it.
-        let impatient = deferred_since.is_some_and(|since| since.elapsed() >= config.handshake_timeout);
+        // longer than an inbound handshake can last (the pre-authentication deadline) would let a stranger who
+        // sends `Hello`s in its name keep us from dialing it.
+        let impatient = deferred_since.is_some_and(|since| since.elapsed() >= config.preauth_timeout);
         match inner.begin_attempt(&node, impatient) {
             Attempt::Connected => return,
             Attempt::Deferred => {

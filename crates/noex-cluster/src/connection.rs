@@ -219,7 +219,7 @@ fn handle(
                 inner.dial(member.node);
             }
         }
-        Ok(Frame::Hello(_) | Frame::Challenge(_) | Frame::Proof(_) | Frame::Welcome | Frame::Reject(_)) => {
+        Ok(Frame::Hello(_) | Frame::Challenge(_) | Frame::Proof(_) | Frame::Welcome { .. } | Frame::Reject(_)) => {
             tracing::warn!(%peer, "closing connection: handshake frame after authentication");
             return Some(DownReason::ConnectionClosed);
         }

@@ -37,6 +37,9 @@ pub enum HandshakeError {
     /// A frame that has no place at this step.
     #[error("unexpected {0} frame during the handshake")]
     Unexpected(&'static str),
+    /// The connection sent nothing while a newer one from the same address needed its place (see `slots.rs`).
+    #[error("idle connection closed for a newer one from the same address")]
+    Idle,
     /// The handshake took longer than allowed.
     #[error("handshake timed out")]
     Timeout,
@@ -68,15 +71,16 @@ pub(crate) enum Step {
     Fail(HandshakeError, Option<Frame>),
 }
 
-/// The dialing side.
+/// The dialing side. It proves first (as in Erlang): its `Proof` answers the acceptor's `Challenge`, and it takes
+/// the connection up only once the acceptor's proof, in `Welcome`, checks out.
 pub(crate) struct Dialer {
     local: NodeId,
     creation: u32,
     expected: NodeId,
     cookie: Cookie,
     nonce: Bytes,
-    /// Set once the challenge checked out.
-    peer: Option<Peer>,
+    /// Set once the challenge checked out and our proof is sent: the acceptor and its nonce.
+    challenged: Option<(Peer, Bytes)>,
 }
 
 impl Dialer {
@@ -85,13 +89,13 @@ impl Dialer {
         let nonce = fresh_nonce();
         let hello =
             Frame::Hello(Hello { version: PROTOCOL_VERSION, node: local.clone(), creation, nonce: nonce.clone() });
-        (Dialer { local, creation, expected, cookie, nonce, peer: None }, hello)
+        (Dialer { local, creation, expected, cookie, nonce, challenged: None }, hello)
     }
 
     pub(crate) fn on_frame(&mut self, frame: Frame) -> Step {
-        match (frame, &self.peer) {
-            (Frame::Challenge(challenge), None) => self.on_challenge(challenge),
-            (Frame::Welcome, Some(peer)) => Step::Done(peer.clone(), None),
+        match (frame, self.challenged.is_some()) {
+            (Frame::Challenge(challenge), false) => self.on_challenge(challenge),
+            (Frame::Welcome { proof }, true) => self.on_welcome(&proof),
             (Frame::Reject(reason), _) => Step::Fail(HandshakeError::Rejected(reason), None),
             (other, _) => Step::Fail(HandshakeError::Unexpected(kind(&other)), None),
         }
@@ -111,23 +115,35 @@ impl Dialer {
         if challenge.nonce.len() < MIN_NONCE_LEN {
             return Step::Fail(HandshakeError::ShortNonce, reject);
         }
-        let handshake = Handshake {
+        let peer = Peer { node: challenge.node, creation: challenge.creation };
+        let proof = auth::proof(self.cookie.as_bytes(), Role::Dialer, &self.transcript(&peer, &challenge.nonce));
+        self.challenged = Some((peer, challenge.nonce));
+        Step::Send(Frame::Proof(Bytes::copy_from_slice(&proof)))
+    }
+
+    /// The acceptor has registered the connection and proves in turn. A `Welcome` whose proof is wrong comes from
+    /// a node that does not know the cookie (it could not have checked ours): the connection is dropped unused.
+    fn on_welcome(&self, proof: &[u8]) -> Step {
+        let Some((peer, nonce)) = &self.challenged else { unreachable!("on_frame checks the step") };
+        if !auth::verify(self.cookie.as_bytes(), Role::Acceptor, &self.transcript(peer, nonce), proof) {
+            return Step::Fail(HandshakeError::BadProof, None);
+        }
+        Step::Done(peer.clone(), None)
+    }
+
+    fn transcript<'a>(&'a self, acceptor: &'a Peer, acceptor_nonce: &'a [u8]) -> Handshake<'a> {
+        Handshake {
             version: PROTOCOL_VERSION,
             dialer: (&self.local, self.creation),
-            acceptor: (&challenge.node, challenge.creation),
+            acceptor: (&acceptor.node, acceptor.creation),
             dialer_nonce: &self.nonce,
-            acceptor_nonce: &challenge.nonce,
-        };
-        if !auth::verify(self.cookie.as_bytes(), Role::Acceptor, &handshake, &challenge.proof) {
-            return Step::Fail(HandshakeError::BadProof, reject);
+            acceptor_nonce,
         }
-        let proof = auth::proof(self.cookie.as_bytes(), Role::Dialer, &handshake);
-        self.peer = Some(Peer { node: challenge.node, creation: challenge.creation });
-        Step::Send(Frame::Proof(Bytes::copy_from_slice(&proof)))
     }
 }
 
-/// The accepting side.
+/// The accepting side. It sends nothing that depends on the cookie before it has verified the dialer's proof
+/// (see "Handshake" in `docs/architecture.md`).
 pub(crate) struct Acceptor {
     local: NodeId,
     creation: u32,
@@ -163,20 +179,18 @@ impl Acceptor {
         Ok(peer)
     }
 
-    /// The `Challenge` answering the accepted `Hello`.
+    /// The `Challenge` answering the accepted `Hello`: our identity and a fresh nonce, nothing keyed.
     pub(crate) fn challenge(&self) -> Frame {
-        let hello = self.hello.as_ref().expect("challenge follows an accepted hello");
-        let proof = auth::proof(self.cookie.as_bytes(), Role::Acceptor, &self.transcript(hello));
         Frame::Challenge(Challenge {
             version: PROTOCOL_VERSION,
             node: self.local.clone(),
             creation: self.creation,
             nonce: self.nonce.clone(),
-            proof: Bytes::copy_from_slice(&proof),
         })
     }
 
-    /// Checks the dialer's `Proof`.
+    /// Checks the dialer's `Proof`; on success the `Welcome` to send (once the connection is registered) carries
+    /// our own proof.
     pub(crate) fn on_proof(&mut self, frame: Frame) -> Step {
         let Some(hello) = &self.hello else { return Step::Fail(HandshakeError::Unexpected(kind(&frame)), None) };
         let proof = match frame {
@@ -184,10 +198,13 @@ impl Acceptor {
             Frame::Reject(reason) => return Step::Fail(HandshakeError::Rejected(reason), None),
             other => return Step::Fail(HandshakeError::Unexpected(kind(&other)), None),
         };
-        if !auth::verify(self.cookie.as_bytes(), Role::Dialer, &self.transcript(hello), &proof) {
+        let transcript = self.transcript(hello);
+        if !auth::verify(self.cookie.as_bytes(), Role::Dialer, &transcript, &proof) {
             return Step::Fail(HandshakeError::BadProof, Some(Frame::Reject(RejectReason::NotAllowed)));
         }
-        Step::Done(Peer { node: hello.node.clone(), creation: hello.creation }, Some(Frame::Welcome))
+        let ours = auth::proof(self.cookie.as_bytes(), Role::Acceptor, &transcript);
+        let welcome = Frame::Welcome { proof: Bytes::copy_from_slice(&ours) };
+        Step::Done(Peer { node: hello.node.clone(), creation: hello.creation }, Some(welcome))
     }
 
     fn transcript<'a>(&'a self, hello: &'a Hello) -> Handshake<'a> {
@@ -214,7 +231,7 @@ pub(crate) fn kind(frame: &Frame) -> &'static str {
         Frame::Hello(_) => "hello",
         Frame::Challenge(_) => "challenge",
         Frame::Proof(_) => "proof",
-        Frame::Welcome => "welcome",
+        Frame::Welcome { .. } => "welcome",
         Frame::Reject(_) => "reject",
         Frame::Heartbeat => "heartbeat",
         Frame::Members(_) => "members",
@@ -224,73 +241,4 @@ pub(crate) fn kind(frame: &Frame) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(text: &str) -> NodeId {
-        text.parse().unwrap()
-    }
-
-    /// Runs a whole handshake between the two machines; returns what each side concluded.
-    fn run(dial_cookie: &str, accept_cookie: &str) -> (Step, Option<Step>) {
-        let (a, b) = (id("a@127.0.0.1:1"), id("b@127.0.0.1:2"));
-        let (mut dialer, hello) = Dialer::start(a.clone(), 1, b.clone(), Cookie::new(dial_cookie));
-        let mut acceptor = Acceptor::new(b, 2, Cookie::new(accept_cookie));
-        let peer = acceptor.on_hello(hello).expect("hello is fine");
-        assert_eq!(peer, Peer { node: a, creation: 1 });
-        match dialer.on_frame(acceptor.challenge()) {
-            Step::Send(proof) => {
-                let accepted = acceptor.on_proof(proof);
-                match accepted {
-                    Step::Done(_, Some(Frame::Welcome)) => (dialer.on_frame(Frame::Welcome), Some(accepted)),
-                    other => (other, None),
-                }
-            }
-            other => (other, None),
-        }
-    }
-
-    #[test]
-    fn matching_cookies_authenticate_both_sides() {
-        let (dialer, acceptor) = run("secret", "secret");
-        assert!(matches!(dialer, Step::Done(Peer { creation: 2, .. }, None)));
-        assert!(matches!(acceptor, Some(Step::Done(Peer { creation: 1, .. }, Some(Frame::Welcome)))));
-    }
-
-    #[test]
-    fn a_wrong_cookie_is_caught_by_the_dialer_first() {
-        let (dialer, acceptor) = run("secret", "other");
-        assert!(matches!(dialer, Step::Fail(HandshakeError::BadProof, Some(Frame::Reject(RejectReason::NotAllowed)))));
-        assert!(acceptor.is_none(), "the dialer never sends its proof");
-    }
-
-    #[test]
-    fn a_forged_proof_is_caught_by_the_acceptor() {
-        let (a, b) = (id("a@127.0.0.1:1"), id("b@127.0.0.1:2"));
-        let mut acceptor = Acceptor::new(b, 2, Cookie::new("secret"));
-        let (_, hello) = Dialer::start(a, 1, acceptor.local.clone(), Cookie::new("guess"));
-        acceptor.on_hello(hello).unwrap();
-        let step = acceptor.on_proof(Frame::Proof(Bytes::from_static(&[0; 32])));
-        assert!(matches!(step, Step::Fail(HandshakeError::BadProof, Some(Frame::Reject(RejectReason::NotAllowed)))));
-    }
-
-    #[test]
-    fn the_dialer_refuses_an_impostor_and_the_acceptor_refuses_bad_hellos() {
-        let (a, b, c) = (id("a@127.0.0.1:1"), id("b@127.0.0.1:2"), id("c@127.0.0.1:3"));
-        let (mut dialer, hello) = Dialer::start(a.clone(), 1, b, Cookie::new("s"));
-        let mut impostor = Acceptor::new(c, 3, Cookie::new("s"));
-        impostor.on_hello(hello).unwrap();
-        assert!(matches!(dialer.on_frame(impostor.challenge()), Step::Fail(HandshakeError::WrongPeer { .. }, _)));
-
-        let mut acceptor = Acceptor::new(a.clone(), 1, Cookie::new("s"));
-        let (_, own_hello) = Dialer::start(a.clone(), 9, id("x@127.0.0.1:9"), Cookie::new("s"));
-        assert!(matches!(acceptor.on_hello(own_hello), Err((HandshakeError::SelfConnection, _))));
-        let old =
-            Frame::Hello(Hello { version: 0, node: id("z@h:1"), creation: 1, nonce: Bytes::from_static(&[0; 32]) });
-        assert!(matches!(acceptor.on_hello(old), Err((HandshakeError::Version(0), _))));
-        let short =
-            Frame::Hello(Hello { version: 1, node: id("z@h:1"), creation: 1, nonce: Bytes::from_static(&[0; 4]) });
-        assert!(matches!(acceptor.on_hello(short), Err((HandshakeError::ShortNonce, _))));
-        assert!(matches!(acceptor.on_hello(Frame::Heartbeat), Err((HandshakeError::Unexpected("heartbeat"), None))));
-    }
-}
+mod tests;

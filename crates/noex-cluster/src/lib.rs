@@ -28,10 +28,14 @@ mod cookie;
 mod credit;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod liveness;
 mod outbound;
 mod routing;
+mod slots;
 mod stats;
 
 pub use cluster::Cluster;

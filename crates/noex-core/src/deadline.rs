@@ -7,18 +7,24 @@
 //! task per runtime sleeps until the earliest deadline (or at most [`IDLE_TICK`]) and wakes the callers whose
 //! deadline has passed. A caller only registers once its reply is not already there, and only wakes the watchdog
 //! if its deadline is earlier than the one the watchdog sleeps towards, which the default 5 s never is.
+//!
+//! The promises, checked by the loom models in `models/deadline.rs` against callers, repliers and the watchdog
+//! running at once: a caller whose deadline has passed is woken (the watchdog is told of a deadline earlier than
+//! the one it sleeps towards), a wait ends with its reply or its timeout and leaves nothing registered, and a
+//! registration's removal never removes another's that reused its slot.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use slab::Slab;
-use tokio::sync::Notify;
-#[cfg(test)]
+#[cfg(all(test, not(noex_loom)))]
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+use crate::sync::{Mutex, MutexGuard, Notify};
 
 /// The longest the watchdog sleeps, so that it notices its runtime is gone.
 const IDLE_TICK: Duration = Duration::from_secs(1);
@@ -51,12 +57,17 @@ struct Ticket {
 impl Deadlines {
     /// Creates the table and spawns its watchdog on `handle`; the watchdog ends soon after the table is dropped.
     pub(crate) fn start(handle: &tokio::runtime::Handle) -> Arc<Self> {
-        let deadlines = Arc::new(Deadlines {
-            state: Mutex::new(State { waiting: Slab::new(), next_id: 0, armed: Instant::now() }),
-            wake_watchdog: Notify::new(),
-        });
+        let deadlines = Arc::new(Deadlines::new());
         handle.spawn(watchdog(Arc::downgrade(&deadlines)));
         deadlines
+    }
+
+    /// The table alone; `start` adds the watchdog task, a model plays the watchdog itself through `expire`.
+    fn new() -> Self {
+        Deadlines {
+            state: Mutex::new(State { waiting: Slab::new(), next_id: 0, armed: Instant::now() }),
+            wake_watchdog: Notify::new(),
+        }
     }
 
     /// Waits for `reply` until `timeout` has passed.
@@ -200,7 +211,10 @@ impl<F> Drop for WaitReply<'_, F> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, noex_loom))]
+mod model;
+
+#[cfg(all(test, not(noex_loom)))]
 mod tests {
     use super::*;
 

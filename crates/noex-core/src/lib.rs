@@ -63,6 +63,7 @@ mod server;
 mod server_ref;
 mod shutdown;
 mod supervisor;
+mod sync;
 
 pub use context::{Context, Timer};
 pub use credit::{CreditSink, Receipt};

@@ -6,13 +6,18 @@
 //! (kill or deliver as a message) must be atomic with the process's `trap_exit` flag. A mutex around a `VecDeque`
 //! does all of that; the consumer swaps the whole queue out under one lock, so producers and the consumer touch the
 //! lock once per batch, not once per message.
+//!
+//! The promises, checked by the loom models in `models/mailbox.rs`: every message pushed is either handed to the
+//! consumer in a batch (in its producer's order), handed back by `close`, or refused to its producer, exactly
+//! once; a consumer that saw an empty queue is woken by the next push or close (its waker is registered under the
+//! same lock that pushes take); an exit signal is decided atomically with `trap_exit` and the link set.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::process::LinkPeer;
-use crate::{ExitReason, Pid};
+use crate::sync::{Mutex, MutexGuard};
+use crate::{ExitReason, ExitSignal, Pid};
 
 pub(crate) struct Mailbox<T> {
     state: Mutex<State<T>>,
@@ -37,6 +42,17 @@ pub(crate) struct Closed<T> {
     pub(crate) reason: ExitReason,
     pub(crate) queued: VecDeque<T>,
     pub(crate) links: Vec<(Pid, LinkPeer)>,
+}
+
+/// What an exit signal did (see [`Mailbox::exit_signal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitOutcome {
+    /// Nothing: the process has ended, the link is gone, or the reason is `normal` and exits are not trapped.
+    Ignored,
+    /// Trapped: queued as a message behind those already there.
+    Queued,
+    /// Fatal: the mailbox is now closed with the reason; the caller aborts the process's task.
+    Closed,
 }
 
 /// What a poll of the mailbox produced.
@@ -104,6 +120,42 @@ impl<T> Mailbox<T> {
         Poll::Ready(Batch::Ready)
     }
 
+    /// An exit signal from `from` (a link's when `via_link`: then acted on only if `from` is still linked, and
+    /// unlinked by it), decided in one locked step with `trap_exit`: trapped (queued as `trapped(signal)`),
+    /// ignored (`normal`), or fatal (the mailbox closes with the reason).
+    pub(crate) fn exit_signal(
+        &self,
+        from: Pid,
+        reason: ExitReason,
+        via_link: bool,
+        trapped: impl FnOnce(ExitSignal) -> T,
+    ) -> ExitOutcome {
+        let waker = {
+            let mut state = self.lock();
+            if state.exit.is_some() {
+                return ExitOutcome::Ignored;
+            }
+            if via_link {
+                let Some(index) = state.links.iter().position(|(p, _)| *p == from) else {
+                    return ExitOutcome::Ignored; // unlinked meanwhile
+                };
+                state.links.swap_remove(index);
+            }
+            if state.trap_exit {
+                state.push_locked(trapped(ExitSignal { from, reason }), false)
+            } else if reason.is_normal() {
+                return ExitOutcome::Ignored;
+            } else {
+                state.close_locked(reason);
+                return ExitOutcome::Closed;
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        ExitOutcome::Queued
+    }
+
     /// Records the exit reason (the first one wins) and takes what is still queued and the links.
     pub(crate) fn close(&self, reason: ExitReason) -> Closed<T> {
         let mut state = self.lock();
@@ -139,7 +191,10 @@ impl<T> State<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, noex_loom))]
+mod model;
+
+#[cfg(all(test, not(noex_loom)))]
 mod tests {
     use super::*;
     use std::future::poll_fn;

@@ -12,7 +12,7 @@ use tokio::task::AbortHandle;
 
 use crate::encoded::{EncodedDelivery, EncodedMessage};
 use crate::introspection::{ProcessKind, ProcessStatus, SupervisorStats};
-use crate::mailbox::{Batch, Mailbox};
+use crate::mailbox::{Batch, ExitOutcome, Mailbox};
 use crate::{Context, DeliverError, ExitReason, ExitSignal, GenServer, Info, MonitorRef, Pid, ProcessDown};
 
 /// The type-erased face of a process: what other processes and the runtime need without knowing its messages.
@@ -240,30 +240,9 @@ impl<S: GenServer> ProcessCell for ServerCell<S> {
 
 impl<S: GenServer> ServerCell<S> {
     fn deliver_exit(&self, from: Pid, reason: ExitReason, via_link: bool) {
-        let waker = {
-            let mut state = self.mailbox.lock();
-            if state.exit.is_some() {
-                return;
-            }
-            if via_link {
-                let Some(index) = state.links.iter().position(|(p, _)| *p == from) else {
-                    return; // unlinked meanwhile
-                };
-                state.links.swap_remove(index);
-            }
-            if state.trap_exit {
-                state.push_locked(Envelope::Signal(Signal::Exit(ExitSignal { from, reason })), false)
-            } else if reason.is_normal() {
-                None
-            } else {
-                state.close_locked(reason);
-                drop(state);
-                self.core.abort();
-                return;
-            }
-        };
-        if let Some(waker) = waker {
-            waker.wake();
+        let trapped = |exit| Envelope::Signal(Signal::Exit(exit));
+        if self.mailbox.exit_signal(from, reason, via_link, trapped) == ExitOutcome::Closed {
+            self.core.abort();
         }
     }
 }

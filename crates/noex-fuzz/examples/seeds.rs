@@ -57,7 +57,43 @@ fn main() -> std::io::Result<()> {
         write(&root.join("codec"), name, &[&[7u8][..], &framed].concat())?;
         stream.extend_from_slice(&framed);
     }
-    write(&root.join("codec"), "stream", &[&[3u8][..], &stream].concat())
+    write(&root.join("codec"), "stream", &[&[3u8][..], &stream].concat())?;
+    handshake_seeds(&root.join("handshake"))
+}
+
+/// A stranger's Hello and Proof for an acceptor, a stranger's Challenge and Welcome for a dialer, and genuine
+/// exchanges with and without a flipped byte.
+fn handshake_seeds(folder: &std::path::Path) -> std::io::Result<()> {
+    use noex_proto::{Challenge, Hello, PROTOCOL_VERSION};
+    let node = |text: &str| text.parse::<noex_proto::NodeId>().expect("a valid node id");
+    let encode = |frames: Vec<Frame>| -> std::io::Result<BytesMut> {
+        let mut codec = FrameCodec::handshake();
+        let mut out = BytesMut::new();
+        for frame in frames {
+            codec.encode(frame, &mut out).map_err(std::io::Error::other)?;
+        }
+        Ok(out)
+    };
+    let nonce = Bytes::from_static(&[9; 32]);
+    let proof = Bytes::from_static(&[5; 32]);
+    let hello = Frame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        node: node("mallory@127.0.0.1:4003"),
+        creation: 1,
+        nonce: nonce.clone(),
+    });
+    let challenge = Frame::Challenge(Challenge {
+        version: PROTOCOL_VERSION,
+        node: node("acceptor@127.0.0.1:4002"),
+        creation: 2,
+        nonce,
+    });
+    let to_acceptor = encode(vec![hello, Frame::Proof(proof.clone())])?;
+    write(folder, "to-acceptor", &[&[0u8][..], &to_acceptor].concat())?;
+    let to_dialer = encode(vec![challenge, Frame::Welcome { proof }])?;
+    write(folder, "to-dialer", &[&[1u8][..], &to_dialer].concat())?;
+    write(folder, "genuine", &[2])?;
+    write(folder, "flipped-proof", &[2, 0, 0, 0, 0, 1, 40])
 }
 
 fn write(folder: &std::path::Path, name: &str, data: &[u8]) -> std::io::Result<()> {

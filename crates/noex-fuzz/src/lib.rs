@@ -10,14 +10,16 @@
 //! // Any bytes at all: garbage is an error, never a panic.
 //! noex_fuzz::frame(&[0x0a, 0xff, 0xff]);
 //! noex_fuzz::codec(&[1, 0, 0, 0, 2, 0x0a, 0x00]);
+//! noex_fuzz::handshake(&[2, 0xff, 7]);
 //! ```
 
 mod frames;
 
 pub use frames::{codec, frame};
+pub use noex_cluster::fuzzing::handshake;
 
 /// A fuzz target: any bytes in; a panic means an invariant broke.
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name its corpus folder and its fuzz binary have.
-pub const TARGETS: &[(&str, Target)] = &[("frame", frame), ("codec", codec)];
+pub const TARGETS: &[(&str, Target)] = &[("frame", frame), ("codec", codec), ("handshake", handshake)];

@@ -1,9 +1,10 @@
 //! Handshake proofs: HMAC-SHA256 of the shared secret over everything both sides said.
 //!
-//! Each side proves it knows the cookie without sending it: the acceptor's proof (in `Challenge`) and the
-//! dialer's (in `Proof`) are MACs over the same transcript with a different role label, so neither can be
-//! replayed as the other, and both nonces make every handshake's transcript unique. The exact byte layout is in
-//! `docs/protocol.md`; [`transcript`] is its reference implementation.
+//! Each side proves it knows the cookie without sending it: the dialer's proof (in `Proof`) and then the
+//! acceptor's (in `Welcome`, sent only once the dialer's checked out) are MACs over the same transcript with a
+//! different role label, so neither can be replayed as the other, and both nonces make every handshake's
+//! transcript unique. The exact byte layout is in `docs/protocol.md`; [`transcript`] is its reference
+//! implementation.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -40,6 +41,9 @@ pub const MIN_NONCE_LEN: usize = 16;
 /// The nonce length this implementation sends.
 pub const NONCE_LEN: usize = 32;
 
+/// The length of a proof (an HMAC-SHA256 tag).
+pub const PROOF_LEN: usize = 32;
+
 /// The bytes a proof is computed over.
 pub fn transcript(role: Role, handshake: &Handshake<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
@@ -59,7 +63,7 @@ pub fn transcript(role: Role, handshake: &Handshake<'_>) -> Vec<u8> {
 }
 
 /// The proof `role` sends.
-pub fn proof(cookie: &[u8], role: Role, handshake: &Handshake<'_>) -> [u8; 32] {
+pub fn proof(cookie: &[u8], role: Role, handshake: &Handshake<'_>) -> [u8; PROOF_LEN] {
     mac(cookie, role, handshake).finalize().into_bytes().into()
 }
 

@@ -26,18 +26,17 @@ impl Frame {
             Body::Hello(h) => Frame::Hello(Hello {
                 version: h.protocol_version,
                 node: node_id(&h.node_id, "hello.node_id")?,
-                creation: h.creation,
+                creation: creation(h.creation, "hello.creation")?,
                 nonce: h.nonce,
             }),
             Body::Challenge(c) => Frame::Challenge(Challenge {
                 version: c.protocol_version,
                 node: node_id(&c.node_id, "challenge.node_id")?,
-                creation: c.creation,
+                creation: creation(c.creation, "challenge.creation")?,
                 nonce: c.nonce,
-                proof: c.proof,
             }),
-            Body::Proof(p) => Frame::Proof(p.proof),
-            Body::Welcome(_) => Frame::Welcome,
+            Body::Proof(p) => Frame::Proof(proof(p.proof, "proof.proof")?),
+            Body::Welcome(w) => Frame::Welcome { proof: proof(w.proof, "welcome.proof")? },
             Body::Reject(r) => Frame::Reject(match wire::RejectReason::try_from(r.reason) {
                 Ok(wire::RejectReason::Duplicate) => RejectReason::Duplicate,
                 _ => RejectReason::NotAllowed,
@@ -126,17 +125,11 @@ impl Frame {
                 timeout: Duration::from_millis(s.timeout_ms.into()),
             }),
             Body::RegistrySync(r) => Frame::RegistrySync(RegistrySync {
-                full: r.full,
+                full: r.full.map(|f| FullSync { id: f.id, first: f.first, last: f.last }),
                 entries: r
                     .entries
                     .into_iter()
-                    .map(|e| {
-                        Ok(RegistryEntry {
-                            pid: names.pid(e.pid, "registry_sync.entries.pid")?,
-                            name: e.name,
-                            registered_at_ms: e.registered_at_ms,
-                        })
-                    })
+                    .map(|e| Ok(RegistryEntry { pid: names.pid(e.pid, "registry_sync.entries.pid")?, name: e.name }))
                     .collect::<Result<_, ProtoError>>()?,
                 removed: r.removed,
                 answer_wanted: r.answer_wanted,
@@ -161,10 +154,9 @@ impl From<Frame> for wire::Envelope {
                 node_id: c.node.to_string(),
                 creation: c.creation,
                 nonce: c.nonce,
-                proof: c.proof,
             }),
             Frame::Proof(proof) => Body::Proof(wire::Proof { proof }),
-            Frame::Welcome => Body::Welcome(wire::Welcome {}),
+            Frame::Welcome { proof } => Body::Welcome(wire::Welcome { proof }),
             Frame::Reject(reason) => Body::Reject(wire::Reject {
                 reason: match reason {
                     RejectReason::NotAllowed => wire::RejectReason::NotAllowed,
@@ -249,15 +241,11 @@ impl From<Frame> for wire::Envelope {
                 timeout_ms: millis(s.timeout),
             }),
             Frame::RegistrySync(r) => Body::RegistrySync(wire::RegistrySync {
-                full: r.full,
+                full: r.full.map(|f| wire::FullSync { id: f.id, first: f.first, last: f.last }),
                 entries: r
                     .entries
                     .into_iter()
-                    .map(|e| wire::RegistryEntry {
-                        name: e.name,
-                        pid: Some(wire_pid(&e.pid)),
-                        registered_at_ms: e.registered_at_ms,
-                    })
+                    .map(|e| wire::RegistryEntry { name: e.name, pid: Some(wire_pid(&e.pid)) })
                     .collect(),
                 removed: r.removed,
                 answer_wanted: r.answer_wanted,
@@ -268,6 +256,20 @@ impl From<Frame> for wire::Envelope {
             }
         };
         wire::Envelope { body: Some(body) }
+    }
+}
+
+/// A node's incarnation is never 0 (a node draws it again until it is not), so 0 means the field is missing.
+fn creation(value: u32, field: &'static str) -> Result<u32, ProtoError> {
+    if value == 0 { Err(ProtoError::missing(field)) } else { Ok(value) }
+}
+
+/// A handshake proof is an HMAC-SHA256 tag: exactly 32 bytes.
+fn proof(value: bytes::Bytes, field: &'static str) -> Result<bytes::Bytes, ProtoError> {
+    if value.len() == crate::auth::PROOF_LEN {
+        Ok(value)
+    } else {
+        Err(ProtoError::invalid(field, format!("must be {} bytes, not {}", crate::auth::PROOF_LEN, value.len())))
     }
 }
 

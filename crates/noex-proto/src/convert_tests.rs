@@ -36,10 +36,9 @@ fn every_frame_kind_round_trips() {
             node: node("b@[::1]:2"),
             creation: 8,
             nonce: Bytes::from_static(&[2; 16]),
-            proof: Bytes::from_static(&[3; 32]),
         }),
         Frame::Proof(Bytes::from_static(&[4; 32])),
-        Frame::Welcome,
+        Frame::Welcome { proof: Bytes::from_static(&[3; 32]) },
         Frame::Reject(RejectReason::NotAllowed),
         Frame::Reject(RejectReason::Duplicate),
         Frame::Heartbeat,
@@ -82,10 +81,16 @@ fn every_frame_kind_round_trips() {
             timeout: Duration::from_secs(5),
         }),
         Frame::RegistrySync(RegistrySync {
-            full: true,
-            entries: vec![RegistryEntry { name: "n".into(), pid: a_pid(3), registered_at_ms: 42 }],
+            full: Some(FullSync { id: 3, first: true, last: false }),
+            entries: vec![RegistryEntry { name: "n".into(), pid: a_pid(3) }],
             removed: vec!["old".into()],
             answer_wanted: true,
+        }),
+        Frame::RegistrySync(RegistrySync {
+            full: None,
+            entries: Vec::new(),
+            removed: vec!["gone".into()],
+            answer_wanted: false,
         }),
         Frame::ObserverQuery { query_id: 7 },
         Frame::ObserverReply { query_id: 7, snapshot: Bytes::from_static(b"snap") },
@@ -121,6 +126,20 @@ fn malformed_payloads_are_typed_errors() {
     };
     let error = decode_payload(&hello.encode_to_vec()).unwrap_err();
     assert_eq!(error.to_string(), "invalid field 'hello.node_id': missing '@' between name and host");
+
+    let handshake_cases = [
+        (wire::envelope::Body::Hello(wire::Hello { node_id: "a@h:1".into(), ..Default::default() }), "hello.creation"),
+        (
+            wire::envelope::Body::Challenge(wire::Challenge { node_id: "a@h:1".into(), ..Default::default() }),
+            "challenge.creation",
+        ),
+        (wire::envelope::Body::Proof(wire::Proof { proof: Bytes::from_static(&[1; 31]) }), "proof.proof"),
+        (wire::envelope::Body::Welcome(wire::Welcome::default()), "welcome.proof"),
+    ];
+    for (body, field) in handshake_cases {
+        let error = decode_payload(&wire::Envelope { body: Some(body) }.encode_to_vec()).unwrap_err();
+        assert!(matches!(error, ProtoError::Invalid { field: f, .. } if f == field), "{field}: {error}");
+    }
 
     let call_without_target =
         wire::Envelope { body: Some(wire::envelope::Body::Call(wire::Call { call_id: 1, ..Default::default() })) };

@@ -13,12 +13,15 @@ use crate::NodeId;
 pub enum Frame {
     /// Handshake, dialer -> acceptor.
     Hello(Hello),
-    /// Handshake, acceptor -> dialer.
+    /// Handshake, acceptor -> dialer: its identity and nonce (nothing that depends on the cookie).
     Challenge(Challenge),
     /// Handshake, dialer -> acceptor: the dialer's HMAC proof.
     Proof(Bytes),
-    /// Handshake, acceptor -> dialer: authenticated.
-    Welcome,
+    /// Handshake, acceptor -> dialer: the dialer is authenticated; the acceptor's HMAC proof.
+    Welcome {
+        /// The acceptor's proof, which the dialer checks before it takes the connection up.
+        proof: Bytes,
+    },
     /// Handshake refused; the connection closes.
     Reject(RejectReason),
     /// Liveness on an idle connection.
@@ -98,8 +101,6 @@ pub struct Challenge {
     pub creation: u32,
     /// The acceptor's random nonce.
     pub nonce: Bytes,
-    /// The acceptor's HMAC proof.
-    pub proof: Bytes,
 }
 
 /// Why a handshake was refused.
@@ -303,11 +304,11 @@ pub struct Stop {
     pub timeout: Duration,
 }
 
-/// Global registry changes.
+/// Global registry changes: the names the sender registered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistrySync {
-    /// The entries replace everything the receiver holds from the sender.
-    pub full: bool,
+    /// Set on every chunk of a full sync; `None` for an incremental change.
+    pub full: Option<FullSync>,
     /// Added or changed names.
     pub entries: Vec<RegistryEntry>,
     /// Removed names.
@@ -317,13 +318,23 @@ pub struct RegistrySync {
     pub answer_wanted: bool,
 }
 
+/// Marks one chunk of a full sync: the chunks of one full sync share `id` and follow each other on one
+/// connection; the sync replaces what the receiver holds from the sender once its `last` chunk has arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FullSync {
+    /// The sender's number for this full sync.
+    pub id: u64,
+    /// The first chunk: a full sync from the sender that was being assembled is superseded.
+    pub first: bool,
+    /// The last chunk.
+    pub last: bool,
+}
+
 /// One global name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistryEntry {
     /// The name.
     pub name: String,
-    /// Its process.
+    /// Its process (of any node).
     pub pid: Pid,
-    /// When it was registered (milliseconds since the Unix epoch).
-    pub registered_at_ms: u64,
 }

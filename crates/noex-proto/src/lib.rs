@@ -42,11 +42,15 @@ mod wire {
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, HANDSHAKE_MAX_FRAME};
 pub use error::ProtoError;
 pub use frame::{
-    Call, CallFailure, Cast, Challenge, Demonitor, Down, Exit, Frame, Hello, LinkPair, Member, Monitor, Registration,
-    RegistryEntry, RegistrySync, RejectReason, Reply, SpawnFailure, SpawnReply, SpawnRequest, Stop, Target,
+    Call, CallFailure, Cast, Challenge, Demonitor, Down, Exit, Frame, FullSync, Hello, LinkPair, Member, Monitor,
+    Registration, RegistryEntry, RegistrySync, RejectReason, Reply, SpawnFailure, SpawnReply, SpawnRequest, Stop,
+    Target,
 };
 pub use node_id::{Host, MAX_NAME_LEN, NodeId, NodeIdError};
 pub use view::{CastView, PidView};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this crate speaks. Version 2: the dialer proves first, the acceptor's proof travels in
+/// `Welcome` (version 1's acceptor proved first, in `Challenge`, which gave any client an offline oracle).
+/// Version 3: full registry syncs in chunks (`FullSync`), and no registration time on the wire (conflicts are
+/// settled by node id).
+pub const PROTOCOL_VERSION: u32 = 3;

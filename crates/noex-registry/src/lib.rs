@@ -2,9 +2,11 @@
 //!
 //! Every node keeps a full replica of the table, so [`GlobalRegistry::whereis`] is a local read. A name is freed
 //! everywhere when it is unregistered, when its process exits, and when its node (or the node that registered
-//! it) goes down. A node that joins receives every other node's names and sends its own. Two registrations of one
-//! name that meet (a race, or both sides of a healed partition) are settled by a [`ConflictResolver`] that every
-//! node applies alike; by default the earlier registration wins and the losing process gets an exit signal.
+//! it) goes down. A node that joins receives every other node's names and sends its own, in chunks, so a table of
+//! any size reaches it (and it resolves names as they arrive). Two registrations of one name that meet (a race,
+//! or both sides of a healed partition) are settled by a [`ConflictResolver`] that every node applies alike; by
+//! default the registration made by the node whose id sorts first wins ([`FirstNodeWins`], no clock involved) and
+//! the losing process gets an exit signal.
 //!
 //! ```no_run
 //! use noex_cluster::{Cluster, ClusterConfig};
@@ -26,23 +28,27 @@
 
 mod registry;
 mod resolver;
+mod sync;
 mod table;
+mod watch;
 
 use noex_core::{NodeName, Pid};
 
 pub use registry::GlobalRegistry;
-pub use resolver::{ConflictResolver, EarliestWins, Winner};
+pub use resolver::{ConflictResolver, FirstNodeWins, Winner};
 
-/// One registration: a name, its process, when and by which node it was registered.
+/// The longest name `register` takes, in bytes: one entry always fits a sync chunk, far under the frame limit.
+pub const MAX_NAME_LEN: usize = 64 * 1024;
+
+/// One registration: a name, its process, and the node that registered it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobalName {
     /// The name.
     pub name: String,
     /// The process it names (on any node).
     pub pid: Pid,
-    /// When it was registered, in milliseconds since the Unix epoch (the registering node's clock).
-    pub registered_at_ms: u64,
-    /// The node that registered it, which announces it to the others.
+    /// The node that registered it, which announces it to the others. For a name learned from another node, this
+    /// is the node at the other end of the connection it came on (authenticated), never a value a frame claims.
     pub registrar: NodeName,
 }
 
@@ -101,6 +107,14 @@ pub enum RegisterError {
         name: String,
         /// The process holding it.
         holder: Pid,
+    },
+    /// The name is longer than [`MAX_NAME_LEN`] bytes.
+    #[error("global name of {len} bytes is longer than the limit of {limit}")]
+    NameTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// [`MAX_NAME_LEN`].
+        limit: usize,
     },
     /// The (local) process does not exist.
     #[error("no such process: {0}")]

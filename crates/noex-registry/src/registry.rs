@@ -1,20 +1,24 @@
 //! `GlobalRegistry`: the node's replica of the cluster-wide name table, kept in sync through `RegistrySync` frames.
 //!
 //! Every node holds the whole table, so `whereis` never touches the network. A node announces only what it
-//! registered itself: an incremental sync to every peer when it registers or frees a name, and a full sync to a
-//! peer that comes up. A node that goes down takes its registrations (and the names of its processes) with it
-//! on every other node.
+//! registered itself: an incremental sync to every peer when it registers or frees a name, and a full sync (in
+//! chunks, see `sync.rs`) to a peer that comes up. A node that goes down takes its registrations (and the names
+//! of its processes) with it on every other node.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use noex_cluster::{Cluster, DownReason, FrameHandler, FrameKind, NodeId, NodeInfo};
 use noex_core::{NodeName, Pid, Runtime, WeakRuntime};
 use noex_proto::{Frame, RegistryEntry, RegistrySync};
 use tokio::sync::broadcast;
 
+use crate::sync::{send_full, split_removed};
 use crate::table::{Change, Table};
-use crate::{ConflictResolver, EarliestWins, GlobalName, RegisterError, RegistryEvent, UnregisterReason};
+use crate::watch::Watches;
+use crate::{
+    ConflictResolver, FirstNodeWins, GlobalName, MAX_NAME_LEN, RegisterError, RegistryEvent, UnregisterReason,
+};
 
 /// One node's replica of the global registry. Cheap to clone.
 #[derive(Clone)]
@@ -22,40 +26,53 @@ pub struct GlobalRegistry {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     local: NodeName,
-    cluster: Cluster,
+    pub(crate) cluster: Cluster,
     runtime: WeakRuntime,
     tasks: tokio::runtime::Handle,
     table: RwLock<Table>,
     /// Held from a change of this node's own registrations until its announcement is queued, so that peers get
-    /// the announcements in the order of the changes (an add is never overtaken by its own removal). Never taken
-    /// under the table lock or from the cluster's membership callbacks.
-    announce: Mutex<()>,
+    /// the announcements in the order of the changes (an add is never overtaken by its own removal); it guards
+    /// the processes watched for those registrations. Taken before the table lock, never under it, and never
+    /// from the cluster's membership callbacks.
+    announce: Mutex<Watches>,
     events: broadcast::Sender<RegistryEvent>,
     resolver: Box<dyn ConflictResolver>,
+    /// The number of the next full sync this node sends.
+    pub(crate) next_sync: AtomicU64,
+    /// Membership changes (node, up) not yet applied to the table: the cluster's callbacks only queue them here,
+    /// so they never wait for the table lock (held while a chunk merges or a lost node's names go).
+    membership: Mutex<Vec<(NodeName, bool)>>,
+    membership_changed: AtomicBool,
 }
 
 impl GlobalRegistry {
     /// Starts the registry of the node made of `runtime` and `cluster`, with the default conflict rule
-    /// ([`EarliestWins`]). It takes the cluster's registry frames; start one per node.
+    /// ([`FirstNodeWins`]). It takes the cluster's registry frames; start one per node.
     pub fn start(runtime: &Runtime, cluster: &Cluster) -> GlobalRegistry {
-        Self::with_resolver(runtime, cluster, EarliestWins)
+        Self::with_resolver(runtime, cluster, FirstNodeWins)
     }
 
     /// Starts the registry with another conflict rule. Every node of the cluster must use the same one.
     pub fn with_resolver(runtime: &Runtime, cluster: &Cluster, resolver: impl ConflictResolver) -> GlobalRegistry {
         let (events, _) = broadcast::channel(1024);
+        let local = cluster.local().node_name();
+        let (watches, inbox) = Watches::new(&local);
         let inner = Arc::new(Inner {
-            local: cluster.local().node_name(),
+            local: local.clone(),
             cluster: cluster.clone(),
             runtime: runtime.downgrade(),
             tasks: tokio::runtime::Handle::current(),
-            table: RwLock::default(),
-            announce: Mutex::new(()),
+            table: RwLock::new(Table::new(local)),
+            announce: Mutex::new(watches),
             events,
             resolver: Box::new(resolver),
+            next_sync: AtomicU64::new(1),
+            membership: Mutex::default(),
+            membership_changed: AtomicBool::new(false),
         });
+        inner.tasks.spawn(crate::watch::run(Arc::downgrade(&inner), runtime.downgrade(), inbox));
         // Peers that connected before the handler was installed count as connected (their syncs are taken), and
         // still need our table: marked before the handler exists, announced to after.
         for node in cluster.connected() {
@@ -65,7 +82,7 @@ impl GlobalRegistry {
         // Their full syncs may have come before the handler and been dropped: ask for them again.
         for node in cluster.connected() {
             inner.write().node_up(node.node_name());
-            inner.send_full(&node, true);
+            inner.tasks.spawn(send_full(Arc::downgrade(&inner), node, true));
         }
         GlobalRegistry { inner }
     }
@@ -75,19 +92,17 @@ impl GlobalRegistry {
     /// knows of. Registering the same pid under the same name again is a no-op.
     ///
     /// Two nodes registering one name at the same moment can both succeed locally; the conflict rule then picks
-    /// one owner on every node (see [`ConflictResolver`]).
+    /// one owner on every node (see [`ConflictResolver`]). A name of a node that went down is free again as soon
+    /// as that node is reported down (`register` never fails on it with `NameTaken`).
     pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegisterError> {
+        if name.len() > MAX_NAME_LEN {
+            return Err(RegisterError::NameTooLong { len: name.len(), limit: MAX_NAME_LEN });
+        }
         let runtime = self.inner.runtime.upgrade().ok_or(RegisterError::Stopped)?;
         if !runtime.is_remote(pid) && !runtime.is_alive(pid) {
             return Err(RegisterError::NoProc(pid.clone()));
         }
-        let entry = GlobalName {
-            name: name.to_owned(),
-            pid: pid.clone(),
-            registered_at_ms: now_ms(),
-            registrar: self.inner.local.clone(),
-        };
-        let _announcing = self.inner.announcing();
+        let mut watches = self.inner.announcing();
         {
             let mut table = self.inner.write();
             if let Some(holder) = table.get(name) {
@@ -96,27 +111,30 @@ impl GlobalRegistry {
                 }
                 return Err(RegisterError::NameTaken { name: name.to_owned(), holder: holder.pid.clone() });
             }
-            let watch = self.inner.tasks.spawn(watch(Arc::downgrade(&self.inner), runtime, entry.clone()));
-            table.insert(entry.clone(), Some(watch.abort_handle()));
+            let key = table.insert_local(name, pid.clone());
+            drop(table);
+            watches.watch(&runtime, key, pid);
         }
         tracing::debug!(name, %pid, "global name registered");
-        let _ = self.inner.events.send(RegistryEvent::Registered { name: name.to_owned(), pid: pid.clone() });
-        self.inner.broadcast(RegistrySync {
-            full: false,
-            entries: vec![wire_entry(&entry)],
-            removed: Vec::new(),
-            answer_wanted: false,
-        });
+        if self.inner.events.receiver_count() > 0 {
+            let _ = self.inner.events.send(RegistryEvent::Registered { name: name.to_owned(), pid: pid.clone() });
+        }
+        let entries = vec![RegistryEntry { name: name.to_owned(), pid: pid.clone() }];
+        self.inner.broadcast(RegistrySync { full: None, entries, removed: Vec::new(), answer_wanted: false });
         Ok(())
     }
 
     /// Frees `name` across the cluster. Returns false if it is not registered, or was registered by another node
     /// (a node frees only the names it registered; the others go when their process exits or their node leaves).
     pub fn unregister(&self, name: &str) -> bool {
-        let _announcing = self.inner.announcing();
+        let mut watches = self.inner.announcing();
         let change = self.inner.write().remove_if(name, &self.inner.local, None, UnregisterReason::Unregistered);
         let Some(change) = change else { return false };
-        self.inner.announce_removal(change);
+        if let Change::Removed { pid, .. } = &change {
+            watches.forget(self.inner.runtime.upgrade().as_ref(), name, pid);
+        }
+        self.inner.broadcast_removed(vec![name.to_owned()]);
+        self.inner.apply(change);
         true
     }
 
@@ -132,14 +150,14 @@ impl GlobalRegistry {
 
     /// Every registered name, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.read().entries().map(|e| e.name.clone()).collect();
+        let mut names: Vec<String> = self.inner.read().names().map(|name| name.to_string()).collect();
         names.sort();
         names
     }
 
     /// Every registration, sorted by name.
     pub fn entries(&self) -> Vec<GlobalName> {
-        let mut entries: Vec<GlobalName> = self.inner.read().entries().cloned().collect();
+        let mut entries: Vec<GlobalName> = self.inner.read().entries().collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         entries
     }
@@ -167,15 +185,50 @@ impl std::fmt::Debug for GlobalRegistry {
 }
 
 impl Inner {
-    fn read(&self) -> RwLockReadGuard<'_, Table> {
-        self.table.read().unwrap_or_else(|p| p.into_inner())
+    /// The table for reading, once the names of lost nodes are gone (see `write`).
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Table> {
+        loop {
+            let table = self.table.read().unwrap_or_else(|p| p.into_inner());
+            if !table.has_lost() && !self.membership_changed.load(Ordering::Acquire) {
+                return table;
+            }
+            drop(table);
+            drop(self.write());
+        }
     }
 
+    /// The table for a change. Queued membership changes are applied and the names of nodes reported down
+    /// removed first (their events sent under the lock, so they precede any later change's), so nothing observes
+    /// a lost node's names once `node_down` has run, and a name it held can be registered again at once.
     fn write(&self) -> RwLockWriteGuard<'_, Table> {
-        self.table.write().unwrap_or_else(|p| p.into_inner())
+        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+        if self.membership_changed.swap(false, Ordering::AcqRel) {
+            let changes = std::mem::take(&mut *self.membership.lock().unwrap_or_else(|p| p.into_inner()));
+            for (node, up) in changes {
+                if up {
+                    table.node_up(node);
+                } else {
+                    table.node_down(&node);
+                }
+            }
+        }
+        if table.has_lost() {
+            let changes = table.flush_lost();
+            tracing::debug!(names = changes.len(), "names of lost nodes removed");
+            for change in changes {
+                self.apply(change);
+            }
+        }
+        table
     }
 
-    fn announcing(&self) -> MutexGuard<'_, ()> {
+    /// Queues a membership change for the table (see `membership`). Quick: for the cluster's callbacks.
+    fn membership_change(&self, node: NodeName, up: bool) {
+        self.membership.lock().unwrap_or_else(|p| p.into_inner()).push((node, up));
+        self.membership_changed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn announcing(&self) -> MutexGuard<'_, Watches> {
         self.announce.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -188,118 +241,100 @@ impl Inner {
         }
     }
 
-    /// Everything this node registered, to `node`.
-    fn send_full(&self, node: &NodeId, answer_wanted: bool) {
-        let _announcing = self.announcing();
-        let entries = self.read().entries().filter(|e| e.registrar == self.local).map(wire_entry).collect();
-        let sync = RegistrySync { full: true, entries, removed: Vec::new(), answer_wanted };
-        if let Err(error) = self.cluster.send(node, Frame::RegistrySync(sync)) {
-            tracing::warn!(%node, %error, "registry full sync not sent");
+    /// Announces removals, in frames of a bounded size however many names go at once.
+    fn broadcast_removed(&self, names: Vec<String>) {
+        for removed in split_removed(names) {
+            self.broadcast(RegistrySync { full: None, entries: Vec::new(), removed, answer_wanted: false });
         }
     }
 
-    fn announce_removal(&self, change: Change) {
-        if let Change::Removed(entry, _) = &change {
-            self.broadcast(RegistrySync {
-                full: false,
-                entries: Vec::new(),
-                removed: vec![entry.name.clone()],
-                answer_wanted: false,
-            });
+    /// A process this node registered names for ended: its names go, here and (announced) everywhere.
+    pub(crate) fn process_ended(&self, pid: &Pid, reason: UnregisterReason) {
+        let mut watches = self.announcing();
+        let names = watches.take(pid);
+        if names.is_empty() {
+            return;
         }
-        self.apply(change);
+        let changes: Vec<Change> = {
+            let mut table = self.write();
+            names.iter().filter_map(|name| table.remove_if(name, &self.local, Some(pid), reason)).collect()
+        };
+        let removed = changes
+            .iter()
+            .filter_map(|change| match change {
+                Change::Removed { name, .. } => Some(name.to_string()),
+                _ => None,
+            })
+            .collect();
+        self.broadcast_removed(removed);
+        drop(watches);
+        for change in changes {
+            self.apply(change);
+        }
     }
 
-    /// Turns a table change into events and, for a lost conflict, the loser's notification.
+    /// Turns a table change into events and, for a lost conflict, the loser's notification. Events are built
+    /// only for a subscriber: a full sync of a million names costs no event when nobody listens.
     fn apply(&self, change: Change) {
+        let listening = self.events.receiver_count() > 0;
         let event = match change {
-            Change::Added(entry) => {
-                tracing::debug!(name = entry.name, pid = %entry.pid, "global name learned");
-                RegistryEvent::Registered { name: entry.name, pid: entry.pid }
+            Change::Added { name, pid } => {
+                tracing::trace!(name = &*name, %pid, "global name learned");
+                listening.then(|| RegistryEvent::Registered { name: name.to_string(), pid })
             }
-            Change::Removed(entry, reason) => {
-                tracing::debug!(name = entry.name, pid = %entry.pid, ?reason, "global name freed");
-                RegistryEvent::Unregistered { name: entry.name, pid: entry.pid, reason }
+            Change::Removed { name, pid, reason, .. } => {
+                tracing::trace!(name = &*name, %pid, ?reason, "global name freed");
+                listening.then(|| RegistryEvent::Unregistered { name: name.to_string(), pid, reason })
             }
-            Change::Replaced { old, new } => {
-                let _ = self.events.send(RegistryEvent::Unregistered {
-                    name: old.name,
-                    pid: old.pid,
-                    reason: UnregisterReason::Replaced,
-                });
-                RegistryEvent::Registered { name: new.name, pid: new.pid }
+            Change::Replaced { name, old, new } => {
+                if listening {
+                    let reason = UnregisterReason::Replaced;
+                    let _ = self.events.send(RegistryEvent::Unregistered { name: name.to_string(), pid: old, reason });
+                }
+                listening.then(|| RegistryEvent::Registered { name: name.to_string(), pid: new })
             }
-            Change::Conflict { name, winner, loser } => {
+            Change::Conflict { winner, loser } => {
+                let name = winner.name;
                 tracing::info!(name, winner = %winner.pid, loser = %loser.pid, "global name conflict resolved");
                 if loser.pid.node() == &self.local && loser.pid != winner.pid {
                     if let Some(runtime) = self.runtime.upgrade() {
                         self.resolver.on_loser(&runtime, &name, &loser.pid, &winner.pid);
                     }
                 }
-                RegistryEvent::ConflictResolved { name, winner: winner.pid, loser: loser.pid }
+                Some(RegistryEvent::ConflictResolved { name, winner: winner.pid, loser: loser.pid })
             }
         };
-        let _ = self.events.send(event);
+        if let Some(event) = event {
+            let _ = self.events.send(event);
+        }
     }
 
     fn receive(&self, from: &NodeId, sync: RegistrySync) {
         let registrar = from.node_name();
         // Taken before the table: a conflict this node's own registration loses is announced below.
-        let _announcing = self.announcing();
-        let entries: Vec<GlobalName> = sync
-            .entries
-            .into_iter()
-            .map(|e| GlobalName {
-                name: e.name,
-                pid: e.pid,
-                registered_at_ms: e.registered_at_ms,
-                registrar: registrar.clone(),
-            })
-            .collect();
-        let changes = {
-            let mut table = self.write();
-            if !table.is_connected(&registrar) {
-                tracing::debug!(%from, "registry sync from a connection already reported down; dropped");
-                return;
-            }
-            let mut changes = Vec::new();
-            for name in &sync.removed {
-                changes.extend(table.remove_if(name, &registrar, None, UnregisterReason::Unregistered));
-            }
-            if sync.full {
-                changes.extend(table.replace_from(&registrar, entries, self.resolver.as_ref()));
-            } else {
-                changes.extend(entries.into_iter().filter_map(|e| table.merge(e, self.resolver.as_ref())));
-            }
-            changes
+        let mut watches = self.announcing();
+        let changes = self.write().receive(&registrar, sync, self.resolver.as_ref());
+        let Some(changes) = changes else {
+            tracing::debug!(%from, "registry sync from a connection already reported down; dropped");
+            return;
         };
-        for change in changes {
+        let mut lost = Vec::new();
+        for change in &changes {
             // Our own registration lost: the nodes that still hold it learn it from us, its registrar.
-            if let Change::Conflict { loser, winner, .. } = &change {
+            if let Change::Conflict { loser, winner } = change {
                 if loser.registrar == self.local && winner.registrar != self.local {
-                    let removed = vec![loser.name.clone()];
-                    self.broadcast(RegistrySync { full: false, entries: Vec::new(), removed, answer_wanted: false });
+                    watches.forget(self.runtime.upgrade().as_ref(), &loser.name, &loser.pid);
+                    lost.push(loser.name.clone());
                 }
             }
+        }
+        if !lost.is_empty() {
+            self.broadcast_removed(lost);
+        }
+        drop(watches);
+        for change in changes {
             self.apply(change);
         }
-    }
-}
-
-/// Frees a name this node registered when its process exits (or its node is lost).
-async fn watch(registry: Weak<Inner>, runtime: Runtime, entry: GlobalName) {
-    let down = runtime.monitor(&entry.pid).await;
-    drop(runtime);
-    let Some(registry) = registry.upgrade() else { return };
-    let _announcing = registry.announcing();
-    let reason = if down.reason == noex_core::ExitReason::NoConnection {
-        UnregisterReason::NodeDown
-    } else {
-        UnregisterReason::ProcessExited
-    };
-    let change = registry.write().remove_if(&entry.name, &registry.local, Some(&entry.pid), reason);
-    if let Some(change) = change {
-        registry.announce_removal(change);
     }
 }
 
@@ -313,7 +348,7 @@ impl FrameHandler for SyncHandler {
                 let answer_wanted = sync.answer_wanted;
                 registry.receive(from, sync);
                 if answer_wanted {
-                    registry.send_full(from, false);
+                    registry.tasks.spawn(send_full(self.0.clone(), from.clone(), false));
                 }
             }
             other => tracing::debug!(%from, ?other, "unexpected frame for the registry"),
@@ -322,30 +357,21 @@ impl FrameHandler for SyncHandler {
 
     fn node_up(&self, node: &NodeInfo) {
         let Some(registry) = self.0.upgrade() else { return };
-        registry.write().node_up(node.node.node_name());
+        registry.membership_change(node.node.node_name(), true);
         // Not here: sending takes the cluster's lock, which our caller holds.
-        let node = node.node.clone();
-        let weak = self.0.clone();
-        registry.tasks.spawn(async move {
-            if let Some(registry) = weak.upgrade() {
-                registry.send_full(&node, false);
-            }
-        });
+        registry.tasks.spawn(send_full(self.0.clone(), node.node.clone(), false));
     }
 
     fn node_down(&self, node: &NodeInfo, _reason: DownReason) {
         let Some(registry) = self.0.upgrade() else { return };
-        let changes = registry.write().remove_node(&node.node.node_name(), &registry.local);
-        for change in changes {
-            registry.apply(change);
-        }
+        // Only queued here, under the membership lock; the names go in a task (or before the next use of the
+        // table, whichever comes first).
+        registry.membership_change(node.node.node_name(), false);
+        let weak = self.0.clone();
+        registry.tasks.spawn(async move {
+            if let Some(registry) = weak.upgrade() {
+                drop(registry.write());
+            }
+        });
     }
-}
-
-fn wire_entry(entry: &GlobalName) -> RegistryEntry {
-    RegistryEntry { name: entry.name.clone(), pid: entry.pid.clone(), registered_at_ms: entry.registered_at_ms }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -16,6 +16,7 @@ pub enum Winner {
 
 /// Decides name conflicts. Every node applies it to the same pair, in either order, and must reach the same
 /// answer: `resolve(a, b)` and `resolve(b, a)` must name the same registration, or the nodes will not converge.
+/// A registration carries no time: a rule can look only at the name, the process and the registrar.
 pub trait ConflictResolver: Send + Sync + 'static {
     /// Which of two registrations of one name keeps it.
     fn resolve(&self, a: &GlobalName, b: &GlobalName) -> Winner;
@@ -29,36 +30,50 @@ pub trait ConflictResolver: Send + Sync + 'static {
     }
 }
 
-/// The default rule (noex's): the earlier registration wins; on equal times, the registration made by the
-/// smaller node id, then the smaller pid.
+/// The default rule, Erlang `global`'s: the registration made by the node whose id sorts first wins (the pid
+/// breaks ties, which only a custom table could present). The registrar is the authenticated node at the other end
+/// of the connection an entry came on, never a value a frame claims, and no clock takes part: neither clock skew
+/// nor a peer's claim can change the answer, and every node reaches the same one.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct EarliestWins;
+pub struct FirstNodeWins;
 
-impl ConflictResolver for EarliestWins {
+impl ConflictResolver for FirstNodeWins {
     fn resolve(&self, a: &GlobalName, b: &GlobalName) -> Winner {
-        let key = |e: &GlobalName| (e.registered_at_ms, e.registrar.clone(), e.pid.clone());
-        if key(a) <= key(b) { Winner::First } else { Winner::Second }
+        if (&a.registrar, &a.pid) <= (&b.registrar, &b.pid) { Winner::First } else { Winner::Second }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use noex_core::NodeName;
+    use noex_core::{NodeName, Pid};
+
+    fn entry(registrar: &str, pid_node: &str, id: u64) -> GlobalName {
+        GlobalName {
+            name: "x".into(),
+            pid: Pid::new(NodeName::new(pid_node), 1, id),
+            registrar: NodeName::new(registrar),
+        }
+    }
 
     #[test]
     fn the_rule_is_symmetric() {
-        let entry = |node: &str, at| GlobalName {
-            name: "x".into(),
-            pid: Pid::new(NodeName::new(node), 1, 1),
-            registered_at_ms: at,
-            registrar: NodeName::new(node),
-        };
-        let pairs = [(entry("a@h:1", 5), entry("b@h:1", 5)), (entry("a@h:1", 9), entry("b@h:1", 5))];
+        let pairs = [
+            (entry("a@h:1", "a@h:1", 1), entry("b@h:1", "b@h:1", 1)),
+            (entry("b@h:1", "a@h:1", 9), entry("a@h:1", "z@h:1", 5)),
+        ];
         for (a, b) in pairs {
-            let forward = EarliestWins.resolve(&a, &b);
-            let backward = EarliestWins.resolve(&b, &a);
+            let forward = FirstNodeWins.resolve(&a, &b);
+            let backward = FirstNodeWins.resolve(&b, &a);
             assert_ne!(forward, backward, "the same registration must win in either order");
         }
+    }
+
+    #[test]
+    fn the_registrar_decides_not_the_process_it_names() {
+        // b registered a process of a: the registrar (b) counts, so c's own registration loses to it.
+        let by_b = entry("b@h:1", "a@h:1", 7);
+        let by_c = entry("c@h:1", "c@h:1", 1);
+        assert_eq!(FirstNodeWins.resolve(&by_c, &by_b), Winner::Second);
     }
 }

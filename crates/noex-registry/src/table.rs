@@ -1,74 +1,129 @@
 //! The replicated table and its merge rules, without any I/O: what changes when a name is registered here, when
-//! another node's entries arrive, and when a node goes away. The registry turns the returned changes into events,
-//! frames and notifications.
+//! another node's `RegistrySync` arrives (incremental, or one chunk of a full sync), and when a node goes away.
+//! The registry turns the returned changes into events, frames and notifications. Everything here is a plain
+//! function of the table and its input, so a test (or a fuzz target) can drive it with any decoded frame.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use noex_core::{NodeName, Pid};
+use noex_proto::RegistrySync;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::{ConflictResolver, GlobalName, UnregisterReason, Winner};
 
-/// One entry with what only this node needs to know about it.
-pub(crate) struct Slot {
-    pub(crate) entry: GlobalName,
-    /// The task watching the process, when this node registered it.
-    pub(crate) watch: Option<tokio::task::AbortHandle>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(watch) = &self.watch {
-            watch.abort();
-        }
-    }
+/// One registration as the table keeps it (the name is the map's key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) pid: Pid,
+    /// The node that registered it: shares its `Arc` with every other entry of that node.
+    pub(crate) registrar: NodeName,
+    /// The full sync (numbered by this table) that last confirmed it: when a full sync from its registrar ends,
+    /// the entries it did not confirm are removed. 0: none.
+    mark: u64,
 }
 
 /// What a change did, for events and notifications.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
-    Added(GlobalName),
-    Removed(GlobalName, UnregisterReason),
+    Added {
+        name: Arc<str>,
+        pid: Pid,
+    },
+    Removed {
+        name: Arc<str>,
+        pid: Pid,
+        registrar: NodeName,
+        reason: UnregisterReason,
+    },
     /// The registrar moved the name to another process.
     Replaced {
-        old: GlobalName,
-        new: GlobalName,
+        name: Arc<str>,
+        old: Pid,
+        new: Pid,
     },
     /// Two registrations of one name met; `winner` keeps it everywhere.
     Conflict {
-        name: String,
         winner: GlobalName,
         loser: GlobalName,
     },
 }
 
-#[derive(Default)]
+/// The table of one node.
 pub(crate) struct Table {
-    slots: HashMap<Arc<str>, Slot>,
+    local: NodeName,
+    /// Hashed with FxHash: SipHash was a quarter of a large sync's time, and the names come only from this node
+    /// and authenticated peers (which are trusted further than flooding a hash bucket: see docs/protocol.md).
+    names: HashMap<Arc<str>, Entry>,
     /// The nodes currently connected: frames from any other node are stale (sent on a connection that was
-    /// already reported down) and must not bring back names that `remove_node` took away.
+    /// already reported down) and must not bring back names that a node down took away.
     connected: HashSet<NodeName>,
+    /// Full syncs being received, by registrar.
+    assembling: HashMap<NodeName, Assembly>,
+    /// The number the next full sync received gets (its entries' `mark`).
+    next_mark: u64,
+    /// Nodes reported down whose names are still here: removed by `flush_lost`, which the registry runs before
+    /// any other use of the table (so nothing can observe them or collide with them), or from a task.
+    lost: Vec<NodeName>,
+}
+
+/// A full sync being received from one registrar.
+struct Assembly {
+    /// The sender's number for it.
+    id: u64,
+    /// Ours: the `mark` of the entries it confirmed.
+    mark: u64,
 }
 
 impl Table {
-    pub(crate) fn get(&self, name: &str) -> Option<&GlobalName> {
-        self.slots.get(name).map(|slot| &slot.entry)
+    /// An empty table of the node `local`.
+    pub(crate) fn new(local: NodeName) -> Self {
+        Table {
+            local,
+            names: HashMap::default(),
+            connected: HashSet::new(),
+            assembling: HashMap::default(),
+            next_mark: 1,
+            lost: Vec::new(),
+        }
     }
 
-    pub(crate) fn entries(&self) -> impl Iterator<Item = &GlobalName> {
-        self.slots.values().map(|slot| &slot.entry)
+    pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
+        self.names.get(name)
+    }
+
+    pub(crate) fn entries(&self) -> impl Iterator<Item = GlobalName> + '_ {
+        self.names.iter().map(|(name, entry)| global_name(name, entry))
+    }
+
+    pub(crate) fn names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.names.keys()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.names.len()
     }
 
-    /// A local registration; the caller has checked that the name is free.
-    pub(crate) fn insert(&mut self, entry: GlobalName, watch: Option<tokio::task::AbortHandle>) {
-        self.slots.insert(entry.name.as_str().into(), Slot { entry, watch });
+    /// The names this node registered, in no particular order.
+    pub(crate) fn local_names(&self) -> Vec<Arc<str>> {
+        self.names.iter().filter(|(_, entry)| entry.registrar == self.local).map(|(name, _)| name.clone()).collect()
     }
 
-    /// Removes `name` if it is held by `pid` as registered by `registrar`.
+    /// The process `name` names, if this node registered it.
+    pub(crate) fn local_pid(&self, name: &str) -> Option<&Pid> {
+        self.names.get(name).filter(|entry| entry.registrar == self.local).map(|entry| &entry.pid)
+    }
+
+    /// A local registration; the caller has checked that the name is free. Returns the key, shared with the
+    /// caller's index of watched processes.
+    pub(crate) fn insert_local(&mut self, name: &str, pid: Pid) -> Arc<str> {
+        let key: Arc<str> = name.into();
+        let entry = Entry { pid, registrar: self.local.clone(), mark: 0 };
+        self.names.insert(key.clone(), entry);
+        key
+    }
+
+    /// Removes `name` if it is held by `pid` (any, if `None`) as registered by `registrar`.
     pub(crate) fn remove_if(
         &mut self,
         name: &str,
@@ -76,182 +131,156 @@ impl Table {
         pid: Option<&Pid>,
         reason: UnregisterReason,
     ) -> Option<Change> {
-        let slot = self.slots.get(name)?;
-        if slot.entry.registrar != *registrar || pid.is_some_and(|pid| slot.entry.pid != *pid) {
+        let entry = self.names.get(name)?;
+        if entry.registrar != *registrar || pid.is_some_and(|pid| entry.pid != *pid) {
             return None;
         }
-        let slot = self.slots.remove(name)?;
-        Some(Change::Removed(slot.entry.clone(), reason))
+        let (name, entry) = self.names.remove_entry(name)?;
+        Some(Change::Removed { name, pid: entry.pid, registrar: entry.registrar, reason })
     }
 
-    /// Merges an entry that `entry.registrar` announced.
-    pub(crate) fn merge(&mut self, entry: GlobalName, resolver: &dyn ConflictResolver) -> Option<Change> {
-        let Some(slot) = self.slots.get_mut(entry.name.as_str()) else {
-            self.slots.insert(entry.name.as_str().into(), Slot { entry: entry.clone(), watch: None });
-            return Some(Change::Added(entry));
-        };
-        if slot.entry.pid == entry.pid && slot.entry.registrar == entry.registrar {
-            return None; // already known
-        }
-        if slot.entry.registrar == entry.registrar {
-            // The same node registered the name again, for another process: its newest word counts.
-            let old = std::mem::replace(&mut *slot, Slot { entry: entry.clone(), watch: None });
-            return Some(Change::Replaced { old: old.entry.clone(), new: entry });
-        }
-        let name = entry.name.clone();
-        match resolver.resolve(&slot.entry, &entry) {
-            Winner::First => Some(Change::Conflict { name, winner: slot.entry.clone(), loser: entry }),
-            Winner::Second => {
-                let old = std::mem::replace(&mut *slot, Slot { entry: entry.clone(), watch: None });
-                Some(Change::Conflict { name, winner: entry, loser: old.entry.clone() })
-            }
-        }
-    }
-
-    /// A full sync from `registrar`: its entries replace everything held from it before.
-    pub(crate) fn replace_from(
+    /// A `RegistrySync` from `registrar` (the node at the other end of the connection it came on). Incremental
+    /// changes apply at once; the entries of a full sync's chunks too (so names resolve as chunks arrive), and
+    /// when its last chunk arrives, what the registrar held here and did not name since its first chunk (in a
+    /// chunk or in an incremental change) is removed. A chunk of a superseded full sync merges like an
+    /// incremental change. Nothing from a node that is not connected is taken (`None`).
+    ///
+    /// The caller runs `flush_lost` first.
+    pub(crate) fn receive(
         &mut self,
         registrar: &NodeName,
-        entries: Vec<GlobalName>,
+        sync: RegistrySync,
         resolver: &dyn ConflictResolver,
-    ) -> Vec<Change> {
-        let mut changes: Vec<Change> = self
-            .slots
-            .iter()
-            .filter(|(name, slot)| slot.entry.registrar == *registrar && !entries.iter().any(|e| e.name == ***name))
-            .map(|(name, _)| name.clone())
-            .collect::<Vec<_>>()
-            .into_iter()
-            .filter_map(|name| self.remove_if(&name, registrar, None, UnregisterReason::Unregistered))
-            .collect();
-        changes.extend(entries.into_iter().filter_map(|entry| self.merge(entry, resolver)));
-        changes
+    ) -> Option<Vec<Change>> {
+        if !self.connected.contains(registrar) {
+            return None;
+        }
+        let mark = match sync.full {
+            Some(full) if full.first => {
+                let mark = self.next_mark;
+                self.next_mark += 1;
+                self.assembling.insert(registrar.clone(), Assembly { id: full.id, mark });
+                Some(mark)
+            }
+            Some(full) => self.assembling.get(registrar).filter(|a| a.id == full.id).map(|a| a.mark),
+            None => self.assembling.get(registrar).map(|a| a.mark),
+        };
+        let mut changes = Vec::new();
+        for name in &sync.removed {
+            changes.extend(self.remove_if(name, registrar, None, UnregisterReason::Unregistered));
+        }
+        for entry in sync.entries {
+            changes.extend(self.merge(entry.name, entry.pid, registrar, mark, resolver));
+        }
+        if let (Some(full), Some(mark)) = (sync.full, mark) {
+            if full.last {
+                self.assembling.remove(registrar);
+                changes.extend(self.finish(registrar, mark));
+            }
+        }
+        Some(changes)
     }
 
+    /// `node` is connected (again): its frames are taken.
     pub(crate) fn node_up(&mut self, node: NodeName) {
         self.connected.insert(node);
     }
 
-    pub(crate) fn is_connected(&self, node: &NodeName) -> bool {
-        self.connected.contains(node)
+    /// `node` went down: from now on its frames are stale, a full sync it was sending is dropped (having removed
+    /// nothing), and its names are to go (`flush_lost`). Quick: called under the cluster's membership lock.
+    pub(crate) fn node_down(&mut self, node: &NodeName) {
+        self.connected.remove(node);
+        self.assembling.remove(node);
+        if !self.lost.contains(node) {
+            self.lost.push(node.clone());
+        }
     }
 
-    /// `node` went down: its registrations, and the names of its processes, are gone. Names that `local` (this
-    /// node) registered for the down node's processes are left to their watch, which frees them *and* tells the
-    /// other nodes (who may still be connected to the down node and would otherwise keep them).
-    pub(crate) fn remove_node(&mut self, node: &NodeName, local: &NodeName) -> Vec<Change> {
-        self.connected.remove(node);
+    /// Whether names of lost nodes are still to be removed.
+    pub(crate) fn has_lost(&self) -> bool {
+        !self.lost.is_empty()
+    }
+
+    /// Removes the names of the nodes reported down since the last call: their registrations, and the names of
+    /// their processes. Names that this node registered for a lost node's processes are left to their watch,
+    /// which frees them *and* tells the other nodes (who may still be connected to the lost node and would
+    /// otherwise keep them).
+    pub(crate) fn flush_lost(&mut self) -> Vec<Change> {
+        if self.lost.is_empty() {
+            return Vec::new();
+        }
+        let lost: HashSet<NodeName> = std::mem::take(&mut self.lost).into_iter().collect();
+        let local = &self.local;
         let gone: Vec<Arc<str>> = self
-            .slots
+            .names
             .iter()
-            .filter(|(_, slot)| {
-                slot.entry.registrar == *node || (slot.entry.pid.node() == node && slot.entry.registrar != *local)
-            })
+            .filter(|(_, e)| lost.contains(&e.registrar) || (e.registrar != *local && lost.contains(e.pid.node())))
             .map(|(name, _)| name.clone())
             .collect();
         gone.into_iter()
-            .filter_map(|name| self.slots.remove(&name))
-            .map(|slot| Change::Removed(slot.entry.clone(), UnregisterReason::NodeDown))
+            .filter_map(|name| self.names.remove_entry(&name))
+            .map(|(name, e)| Change::Removed {
+                name,
+                pid: e.pid,
+                registrar: e.registrar,
+                reason: UnregisterReason::NodeDown,
+            })
             .collect()
     }
+
+    /// Merges an entry that `registrar` announced; `mark`, if it belongs to a full sync being received.
+    fn merge(
+        &mut self,
+        name: String,
+        pid: Pid,
+        registrar: &NodeName,
+        mark: Option<u64>,
+        resolver: &dyn ConflictResolver,
+    ) -> Option<Change> {
+        let Some(held) = self.names.get_mut(name.as_str()) else {
+            let name: Arc<str> = name.into();
+            let entry = Entry { pid: pid.clone(), registrar: registrar.clone(), mark: mark.unwrap_or(0) };
+            self.names.insert(name.clone(), entry);
+            return Some(Change::Added { name, pid });
+        };
+        if held.registrar == *registrar {
+            if let Some(mark) = mark {
+                held.mark = mark;
+            }
+            if held.pid == pid {
+                return None; // already known
+            }
+            // The same node registered the name again, for another process: its newest word counts.
+            let old = std::mem::replace(&mut held.pid, pid.clone());
+            return Some(Change::Replaced { name: name.into(), old, new: pid });
+        }
+        let current = GlobalName { name: name.clone(), pid: held.pid.clone(), registrar: held.registrar.clone() };
+        let incoming = GlobalName { name, pid, registrar: registrar.clone() };
+        match resolver.resolve(&current, &incoming) {
+            Winner::First => Some(Change::Conflict { winner: current, loser: incoming }),
+            Winner::Second => {
+                *held = Entry { pid: incoming.pid.clone(), registrar: registrar.clone(), mark: mark.unwrap_or(0) };
+                Some(Change::Conflict { winner: incoming, loser: current })
+            }
+        }
+    }
+
+    /// The end of a full sync from `registrar`: its entries that the sync did not confirm are gone.
+    fn finish(&mut self, registrar: &NodeName, mark: u64) -> Vec<Change> {
+        let gone: Vec<Arc<str>> = self
+            .names
+            .iter()
+            .filter(|(_, entry)| entry.registrar == *registrar && entry.mark != mark)
+            .map(|(name, _)| name.clone())
+            .collect();
+        gone.iter().filter_map(|name| self.remove_if(name, registrar, None, UnregisterReason::Unregistered)).collect()
+    }
+}
+
+fn global_name(name: &Arc<str>, entry: &Entry) -> GlobalName {
+    GlobalName { name: name.to_string(), pid: entry.pid.clone(), registrar: entry.registrar.clone() }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{ConflictResolver, EarliestWins, Winner};
-
-    fn entry(name: &str, node: &str, id: u64, at: u64) -> GlobalName {
-        GlobalName {
-            name: name.into(),
-            pid: Pid::new(NodeName::new(node), 1, id),
-            registered_at_ms: at,
-            registrar: NodeName::new(node),
-        }
-    }
-
-    #[test]
-    fn the_earlier_registration_wins_whatever_the_arrival_order() {
-        let a = entry("x", "a@h:1", 1, 100);
-        let b = entry("x", "b@h:2", 2, 50);
-        for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
-            let mut table = Table::default();
-            table.merge(first, &EarliestWins);
-            let change = table.merge(second, &EarliestWins).unwrap();
-            assert!(matches!(change, Change::Conflict { ref winner, .. } if *winner == b));
-            assert_eq!(table.get("x"), Some(&b));
-        }
-    }
-
-    #[test]
-    fn ties_are_broken_by_node_id_alike_on_every_node() {
-        let a = entry("x", "a@h:1", 1, 100);
-        let b = entry("x", "b@h:2", 2, 100);
-        let mut one = Table::default();
-        one.merge(a.clone(), &EarliestWins);
-        one.merge(b.clone(), &EarliestWins);
-        let mut two = Table::default();
-        two.merge(b, &EarliestWins);
-        two.merge(a.clone(), &EarliestWins);
-        assert_eq!(one.get("x"), Some(&a));
-        assert_eq!(two.get("x"), Some(&a));
-    }
-
-    #[test]
-    fn another_resolver_can_be_plugged_in() {
-        /// The latest registration wins (ties: the larger node id), the opposite of the default.
-        struct LatestWins;
-        impl ConflictResolver for LatestWins {
-            fn resolve(&self, a: &GlobalName, b: &GlobalName) -> Winner {
-                let key = |e: &GlobalName| (e.registered_at_ms, e.registrar.clone());
-                if key(a) >= key(b) { Winner::First } else { Winner::Second }
-            }
-        }
-        let early = entry("x", "a@h:1", 1, 10);
-        let late = entry("x", "b@h:2", 2, 20);
-        let mut table = Table::default();
-        table.merge(early, &LatestWins);
-        table.merge(late.clone(), &LatestWins);
-        assert_eq!(table.get("x"), Some(&late));
-    }
-
-    #[test]
-    fn a_full_sync_replaces_what_came_from_its_sender_only() {
-        let mut table = Table::default();
-        table.merge(entry("old", "a@h:1", 1, 1), &EarliestWins);
-        table.merge(entry("kept", "a@h:1", 2, 1), &EarliestWins);
-        table.merge(entry("other", "b@h:2", 3, 1), &EarliestWins);
-        let changes = table.replace_from(&NodeName::new("a@h:1"), vec![entry("kept", "a@h:1", 2, 1)], &EarliestWins);
-        assert_eq!(changes.len(), 1, "{changes:?}");
-        assert!(table.get("old").is_none());
-        assert!(table.get("kept").is_some());
-        assert!(table.get("other").is_some());
-    }
-
-    #[test]
-    fn a_removal_from_another_registrar_or_for_another_process_is_ignored() {
-        let mut table = Table::default();
-        table.merge(entry("x", "a@h:1", 1, 1), &EarliestWins);
-        let b = NodeName::new("b@h:2");
-        assert!(table.remove_if("x", &b, None, UnregisterReason::Unregistered).is_none());
-        let a = NodeName::new("a@h:1");
-        let other = Pid::new(a.clone(), 1, 9);
-        assert!(table.remove_if("x", &a, Some(&other), UnregisterReason::ProcessExited).is_none());
-        assert!(table.remove_if("x", &a, None, UnregisterReason::Unregistered).is_some());
-    }
-
-    #[test]
-    fn a_node_going_down_takes_its_registrations_and_its_processes_names() {
-        let mut table = Table::default();
-        table.merge(entry("mine", "a@h:1", 1, 1), &EarliestWins);
-        let mut remote_process = entry("theirs", "b@h:2", 2, 1);
-        remote_process.pid = Pid::new(NodeName::new("a@h:1"), 1, 7);
-        table.merge(remote_process, &EarliestWins);
-        table.merge(entry("safe", "b@h:2", 3, 1), &EarliestWins);
-        let mut mine = entry("mine-for-a", "c@h:3", 4, 1);
-        mine.pid = Pid::new(NodeName::new("a@h:1"), 1, 8);
-        table.merge(mine, &EarliestWins);
-        assert_eq!(table.remove_node(&NodeName::new("a@h:1"), &NodeName::new("c@h:3")).len(), 2);
-        assert_eq!(table.len(), 2, "the local registration of a's process is left to its watch");
-    }
-}
+#[path = "table_tests.rs"]
+mod tests;
