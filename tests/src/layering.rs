@@ -16,6 +16,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("counter-node", 6),
     ("observer-node", 6),
     ("noex-bench", 6),
+    ("noex-chaos", 6),
     ("noex-fuzz", 6),
     ("noex-tests", 7),
 ];

@@ -1,6 +1,6 @@
 //! Shared support for the workspace-level tests: the layering rule, fixtures for in-process nodes (ephemeral
 //! ports, short timers, a shared test cookie; bare clusters or the whole distribution stack), test servers with
-//! encodable messages, a pausable, throttling TCP proxy for fault injection, busy cores, and apps driven as OS processes.
+//! encodable messages, a pausable, throttling TCP proxy for fault injection (the chaos run's), busy cores, and apps driven as OS processes.
 
 pub mod apps;
 pub mod cluster;

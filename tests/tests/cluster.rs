@@ -308,6 +308,37 @@ async fn a_silent_peer_is_reported_down_with_heartbeat_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_cuts_the_links_of_one_dialer_and_spares_the_others() {
+    use noex_tests::proxy::{Link, Proxy};
+    let proxy = Proxy::start().await;
+    // b is reachable only through the proxy, which learns each dialer's name from its Hello.
+    let b = Cluster::start(ClusterConfig {
+        port: proxy.address().port(),
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        ..config("b")
+    })
+    .await
+    .unwrap();
+    proxy.set_target(b.listening_address());
+    let a = node("a", &[b.local()]).await;
+    let c = node("c", &[b.local()]).await;
+    for node in [&a, &b, &c] {
+        wait_connected(node, 2).await;
+    }
+    let (mut a_events, mut c_events) = (a.events(), c.events());
+    let cut_at = Instant::now();
+    proxy.set_link("a", Link { cut: true, ..Link::default() });
+    wait_down(&mut a_events, b.local()).await;
+    // Closed at once, not found out by missed heartbeats (the failure timeout is 1 s).
+    assert!(cut_at.elapsed() < Duration::from_secs(1), "cut noticed after {:?}", cut_at.elapsed());
+    proxy.set_link("a", Link::default());
+    wait_up(&mut a_events, b.local()).await;
+    while let Ok(event) = c_events.try_recv() {
+        assert!(!matches!(event, ClusterEvent::NodeDown { .. }), "c lost a node: {event:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_application_threads_do_not_starve_heartbeats() {
     let a = node("a", &[]).await;
     let b = node("b", &[a.local()]).await;
