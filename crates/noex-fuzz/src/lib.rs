@@ -14,14 +14,16 @@
 //! ```
 
 mod frames;
+mod observer;
 
 pub use frames::{codec, frame};
 pub use noex_cluster::fuzzing::handshake;
 pub use noex_registry::fuzzing::registry;
+pub use observer::observer;
 
 /// A fuzz target: any bytes in; a panic means an invariant broke.
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name its corpus folder and its fuzz binary have.
 pub const TARGETS: &[(&str, Target)] =
-    &[("frame", frame), ("codec", codec), ("handshake", handshake), ("registry", registry)];
+    &[("frame", frame), ("codec", codec), ("handshake", handshake), ("registry", registry), ("observer", observer)];
