@@ -75,6 +75,12 @@ impl Deadlines {
         WaitReply { reply, timeout: Some(timeout), phase: Phase::Fresh, deadlines: self }
     }
 
+    /// Waits for `reply` until `timeout` has passed, registering the deadline at the first poll: for a reply that
+    /// cannot come within one yield (from another node), where the yield would only cost a pass of the scheduler.
+    pub(crate) fn wait_registered<F: Future + Unpin>(&self, reply: F, timeout: Duration) -> WaitReply<'_, F> {
+        WaitReply { reply, timeout: Some(timeout), phase: Phase::Yielded, deadlines: self }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -126,7 +126,7 @@ impl<S: GenServer> ServerRef<S> {
         let id = distribution.call(pid, (codec.encode_call)(&msg), timeout, CallReply(reply))?;
         // Forgets the pending call if this future is dropped or times out; disarmed once the reply is in.
         let mut pending = PendingCall { distribution, node: pid.node(), id, armed: true };
-        let result = self.runtime.deadlines().wait(receive, timeout).await;
+        let result = self.runtime.deadlines().wait_registered(receive, timeout).await;
         if result.is_ok() {
             pending.armed = false;
         }
