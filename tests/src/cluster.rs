@@ -33,6 +33,20 @@ pub async fn node(name: &str, seeds: &[&NodeId]) -> Cluster {
     Cluster::start(config).await.expect("test node starts")
 }
 
+/// A test node reachable only through a proxy in front of it: it advertises the proxy's port and listens on
+/// another, so every connection to it crosses the proxy (to pause, cut or slow).
+pub async fn behind_proxy(name: &str) -> (crate::proxy::Proxy, Cluster) {
+    let proxy = crate::proxy::Proxy::start().await;
+    let config = ClusterConfig {
+        port: proxy.address().port(),
+        bind: Some("127.0.0.1:0".parse().expect("a socket address")),
+        ..config(name)
+    };
+    let node = Cluster::start(config).await.expect("test node starts");
+    proxy.set_target(node.listening_address());
+    (proxy, node)
+}
+
 /// Two nodes bound on ports free a moment ago, each seeded with the other, neither open yet: opened together,
 /// they dial each other at the same moment.
 pub async fn bound_pair(a: &str, b: &str) -> (Cluster, Cluster) {

@@ -282,17 +282,8 @@ async fn a_client_that_never_finishes_the_handshake_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_peer_is_reported_down_with_heartbeat_timeout() {
-    use noex_tests::proxy::Proxy;
-    let proxy = Proxy::start().await;
-    // b advertises the proxy's port and listens elsewhere, so a reaches it only through the proxy.
-    let b = Cluster::start(ClusterConfig {
-        port: proxy.address().port(),
-        bind: Some("127.0.0.1:0".parse().unwrap()),
-        ..config("b")
-    })
-    .await
-    .unwrap();
-    proxy.set_target(b.listening_address());
+    // a reaches b only through the proxy.
+    let (proxy, b) = noex_tests::cluster::behind_proxy("b").await;
     let a = node("a", &[b.local()]).await;
     wait_connected(&a, 1).await;
     let (mut a_events, mut b_events) = (a.events(), b.events());
@@ -309,17 +300,9 @@ async fn a_silent_peer_is_reported_down_with_heartbeat_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_cuts_the_links_of_one_dialer_and_spares_the_others() {
-    use noex_tests::proxy::{Link, Proxy};
-    let proxy = Proxy::start().await;
+    use noex_tests::proxy::Link;
     // b is reachable only through the proxy, which learns each dialer's name from its Hello.
-    let b = Cluster::start(ClusterConfig {
-        port: proxy.address().port(),
-        bind: Some("127.0.0.1:0".parse().unwrap()),
-        ..config("b")
-    })
-    .await
-    .unwrap();
-    proxy.set_target(b.listening_address());
+    let (proxy, b) = noex_tests::cluster::behind_proxy("b").await;
     let a = node("a", &[b.local()]).await;
     let c = node("c", &[b.local()]).await;
     for node in [&a, &b, &c] {

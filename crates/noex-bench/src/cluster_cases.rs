@@ -17,7 +17,8 @@ const ROUND_TRIPS: usize = 20_000;
 const PAYLOAD: usize = 64;
 const MESH_NODES: usize = 16;
 
-fn config(name: &str, seeds: Vec<String>) -> ClusterConfig {
+/// A bench node's config: an ephemeral port, the bench's cookie, these seeds.
+pub(crate) fn config(name: &str, seeds: Vec<String>) -> ClusterConfig {
     let mut config = ClusterConfig::new(name);
     config.port = 0;
     config.cookie = Some(Cookie::new("noex-bench"));

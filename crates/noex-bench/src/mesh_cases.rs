@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use noex_cluster::{Cluster, ClusterConfig, ClusterEvent, Cookie};
+use noex_cluster::{Cluster, ClusterEvent};
+
+use crate::cluster_cases::config;
 
 /// The nodes of `mesh_128`; `NOEX_BENCH_MESH_NODES` overrides it (to see where a mesh stops forming).
 const MESH_NODES: usize = 128;
@@ -21,14 +23,6 @@ enum Seeding {
     Chain,
     /// Every node is seeded with the first one.
     Star,
-}
-
-fn config(name: &str, seeds: Vec<String>) -> ClusterConfig {
-    let mut config = ClusterConfig::new(name);
-    config.port = 0;
-    config.cookie = Some(Cookie::new("noex-bench"));
-    config.seeds = seeds;
-    config
 }
 
 /// `mesh_128`: 128 nodes in one process, chain then star seeding. Raises the process's soft limit on open files
