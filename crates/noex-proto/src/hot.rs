@@ -342,7 +342,14 @@ fn take_target(mut body: Reader<'_>, names: &mut NodeNames, field: &'static str)
     let mut target = None;
     while body.has_remaining() {
         match body.key(field)? {
-            (1, wire_type) => target = Some(Target::Pid(take_pid(body.delimited(wire_type, field)?, names, field)?)),
+            (1, wire_type) => {
+                let pid = take_pid(body.delimited(wire_type, field)?, names, field)?;
+                if matches!(target, Some(Target::Pid(_))) {
+                    // prost merges a message field that comes twice: not a shape this decoder takes.
+                    return Err(ProtoError::invalid(field, "pid given twice"));
+                }
+                target = Some(Target::Pid(pid));
+            }
             (2, wire_type) => {
                 let name =
                     std::str::from_utf8(body.delimited(wire_type, field)?.bytes()).map_err(|e| invalid(field, e))?;
@@ -357,7 +364,10 @@ fn take_target(mut body: Reader<'_>, names: &mut NodeNames, field: &'static str)
     target.ok_or_else(|| ProtoError::missing(field))
 }
 
-/// Decodes an envelope that holds a hot frame; `None` (untouched) for any other envelope.
+/// Decodes an envelope that holds a hot frame; `None` (untouched) for any other envelope, and for any envelope
+/// this decoder cannot read exactly as prost would: an error of any kind, or a message field given twice (prost
+/// merges the two). prost then judges it, so that the same bytes mean the same on either path (the `frame` fuzz
+/// target compares them).
 pub(crate) fn decode(envelope: &Bytes, names: &mut NodeNames) -> Option<Result<Frame, ProtoError>> {
     let mut reader = Reader::new(envelope);
     let (tag, wire_type) = reader.key("envelope").ok()?;
@@ -369,11 +379,20 @@ pub(crate) fn decode(envelope: &Bytes, names: &mut NodeNames) -> Option<Result<F
     if reader.has_remaining() {
         return None;
     }
-    Some(match tag {
-        CALL => decode_call(body, names),
-        CAST => decode_cast(body, names),
-        _ => return decode_reply(body),
-    })
+    match tag {
+        CALL => decode_call(body, names).ok().map(Ok),
+        CAST => decode_cast(body, names).ok().map(Ok),
+        _ => decode_reply(body),
+    }
+}
+
+/// Fills a message field that may come once (see `decode`).
+fn once<T>(slot: &mut Option<T>, value: T) -> Result<(), ProtoError> {
+    if slot.is_some() {
+        return Err(ProtoError::invalid("envelope", "message field given twice"));
+    }
+    *slot = Some(value);
+    Ok(())
 }
 
 fn payload(body: Reader<'_>) -> Bytes {
@@ -386,8 +405,8 @@ fn decode_call(mut body: Reader<'_>, names: &mut NodeNames) -> Result<Frame, Pro
     while body.has_remaining() {
         match body.key("call")? {
             (1, w) => call_id = body.scalar(w, "call.call_id")?,
-            (2, w) => target = Some(take_target(body.delimited(w, "call.target")?, names, "call.target")?),
-            (3, w) => from = Some(take_pid(body.delimited(w, "call.from")?, names, "call.from")?),
+            (2, w) => once(&mut target, take_target(body.delimited(w, "call.target")?, names, "call.target")?)?,
+            (3, w) => once(&mut from, take_pid(body.delimited(w, "call.from")?, names, "call.from")?)?,
             (4, w) => data = payload(body.delimited(w, "call.payload")?),
             (5, w) => timeout_ms = u64::from(body.scalar(w, "call.timeout_ms")? as u32),
             (tag, w) => body.skip(w, tag, "call")?,
@@ -406,8 +425,8 @@ fn decode_cast(mut body: Reader<'_>, names: &mut NodeNames) -> Result<Frame, Pro
     let (mut target, mut from, mut data) = (None, None, Bytes::new());
     while body.has_remaining() {
         match body.key("cast")? {
-            (1, w) => target = Some(take_target(body.delimited(w, "cast.target")?, names, "cast.target")?),
-            (2, w) => from = Some(take_pid(body.delimited(w, "cast.from")?, names, "cast.from")?),
+            (1, w) => once(&mut target, take_target(body.delimited(w, "cast.target")?, names, "cast.target")?)?,
+            (2, w) => once(&mut from, take_pid(body.delimited(w, "cast.from")?, names, "cast.from")?)?,
             (3, w) => data = payload(body.delimited(w, "cast.payload")?),
             (tag, w) => body.skip(w, tag, "cast")?,
         }
@@ -430,12 +449,9 @@ fn decode_reply(mut body: Reader<'_>) -> Option<Result<Frame, ProtoError>> {
             Ok((tag, w)) => body.skip(w, tag, "reply"),
             Err(error) => Err(error),
         };
-        if let Err(error) = step {
-            return Some(Err(error));
-        }
+        step.ok()?;
     }
-    let reply = data.map(|payload| Frame::Reply(Reply { call_id, result: Ok(payload) }));
-    Some(reply.ok_or_else(|| ProtoError::missing("reply.result")))
+    Some(Ok(Frame::Reply(Reply { call_id, result: Ok(data?) })))
 }
 
 #[cfg(test)]
