@@ -196,6 +196,9 @@ async fn signals_get_through_a_flood_over_a_slow_link() {
     let watcher = b.runtime().start(watcher).await.unwrap();
     watcher.call(Watch::Trap(true)).await.unwrap();
     assert_eq!(watcher.call(Watch::Link(linked.pid().clone())).await, Ok(Watched::Linked(Ok(()))));
+    // A round trip from b to a: a has handled the monitors and the link b sent before it (one connection keeps
+    // order), so they are in place before the kills below (the answer itself does not matter).
+    let _ = b.runtime().remote_ref::<Counter>(linked.pid()).call(noex_tests::servers::Request::get()).await;
     let named = a.runtime().start(Counter::new(0)).await.unwrap();
     a.registry().register("victim", named.pid()).unwrap();
     eventually("b knows the name", || b.registry().whereis("victim").is_some()).await;
