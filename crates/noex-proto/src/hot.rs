@@ -251,6 +251,10 @@ impl<'a> Reader<'a> {
                 return Err(invalid(field, "truncated varint"));
             };
             self.at += 1;
+            // The tenth byte holds the 64th bit alone: anything more overflows, and prost refuses it.
+            if shift == 9 && byte > 1 {
+                return Err(invalid(field, "varint overflows 64 bits"));
+            }
             value |= u64::from(byte & 0x7f) << (shift * 7);
             if byte < 0x80 {
                 return Ok(value);

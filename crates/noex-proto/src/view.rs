@@ -90,6 +90,10 @@ impl<'a> Cursor<'a> {
         for shift in 0..10 {
             let byte = *self.buf.get(self.at)?;
             self.at += 1;
+            // Past 64 bits: not the shape the sender writes (prost refuses it); the full decoder judges.
+            if shift == 9 && byte > 1 {
+                return None;
+            }
             value |= u64::from(byte & 0x7f) << (shift * 7);
             if byte < 0x80 {
                 return Some(value);
