@@ -136,49 +136,13 @@ impl Drop for Forget<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
-    use noex_core::{NodeName, Pid, ProcessStatus};
-
     use super::*;
-    use crate::memory::MemoryStats;
-    use crate::{NodeSnapshot, ServerStats};
+    use crate::NodeSnapshot;
+    use crate::reply::tests::{encoded, node};
 
-    fn node(name: &str) -> NodeId {
-        format!("{name}@127.0.0.1:1").parse().unwrap()
-    }
-
+    /// One server of `pid_node`, listed.
     fn snapshot_of(pid_node: &NodeId) -> NodeSnapshot {
-        let pid = Pid::new(NodeName::new(pid_node.as_str()), 1, 7);
-        NodeSnapshot {
-            timestamp: SystemTime::UNIX_EPOCH,
-            servers: vec![ServerStats {
-                pid,
-                name: None,
-                status: ProcessStatus::Running,
-                mailbox_len: 0,
-                messages_processed: 0,
-                started_at: SystemTime::UNIX_EPOCH,
-                uptime: Duration::ZERO,
-            }],
-            supervisors: Vec::new(),
-            unlisted: 0,
-            next_page: None,
-            tree: Vec::new(),
-            tree_unlisted: 1,
-            process_count: 1,
-            server_count: 1,
-            supervisor_count: 0,
-            total_messages: 0,
-            total_mailbox: 0,
-            total_restarts: 0,
-            system_processes: 0,
-            memory: MemoryStats::default(),
-        }
-    }
-
-    fn encoded(snapshot: &NodeSnapshot) -> Vec<u8> {
-        wire::Snapshot::from(snapshot).encode_to_vec()
+        crate::reply::tests::snapshot_of(pid_node, 1, 1)
     }
 
     fn waiting(queries: &Queries, id: u64, to: &NodeId) -> oneshot::Receiver<Result<NodeSnapshot, QueryError>> {

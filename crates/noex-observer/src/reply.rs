@@ -72,7 +72,7 @@ fn own(from: &NodeId, snapshot: &NodeSnapshot) -> Result<(), QueryError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, SystemTime};
 
     use noex_core::{NodeName, Pid, ProcessStatus};
@@ -81,12 +81,12 @@ mod tests {
     use crate::memory::MemoryStats;
     use crate::{ServerStats, SortKey};
 
-    fn node(name: &str) -> NodeId {
+    pub(crate) fn node(name: &str) -> NodeId {
         format!("{name}@127.0.0.1:1").parse().unwrap()
     }
 
     /// `listed` servers of `pid_node` listed out of `servers`.
-    fn snapshot_of(pid_node: &NodeId, listed: u64, servers: u64) -> NodeSnapshot {
+    pub(crate) fn snapshot_of(pid_node: &NodeId, listed: u64, servers: u64) -> NodeSnapshot {
         let server = |id| ServerStats {
             pid: Pid::new(NodeName::new(pid_node.as_str()), 1, id),
             name: None,
@@ -115,7 +115,7 @@ mod tests {
         }
     }
 
-    fn encoded(snapshot: &NodeSnapshot) -> Vec<u8> {
+    pub(crate) fn encoded(snapshot: &NodeSnapshot) -> Vec<u8> {
         wire::Snapshot::from(snapshot).encode_to_vec()
     }
 
