@@ -102,7 +102,12 @@ impl Inner {
         let window = config.cast_window as u64;
         let limits =
             crate::outbound::Limits { max_frame: config.max_frame, hard: config.outbound_buffer, cast_window: window };
-        let outbound = Arc::new(Outbound::new(write_half, limits, close.clone(), peer.node.clone()));
+        let outbound = Arc::new(Outbound::new(
+            crate::outbound::WriteSocket::new(write_half),
+            limits,
+            close.clone(),
+            peer.node.clone(),
+        ));
         let credit = Arc::new(crate::credit::InboundCredit::new(Arc::downgrade(&outbound), window));
         let connection = Arc::new(Connection::new(id, info.clone(), close.clone(), leave.clone(), credit));
         if let Some(welcome) = welcome {

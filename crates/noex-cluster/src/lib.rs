@@ -38,6 +38,7 @@ mod outbound;
 mod routing;
 mod slots;
 mod stats;
+mod sync;
 
 pub use cluster::Cluster;
 pub use config::{ClusterConfig, DEFAULT_PORT, Settings};

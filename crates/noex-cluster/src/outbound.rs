@@ -9,18 +9,23 @@
 //! (`CastMode::IfRoom`) or waits for room (`cast_room`), unless it is fire-and-forget. Every frame, cast or signal,
 //! counts towards the hard bound on queued bytes; past it the connection is closed as overloaded.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use noex_proto::{Frame, FrameCodec, NodeId, ProtoError};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::{ConnectionStats, FullEpisodes};
+use crate::sync::{AtomicBool, Instant, Mutex, MutexGuard};
+
+#[cfg(all(test, noex_loom))]
+mod model;
+mod socket;
+
+pub(crate) use socket::WriteSocket;
 
 /// A connection that wrote less than this ago is taken to be streaming (see `Outbound::send`). Request/response
 /// traffic, which waits a network round trip between frames, stays below it and keeps the direct write.
@@ -77,7 +82,7 @@ pub(crate) struct Limits {
 }
 
 pub(crate) struct Outbound {
-    socket: OwnedWriteHalf,
+    socket: WriteSocket,
     state: Mutex<Pending>,
     wake: Notify,
     /// Woken when the cast window has room again, or the connection closed.
@@ -143,7 +148,7 @@ enum Wrote {
 }
 
 impl Outbound {
-    pub(crate) fn new(socket: OwnedWriteHalf, limits: Limits, close: CancellationToken, peer: NodeId) -> Self {
+    pub(crate) fn new(socket: WriteSocket, limits: Limits, close: CancellationToken, peer: NodeId) -> Self {
         Outbound {
             socket,
             state: Mutex::new(Pending {
@@ -386,18 +391,27 @@ impl Outbound {
             return;
         }
         let unwritten = !pending.front.is_empty() || !pending.buffer.is_empty();
-        if unwritten && !pending.writing {
-            if let Wrote::Failed = self.write(&mut pending, true) {
-                self.fail(&mut pending);
+        if !unwritten || pending.writing {
+            return;
+        }
+        match self.write(&mut pending, true) {
+            Wrote::All => {}
+            Wrote::Failed => self.fail(&mut pending),
+            // Left to the writer, which waits for room: else the bytes would wait for the next sender or tick
+            // (found by the model `a_heartbeat_the_socket_refuses_is_written_once_it_has_room`).
+            Wrote::Blocked if !pending.writer_owns => {
+                pending.writer_owns = true;
+                drop(pending);
+                self.wake.notify_one();
             }
+            Wrote::Blocked => {}
         }
     }
 
     /// Whether the peer has sent bytes that nobody has read yet: then the peer is alive and only our reader is
     /// late (its runtime is busy). A peek, so nothing is consumed; the socket is non-blocking.
     pub(crate) fn has_unread_input(&self) -> bool {
-        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        matches!(socket2::SockRef::from(self.socket.as_ref()).peek(&mut probe), Ok(n) if n > 0)
+        self.socket.has_unread_input()
     }
 
     /// The connection's writer task: drains what senders could not write directly, and on `leave` sends
@@ -406,7 +420,10 @@ impl Outbound {
         let mut leaving = false;
         loop {
             if !leaving {
+                // Biased (close, then leave, then work): no random branch order, which model builds could not
+                // replay.
                 tokio::select! {
+                    biased;
                     () = close.cancelled() => break,
                     () = leave.cancelled() => {
                         leaving = true;
@@ -500,6 +517,7 @@ impl Outbound {
                 }
             }
             tokio::select! {
+                biased;
                 () = close.cancelled() => return false,
                 ready = self.socket.writable() => if ready.is_err() { return false },
             }
@@ -531,8 +549,7 @@ impl Outbound {
             if next.is_empty() {
                 return Wrote::All;
             }
-            let written =
-                if raw { socket2::SockRef::from(self.socket.as_ref()).send(next) } else { self.socket.try_write(next) };
+            let written = if raw { self.socket.send_now(next) } else { self.socket.try_write(next) };
             match written {
                 Ok(n) => {
                     next.advance(n);

@@ -64,6 +64,9 @@ mod server_ref;
 mod shutdown;
 mod supervisor;
 mod sync;
+#[cfg(noex_loom)]
+#[doc(hidden)]
+pub use sync::check_model;
 
 pub use context::{Context, Timer};
 pub use credit::{CreditSink, Receipt};

@@ -66,8 +66,9 @@ mod model {
 
 /// Checks `model` in every interleaving loom finds, with at most `preemptions` preemptions per execution (`None`:
 /// no bound) unless `LOOM_MAX_PREEMPTIONS` says otherwise; the bound keeps the larger models within seconds.
-#[cfg(all(test, noex_loom))]
-pub(crate) fn check_model(preemptions: Option<usize>, model: impl Fn() + Sync + Send + 'static) {
+/// Public in model builds only, for the models of the crates above (noex-cluster's outbound hand-off).
+#[cfg(noex_loom)]
+pub fn check_model(preemptions: Option<usize>, model: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = preemptions;
