@@ -17,7 +17,7 @@ enum Seeding {
 }
 
 /// Starts `MESH` nodes seeded as said, each with a membership counter installed before it opens, and waits for the
-/// full mesh. Production timers (heartbeats every 500 ms), not the fast test ones: 4032 links heartbeating every
+/// full mesh. Production timers (heartbeats every 5 s), not the fast test ones: 4032 links heartbeating every
 /// 100 ms would be a load test of their own.
 async fn full_mesh(seeding: Seeding) -> Vec<(Cluster, MembershipCounter)> {
     noex_cluster::raise_fd_limit().expect("the soft limit on open files can be raised");

@@ -97,6 +97,9 @@ async fn work(args: WorkerArgs, stalls: Arc<Stalls>) -> anyhow::Result<()> {
     config.seeds = args.seeds.clone();
     // Back on its feet soon after a fault: the run ends by waiting for every node to see every other.
     config.reconnect_max = Duration::from_secs(2);
+    // Silent links and paused nodes found out within seconds, so that a run of minutes sees many faults end.
+    config.heartbeat_interval = Duration::from_millis(500);
+    config.failure_timeout = Duration::from_secs(3);
     let node = Node::start(config).await.context("starting the node")?;
     emit(&Report::Ready { listening: node.cluster().listening_address() });
     for i in 0..args.counters {

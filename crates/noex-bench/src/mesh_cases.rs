@@ -10,8 +10,8 @@ use crate::cluster_cases::config;
 /// The nodes of `mesh_128`; `NOEX_BENCH_MESH_NODES` overrides it (to see where a mesh stops forming).
 const MESH_NODES: usize = 128;
 
-/// How long the idle CPU of a formed mesh is measured.
-const IDLE_WINDOW: Duration = Duration::from_secs(3);
+/// How long the idle CPU of a formed mesh is measured: a few heartbeat intervals (2 s by default).
+const IDLE_WINDOW: Duration = Duration::from_secs(8);
 
 /// How long a mesh may take to form before the case reports it incomplete.
 const FORM_DEADLINE: Duration = Duration::from_secs(60);
@@ -25,7 +25,8 @@ enum Seeding {
     Star,
 }
 
-/// `mesh_128`: 128 nodes in one process, chain then star seeding. Raises the process's soft limit on open files
+/// `mesh_128`: 128 nodes in one process, chain then star seeding, with the default heartbeat interval
+/// (`NOEX_BENCH_HEARTBEAT_MS` overrides it, to see what heartbeats cost; the failure timeout is then 5 intervals). Raises the process's soft limit on open files
 /// to its hard limit first (a full mesh of n nodes in one process holds n * (n - 1) sockets), and says so.
 pub(crate) async fn mesh_128() -> String {
     let nodes = std::env::var("NOEX_BENCH_MESH_NODES").ok().and_then(|n| n.parse().ok()).unwrap_or(MESH_NODES);
@@ -47,7 +48,12 @@ async fn mesh(count: usize, seeding: Seeding) -> String {
             Seeding::Star => nodes.first(),
         };
         let seeds = seed.map(|seed: &Cluster| vec![seed.local().to_string()]).unwrap_or_default();
-        let node = Cluster::start(config(&format!("n{i}"), seeds)).await.expect("node starts");
+        let mut config = config(&format!("n{i}"), seeds);
+        if let Some(interval) = heartbeat_override() {
+            config.heartbeat_interval = interval;
+            config.failure_timeout = interval * 5;
+        }
+        let node = Cluster::start(config).await.expect("node starts");
         watchers.push(tokio::spawn(watch(node.clone(), count - 1)));
         nodes.push(node);
     }
@@ -76,6 +82,10 @@ async fn mesh(count: usize, seeding: Seeding) -> String {
         fds as f64 / count as f64,
         idle * 100.0,
     )
+}
+
+fn heartbeat_override() -> Option<Duration> {
+    std::env::var("NOEX_BENCH_HEARTBEAT_MS").ok()?.parse().ok().map(Duration::from_millis)
 }
 
 /// Waits until `node` is connected to `peers` others; whether it got there, and how many `NodeDown`s it saw.
