@@ -24,7 +24,9 @@ const MEASURE: Duration = Duration::from_millis(800);
 pub(crate) async fn remote_call_concurrent() -> String {
     let (server, client) = pair().await;
     let mut lines = Vec::new();
-    for callers in CALLERS {
+    // `NOEX_BENCH_CALLERS` picks one count (to profile it alone).
+    let chosen: Option<usize> = std::env::var("NOEX_BENCH_CALLERS").ok().and_then(|n| n.parse().ok());
+    for callers in chosen.map_or(CALLERS.to_vec(), |n| vec![n]) {
         let base = raw_rpc(callers).await;
         for targets in TARGETS {
             let mut servers = Vec::with_capacity(targets);
