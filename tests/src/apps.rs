@@ -133,9 +133,15 @@ impl App {
     /// Sends SIGINT (as Ctrl+C at a terminal), through `kill -INT`.
     #[track_caller]
     pub fn interrupt(&mut self) {
-        let sent = Command::new("kill").args(["-INT", &self.pid().to_string()]).status();
+        self.signal("INT");
+    }
+
+    /// Sends the signal called `name` (`HUP`, `TERM`, ...), through `kill`.
+    #[track_caller]
+    pub fn signal(&mut self, name: &str) {
+        let sent = Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status();
         if !sent.as_ref().is_ok_and(ExitStatus::success) {
-            self.fail(&format!("cannot send SIGINT: {sent:?}"));
+            self.fail(&format!("cannot send SIG{name}: {sent:?}"));
         }
     }
 

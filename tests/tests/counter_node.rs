@@ -54,6 +54,17 @@ fn the_seed_demo_a_killed_node_takes_its_watched_counter_down() {
     assert!(node1.wait().success(), "{}", node1.transcript());
 }
 
+/// Closing the terminal (SIGHUP) is a leave, not a crash.
+#[test]
+fn a_hung_up_node_leaves_gracefully() {
+    let (mut node1, _, mut node2, id2) = seed_demo();
+    node2.signal("HUP");
+    assert!(node2.wait().success(), "{}", node2.transcript());
+    node1.expect(&format!("Node left: {id2} (graceful_shutdown)"));
+    node1.close_stdin();
+    assert!(node1.wait().success(), "{}", node1.transcript());
+}
+
 #[test]
 fn an_interrupted_node_leaves_gracefully() {
     let (mut node1, _, mut node2, id2) = seed_demo();

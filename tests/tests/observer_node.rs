@@ -85,7 +85,8 @@ fn three_nodes_show_the_seed_figures_and_a_killed_one_as_disconnected() {
         expect_update(app, &[&after, &[&lost, "    Status: disconnected"]]);
     }
 
-    b.interrupt();
+    // A closed terminal (SIGHUP) is a leave, as Ctrl+C is.
+    b.signal("HUP");
     b.expect("Shutting down...");
     b.expect("Shutdown complete.");
     assert!(b.wait().success());

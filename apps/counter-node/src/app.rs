@@ -133,6 +133,12 @@ impl App {
             Direction::Increment => Change::Increment(amount),
             Direction::Decrement => Change::Decrement(amount),
         };
+        // Checked first, so that a change out of range is an error here rather than a refusal nobody sees (the
+        // counter refuses it too, should another node change the value in between).
+        let before = counter.call_timeout(GetInfo {}, CALL_TIMEOUT).await.with_context(|| unreachable(name))?;
+        if change.apply(before.value).is_none() {
+            anyhow::bail!("{}", messages::out_of_range(name, direction, amount, before.value));
+        }
         // A cast, then a call on the same reference: the call is handled after the cast, so it sees the change.
         counter.cast(change.into());
         let info = counter.call_timeout(GetInfo {}, CALL_TIMEOUT).await.with_context(|| unreachable(name))?;

@@ -20,7 +20,8 @@ pub(crate) struct Candidates {
     pub(crate) nodes: Names,
 }
 
-/// The completions of the word that ends at `pos` in `line`: where that word starts, and what may replace it.
+/// The completions of the word that ends at `pos` in `line`: where that word starts, and what may replace it (with
+/// a space after it when it is the only one).
 pub(crate) fn complete(line: &str, pos: usize, candidates: &Candidates) -> (usize, Vec<String>) {
     let Some(before) = line.get(..pos) else { return (pos, Vec::new()) };
     // After the last whitespace character, whatever its width in bytes (a no-break space is two).
@@ -37,6 +38,12 @@ pub(crate) fn complete(line: &str, pos: usize, candidates: &Candidates) -> (usiz
     let mut matching: Vec<String> = offered.into_iter().filter(|c| c.starts_with(word)).collect();
     matching.sort();
     matching.dedup();
+    // A word completed for sure is followed by a space, as in a shell, unless one is there already.
+    if let [only] = &mut matching[..] {
+        if !line[pos..].starts_with(char::is_whitespace) {
+            only.push(' ');
+        }
+    }
     (start, matching)
 }
 
@@ -90,7 +97,8 @@ mod tests {
     #[test]
     fn commands_first() {
         assert_eq!(at_end("/c"), (0, vec!["/counters".into(), "/create".into()]));
-        assert_eq!(at_end("/q"), (0, vec!["/quit".into()]));
+        assert_eq!(at_end("/q"), (0, vec!["/quit ".into()]));
+        assert_eq!(at_end("/wa"), (0, vec!["/watch ".into()]), "then the counter's name can be typed");
         assert_eq!(at_end("").1.len(), COMMANDS.len());
         assert_eq!(at_end("/x"), (0, vec![]));
     }
@@ -98,7 +106,7 @@ mod tests {
     #[test]
     fn counter_names_after_the_commands_that_take_one() {
         assert_eq!(at_end("/inc m"), (5, vec!["misses".into(), "my-counter".into()]));
-        assert_eq!(at_end("/watch h"), (7, vec!["hits".into()]));
+        assert_eq!(at_end("/watch h"), (7, vec!["hits ".into()]));
         assert_eq!(at_end("/get ").1.len(), 3);
         assert_eq!(at_end("/nodes "), (7, vec![]));
         assert_eq!(at_end("/inc hits 1"), (10, vec![]), "no completion for amounts");
@@ -106,7 +114,7 @@ mod tests {
 
     #[test]
     fn on_and_node_names_after_create() {
-        assert_eq!(at_end("/create c "), (10, vec!["on".into()]));
+        assert_eq!(at_end("/create c "), (10, vec!["on ".into()]));
         assert_eq!(at_end("/create c on node2"), (13, vec!["node2".into(), "node2@127.0.0.1:4370".into()]));
         assert_eq!(at_end("/create c on ").1.len(), 4);
         assert_eq!(at_end("/create c in "), (13, vec![]));
@@ -114,7 +122,7 @@ mod tests {
 
     #[test]
     fn completes_the_word_under_the_cursor() {
-        assert_eq!(complete("/inc h 5", 6, &candidates()), (5, vec!["hits".into()]));
+        assert_eq!(complete("/inc h 5", 6, &candidates()), (5, vec!["hits".into()]), "a space is there already");
         assert_eq!(at_end("/inc é"), (5, vec![]));
         assert_eq!(complete("/inc é", 6, &candidates()), (6, vec![]), "not a char boundary");
     }
@@ -122,7 +130,7 @@ mod tests {
     #[test]
     fn wide_whitespace_is_a_separator_not_a_panic() {
         // A no-break space (two bytes) and an ideographic space (three).
-        assert_eq!(at_end("/inc\u{a0}h"), (6, vec!["hits".into()]));
+        assert_eq!(at_end("/inc\u{a0}h"), (6, vec!["hits ".into()]));
         assert_eq!(at_end("/inc\u{3000}"), (7, vec!["hits".into(), "misses".into(), "my-counter".into()]));
     }
 }

@@ -59,7 +59,8 @@ pub(crate) struct Update {
     pub(crate) change: Option<Change>,
 }
 
-/// How an [`Update`] changes the value. Arithmetic saturates: a counter never wraps around.
+/// How an [`Update`] changes the value. A change past the range of an `i64` is refused (the value stays as it
+/// was): a counter neither wraps around nor clamps silently.
 #[derive(Clone, Copy, PartialEq, Eq, prost::Oneof)]
 pub(crate) enum Change {
     /// Adds this much.
@@ -68,6 +69,16 @@ pub(crate) enum Change {
     /// Subtracts this much.
     #[prost(int64, tag = "2")]
     Decrement(i64),
+}
+
+impl Change {
+    /// The value after this change to `value`, if it stays in range.
+    pub(crate) fn apply(self, value: i64) -> Option<i64> {
+        match self {
+            Change::Increment(by) => value.checked_add(by),
+            Change::Decrement(by) => value.checked_sub(by),
+        }
+    }
 }
 
 impl From<Change> for Update {
@@ -102,10 +113,12 @@ impl GenServer for Counter {
 
     async fn handle_cast(&mut self, update: Update, _ctx: &mut Context<Self>) {
         let Some(change) = update.change else { return };
-        self.value = match change {
-            Change::Increment(by) => self.value.saturating_add(by),
-            Change::Decrement(by) => self.value.saturating_sub(by),
+        // A cast has nobody to answer: a refused change is logged (the REPL checks before it sends one).
+        let Some(value) = change.apply(self.value) else {
+            tracing::warn!(counter = %self.name, value = self.value, ?change, "change refused: out of range");
+            return;
         };
+        self.value = value;
         self.last_updated_ms = now_ms();
     }
 }
@@ -133,7 +146,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn updates_change_the_value_and_saturate() {
+    async fn updates_change_the_value_and_are_refused_out_of_range() {
         let counter = Runtime::new().start(Counter::new("c".into(), 0)).await.unwrap();
         counter.cast(Change::Increment(10).into());
         counter.cast(Change::Decrement(3).into());
@@ -143,6 +156,9 @@ mod tests {
         assert!(info.last_updated_ms > 0);
 
         counter.cast(Change::Increment(i64::MAX).into());
+        assert_eq!(counter.call(GetInfo {}).await.unwrap().value, 7, "refused, unchanged");
+        counter.cast(Change::Increment(i64::MAX - 7).into());
+        counter.cast(Change::Increment(1).into());
         assert_eq!(counter.call(GetInfo {}).await.unwrap().value, i64::MAX);
     }
 }

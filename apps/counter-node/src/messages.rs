@@ -86,6 +86,15 @@ pub(crate) fn updated(name: &str, direction: Direction, amount: i64, value: i64)
     format!("Counter \"{name}\" {verb} by {amount}. New value: {value}")
 }
 
+/// A change that would take the counter past the range of its value (nothing was changed).
+pub(crate) fn out_of_range(name: &str, direction: Direction, amount: i64, value: i64) -> String {
+    let verb = match direction {
+        Direction::Increment => "incrementing",
+        Direction::Decrement => "decrementing",
+    };
+    format!("counter \"{name}\" unchanged at {value}: {verb} by {amount} would overflow")
+}
+
 /// `/get`: the counter's own account of itself, and where it runs.
 pub(crate) fn info(info: &CounterInfo, location: impl Display) -> String {
     let updated = DateTime::from_timestamp_millis(info.last_updated_ms)
@@ -125,17 +134,22 @@ pub(crate) fn counters(counters: &[(String, String, bool)]) -> String {
     text
 }
 
-/// `/nodes`: this node, then every other node known, connected or not.
+/// `/nodes`: this node and the nodes connected to it, then (apart) those it lost and still redials: a seed, or a
+/// node lost without a goodbye, until it is forgotten (`forget_after`). The total counts the connected ones.
 pub(crate) fn nodes(local: &NodeId, others: &[(NodeId, NodeStatus)]) -> String {
     let mut text = format!("Connected nodes:\n  - {local} (local)");
-    for (node, status) in others {
-        let status = match status {
-            NodeStatus::Connected => "connected",
-            NodeStatus::Disconnected => "disconnected",
-        };
-        text.push_str(&format!("\n  - {node} ({status})"));
+    let connected: Vec<_> = others.iter().filter(|(_, s)| *s == NodeStatus::Connected).collect();
+    for (node, _) in &connected {
+        text.push_str(&format!("\n  - {node} (connected)"));
     }
-    text.push_str(&format!("\n\nTotal: {} nodes", others.len() + 1));
+    let lost: Vec<_> = others.iter().filter(|(_, s)| *s != NodeStatus::Connected).collect();
+    if !lost.is_empty() {
+        text.push_str("\n\nDisconnected nodes (redialed):");
+        for (node, _) in lost {
+            text.push_str(&format!("\n  - {node}"));
+        }
+    }
+    text.push_str(&format!("\n\nTotal: {} nodes", connected.len() + 1));
     text
 }
 
@@ -219,7 +233,7 @@ mod tests {
         let others = [(id("b@h:2"), NodeStatus::Connected), (id("c@h:3"), NodeStatus::Disconnected)];
         assert_eq!(
             nodes(&id("a@h:1"), &others),
-            "Connected nodes:\n  - a@h:1 (local)\n  - b@h:2 (connected)\n  - c@h:3 (disconnected)\n\nTotal: 3 nodes"
+            "Connected nodes:\n  - a@h:1 (local)\n  - b@h:2 (connected)\n\nDisconnected nodes (redialed):\n  - c@h:3\n\nTotal: 2 nodes"
         );
     }
 }

@@ -15,6 +15,14 @@ mod cli;
 mod print;
 mod workers;
 
+/// `println!` that ignores a closed stdout (after SIGHUP the terminal is gone, and the node still leaves cleanly).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -66,7 +74,7 @@ pub fn main(heap: Option<&'static CountingAllocator>) -> ExitCode {
 
 async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Result<()> {
     let mut stopping = Stopping::install();
-    println!("{}\n  Cluster Observer Example\n{}\n", rule('='), rule('='));
+    say!("{}\n  Cluster Observer Example\n{}\n", rule('='), rule('='));
     let mut config = ClusterConfig::new(cli.name.clone());
     config.host = cli.host.clone();
     config.port = cli.port;
@@ -74,7 +82,7 @@ async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Resu
     config.cookie = cli.cookie.as_deref().map(Cookie::new);
     config.cookie_file = cli.cookie_file.clone();
     let node = Node::bind(config).await.context("cannot start the node")?;
-    println!("Starting node: {}", node.id());
+    say!("Starting node: {}", node.id());
     let mut local = LocalObserver::new(node.runtime());
     if let Some(heap) = heap {
         local = local.with_heap(heap);
@@ -83,10 +91,10 @@ async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Resu
     // Subscribed before joining: no join goes unprinted.
     let events = node.cluster().events();
     node.open();
-    println!("Node ID: {}", node.id());
+    say!("Node ID: {}", node.id());
     tokio::spawn(print_membership(events));
 
-    println!("\nCreating local processes...");
+    say!("\nCreating local processes...");
     let supervisor = match workers::start(node.runtime(), &cli.name, &local).await {
         Ok(supervisor) => supervisor,
         Err(error) => {
@@ -95,29 +103,29 @@ async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Resu
             return Err(error.context("cannot start the workers"));
         }
     };
-    println!("  Created supervisor with 3 workers");
-    println!("  Generated initial activity on workers");
+    say!("  Created supervisor with 3 workers");
+    say!("  Generated initial activity on workers");
 
-    println!("\n{}\nCluster Observer\n{}", rule('-'), rule('-'));
-    println!("{}", print::local(&local.snapshot(SnapshotQuery::totals())));
-    println!("\n{}\nNode is running. Press Ctrl+C to exit.\n{}", rule('='), rule('='));
+    say!("\n{}\nCluster Observer\n{}", rule('-'), rule('-'));
+    say!("{}", print::local(&local.snapshot(SnapshotQuery::totals())));
+    say!("\n{}\nNode is running. Press Ctrl+C to exit.\n{}", rule('='), rule('='));
     // The program prints figures only: each node is asked for its totals, whatever its size.
     let options = SnapshotOptions::fresh(DEFAULT_QUERY_TIMEOUT).with_query(SnapshotQuery::totals());
     let polling = observer.start_polling_with(cli.interval, options, |event| match event {
         ClusterObserverEvent::SnapshotUpdate(snapshot) => {
-            println!("\n{}\nCluster Update\n{}{}", rule('-'), rule('-'), print::cluster(&snapshot));
+            say!("\n{}\nCluster Update\n{}{}", rule('-'), rule('-'), print::cluster(&snapshot));
         }
-        ClusterObserverEvent::NodeTimeout(node) => println!("\n[WARN] Node {node} is not responding"),
-        ClusterObserverEvent::NodeError { node, error } => println!("\n[ERROR] Node {node}: {error}"),
+        ClusterObserverEvent::NodeTimeout(node) => say!("\n[WARN] Node {node} is not responding"),
+        ClusterObserverEvent::NodeError { node, error } => say!("\n[ERROR] Node {node}: {error}"),
     });
 
     stopping.requested().await;
-    println!("\nShutting down...");
+    say!("\nShutting down...");
     polling.stop();
     // The supervisor stops with every other process, its workers in reverse start order, before the goodbye.
     drop(supervisor);
     node.shutdown(STOP_TIMEOUT).await;
-    println!("Shutdown complete.");
+    say!("Shutdown complete.");
     Ok(())
 }
 
@@ -125,9 +133,9 @@ async fn print_membership(mut events: tokio::sync::broadcast::Receiver<ClusterEv
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match events.recv().await {
-            Ok(ClusterEvent::NodeUp(info)) => println!("\n[CLUSTER] Node joined: {}", info.node),
-            Ok(ClusterEvent::NodeDown { node, reason }) => println!("\n[CLUSTER] Node left: {} ({reason})", node.node),
-            Err(RecvError::Lagged(missed)) => println!("\n[CLUSTER] ({missed} membership events missed)"),
+            Ok(ClusterEvent::NodeUp(info)) => say!("\n[CLUSTER] Node joined: {}", info.node),
+            Ok(ClusterEvent::NodeDown { node, reason }) => say!("\n[CLUSTER] Node left: {} ({reason})", node.node),
+            Err(RecvError::Lagged(missed)) => say!("\n[CLUSTER] ({missed} membership events missed)"),
             Err(RecvError::Closed) => return,
         }
     }
@@ -138,7 +146,7 @@ async fn print_membership(mut events: tokio::sync::broadcast::Receiver<ClusterEv
 /// kept and ends the program as soon as it is running, never killing it without a goodbye.
 struct Stopping {
     #[cfg(unix)]
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    signals: Option<[tokio::signal::unix::Signal; 3]>,
 }
 
 impl Stopping {
@@ -146,9 +154,12 @@ impl Stopping {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-                (Ok(interrupt), Ok(terminate)) => Stopping { signals: Some((interrupt, terminate)) },
-                (Err(error), _) | (_, Err(error)) => {
+            // SIGHUP too: a closed terminal is a leave, not a crash.
+            match (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
+                (Ok(interrupt), Ok(terminate), Ok(hangup)) => {
+                    Stopping { signals: Some([interrupt, terminate, hangup]) }
+                }
+                (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
                     tracing::warn!(%error, "signals not handled");
                     Stopping { signals: None }
                 }
@@ -160,10 +171,11 @@ impl Stopping {
 
     async fn requested(&mut self) {
         #[cfg(unix)]
-        if let Some((interrupt, terminate)) = &mut self.signals {
+        if let Some([interrupt, terminate, hangup]) = &mut self.signals {
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
+                _ = hangup.recv() => {}
             }
             return;
         }

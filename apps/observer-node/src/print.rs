@@ -23,6 +23,16 @@ pub(crate) fn megabytes(bytes: Option<u64>) -> String {
     }
 }
 
+/// A node's memory as the seed prints it: heap in use where the node counts it (as noex does); a node that does
+/// not (counter-node) reports its resident size, which is said, since the two do not compare.
+pub(crate) fn memory(memory: &noex_observer::MemoryStats) -> String {
+    match memory.heap_bytes {
+        Some(heap) => megabytes(Some(heap)),
+        None if memory.rss_bytes.is_some() => format!("{} (resident)", megabytes(memory.rss_bytes)),
+        None => megabytes(None),
+    }
+}
+
 /// The local snapshot block.
 pub(crate) fn local(snapshot: &NodeSnapshot) -> String {
     format!(
@@ -52,7 +62,7 @@ pub(crate) fn cluster(snapshot: &ClusterSnapshot) -> String {
                 let _ = write!(out, "\n    Processes: {}", figures.process_count);
                 let _ = write!(out, "\n    Messages: {}", figures.total_messages);
                 let _ = write!(out, "\n    Restarts: {}", figures.total_restarts);
-                let _ = write!(out, "\n    Memory: {}", megabytes(figures.memory.in_use()));
+                let _ = write!(out, "\n    Memory: {}", memory(&figures.memory));
             }
             _ => {
                 if let Some(error) = &node.error {
@@ -146,6 +156,11 @@ Per-node breakdown:
         );
         assert_eq!(megabytes(None), "n/a");
         assert_eq!(megabytes(Some(0)), "0.00 MB");
+        let mb = 1 << 20;
+        let memory = |rss_bytes, heap_bytes| super::memory(&MemoryStats { rss_bytes, heap_bytes });
+        assert_eq!(memory(Some(3 * mb), Some(mb)), "1.00 MB", "heap, as the seed");
+        assert_eq!(memory(Some(3 * mb), None), "3.00 MB (resident)", "resident size is said");
+        assert_eq!(memory(None, None), "n/a");
         assert_eq!(rule('=').len(), 60);
     }
 }

@@ -103,7 +103,10 @@ impl FromStr for NodeId {
 
     fn from_str(text: &str) -> Result<Self, NodeIdError> {
         let fail = |reason| NodeIdError { text: text.to_owned(), reason };
-        let (name, rest) = text.split_once('@').ok_or_else(|| fail("missing '@' between name and host"))?;
+        // At the last '@', and the name checked first: neither part may hold one, and in `a@b@host:port` it is
+        // the name that is wrong.
+        let (name, rest) = text.rsplit_once('@').ok_or_else(|| fail("missing '@' between name and host"))?;
+        check_name(name).map_err(fail)?;
         let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
             let (ip, after) = bracketed.split_once(']').ok_or_else(|| fail("missing ']' after IPv6 address"))?;
             let port = after.strip_prefix(':').ok_or_else(|| fail("missing ':' before the port"))?;
@@ -121,7 +124,6 @@ impl FromStr for NodeId {
         }
         let port =
             port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| fail("port must be between 1 and 65535"))?;
-        check_name(name).map_err(fail)?;
         NodeId::new(name, host, port).map_err(|error| NodeIdError { text: text.to_owned(), reason: error.reason })
     }
 }
@@ -227,6 +229,7 @@ mod tests {
             ("1app@localhost:4369", "name must start with a letter"),
             ("app.name@localhost:4369", "name may contain only letters, digits, '_' and '-'"),
             ("app name@localhost:4369", "name may contain only letters, digits, '_' and '-'"),
+            ("a@b@localhost:4369", "name may contain only letters, digits, '_' and '-'"),
             (long.as_str(), "name is longer than 64 characters"),
             ("app@:4369", "host is empty"),
             ("app@-invalid:4369", "host is not a valid IPv4 address, bracketed IPv6 address or hostname"),

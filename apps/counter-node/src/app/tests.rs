@@ -52,6 +52,17 @@ async fn counters_on_this_node() {
     assert_eq!(h.run("/create e on local").await, ["Counter \"e\" created locally with value 0."]);
     assert_eq!(h.run("/inc c 10").await, ["Counter \"c\" incremented by 10. New value: 10"]);
     assert_eq!(h.run("/dec c").await, ["Counter \"c\" decremented by 1. New value: 9"]);
+    let max = i64::MAX;
+    assert_eq!(
+        h.run(&format!("/inc e {max}")).await,
+        [format!("Counter \"e\" incremented by {max}. New value: {max}")]
+    );
+    assert_eq!(
+        h.run("/inc e 1").await,
+        [format!("Error: counter \"e\" unchanged at {max}: incrementing by 1 would overflow")],
+        "an overflow is an error, and changes nothing"
+    );
+    assert!(h.run("/get e").await[0].starts_with(&format!("Counter \"e\": value={max},")));
     let get = h.run("/get c").await;
     assert!(get[0].starts_with("Counter \"c\": value=9, last updated at "), "{get:?}");
     assert_eq!(get[1], format!("  Location: {id}"));

@@ -1,6 +1,6 @@
 //! A cluster node that prints nodes joining and leaving, until Ctrl+C (then it leaves gracefully).
 //!
-//! `cargo run -p noex-cluster --example node -- [name] [port] [seed ...]`
+//! `cargo run -p noex-cluster --example membership -- [name] [port] [seed ...]`
 //! (defaults: `node1 4369`; try `node2 4370 node1@127.0.0.1:4369` in a second terminal).
 
 // An example program owns its output.

@@ -1,7 +1,7 @@
 //! A full node: it joins the cluster, starts a counter registered globally as `counter:<name>`, and whenever it
 //! learns of another node's counter it adds 1 to it remotely and prints the new value. Ctrl+C leaves gracefully.
 //!
-//! `cargo run -p noex-remote --example node -- [name] [port] [seed ...]`
+//! `cargo run -p noex-remote --example counter_mesh -- [name] [port] [seed ...]`
 //! (defaults: `node1 4369`; try `node2 4370 node1@127.0.0.1:4369` in a second terminal).
 
 // An example program owns its output.
