@@ -132,7 +132,7 @@ pub async fn wait_up(events: &mut broadcast::Receiver<ClusterEvent>, node: &Node
 pub async fn wait_down(events: &mut broadcast::Receiver<ClusterEvent>, node: &NodeId) -> DownReason {
     match wait_for(events, |e| matches!(e, ClusterEvent::NodeDown { node: info, .. } if info.node == *node)).await {
         ClusterEvent::NodeDown { reason, .. } => reason,
-        ClusterEvent::NodeUp(_) => unreachable!("filtered"),
+        _ => unreachable!("filtered"),
     }
 }
 

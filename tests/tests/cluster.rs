@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use noex_cluster::{Cluster, ClusterConfig, ClusterEvent, Cookie, DownReason, NodeStatus};
+use noex_cluster::{Cluster, ClusterConfig, ClusterEvent, Cookie, DownReason, NodeStatus, Refusal};
 use noex_tests::cluster::{
     DEADLINE, MembershipCounter, bound_pair, config, free_port, node, wait_connected, wait_down, wait_for, wait_up,
 };
@@ -224,13 +224,36 @@ async fn nodes_with_different_cookies_never_join_and_keep_running() {
     let mut stranger_config = config("stranger");
     stranger_config.cookie = Some(Cookie::new("wrong"));
     stranger_config.seeds = vec![a.local().to_string()];
-    let stranger = Cluster::start(stranger_config).await.unwrap();
     let mut events = a.events();
-    let joined = tokio::time::timeout(Duration::from_millis(400), events.recv()).await;
+    let stranger = Cluster::bind(stranger_config).await.unwrap();
+    let mut told = stranger.events();
+    stranger.open();
+    // The stranger is told why, once, while it keeps dialing (with backoff from 200 ms).
+    let refused = wait_for(&mut told, |e| matches!(e, ClusterEvent::DialRefused { .. })).await;
+    assert_eq!(refused, ClusterEvent::DialRefused { node: a.local().clone(), refusal: Refusal::NotAllowed });
+    let joined = tokio::time::timeout(Duration::from_millis(800), events.recv()).await;
     assert!(joined.is_err(), "no membership event: {joined:?}");
+    assert!(told.try_recv().is_err(), "the refusal is told once, not at every retry");
     assert!(a.connected().is_empty() && stranger.connected().is_empty());
     let friend = node("friend", &[a.local()]).await;
     wait_connected(&friend, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_under_the_wrong_name_is_told_with_the_name_that_answers() {
+    let a = node("a", &[]).await;
+    let wrong = format!("wrong@{}", a.local().address());
+    let mut config = config("b");
+    config.seeds = vec![wrong.clone()];
+    let b = Cluster::bind(config).await.unwrap();
+    let mut told = b.events();
+    b.open();
+    let refused = wait_for(&mut told, |e| matches!(e, ClusterEvent::DialRefused { .. })).await;
+    let found = a.local().to_string();
+    assert_eq!(
+        refused,
+        ClusterEvent::DialRefused { node: wrong.parse().unwrap(), refusal: Refusal::WrongNode { found } }
+    );
 }
 
 /// Opens a raw TCP connection to `cluster`, sends `bytes`, and reports whether the node closed it.

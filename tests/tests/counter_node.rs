@@ -8,7 +8,11 @@ const COOKIE: &str = "counter-node-e2e";
 
 /// Starts a node called `name`, seeded with `seeds`; returns it with its node id.
 fn start(name: &str, seeds: &[&str]) -> (App, String) {
-    let mut args = vec!["--name", name, "--port", "0", "--cookie", COOKIE];
+    start_with_cookie(name, seeds, COOKIE)
+}
+
+fn start_with_cookie(name: &str, seeds: &[&str], cookie: &str) -> (App, String) {
+    let mut args = vec!["--name", name, "--port", "0", "--cookie", cookie];
     for seed in seeds {
         args.extend(["--seed", seed]);
     }
@@ -52,6 +56,22 @@ fn the_seed_demo_a_killed_node_takes_its_watched_counter_down() {
     node1.send_line("/quit");
     node1.expect("Shutting down...");
     assert!(node1.wait().success(), "{}", node1.transcript());
+}
+
+/// A node whose cookie differs from its seed's says so on the terminal (not only in the log), and keeps trying.
+#[test]
+fn a_node_refused_by_its_seed_says_why() {
+    let (mut node1, id1) = start("node1", &[]);
+    let (mut node2, _) = start_with_cookie("node2", &[&id1], "another-cookie");
+    node2.expect(&format!(
+        "Cannot join {id1}: it refused this node (do both nodes have the same cookie?). Still trying."
+    ));
+    node2.send_line("/nodes");
+    node2.expect("Total: 1 nodes");
+    for node in [&mut node1, &mut node2] {
+        node.close_stdin();
+        assert!(node.wait().success(), "{}", node.transcript());
+    }
 }
 
 /// Closing the terminal (SIGHUP) is a leave, not a crash.

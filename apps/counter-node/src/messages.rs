@@ -27,12 +27,14 @@ pub(crate) fn started(node: &NodeId, seeds: &[String]) -> String {
     text
 }
 
-/// A membership change.
-pub(crate) fn cluster_event(event: &ClusterEvent) -> String {
-    match event {
+/// A membership change, or a dial refused (said while the node keeps trying); `None` for events not shown.
+pub(crate) fn cluster_event(event: &ClusterEvent) -> Option<String> {
+    Some(match event {
         ClusterEvent::NodeUp(info) => format!("Node joined: {}", info.node),
         ClusterEvent::NodeDown { node, reason } => format!("Node left: {} ({reason})", node.node),
-    }
+        ClusterEvent::DialRefused { node, refusal } => format!("Cannot join {node}: {refusal}. Still trying."),
+        _ => return None,
+    })
 }
 
 /// A watched counter ended.
@@ -181,9 +183,15 @@ mod tests {
     #[test]
     fn membership_and_downs() {
         let node = NodeInfo { node: id("node2@127.0.0.1:4370"), creation: 7 };
-        assert_eq!(cluster_event(&ClusterEvent::NodeUp(node.clone())), "Node joined: node2@127.0.0.1:4370");
+        assert_eq!(cluster_event(&ClusterEvent::NodeUp(node.clone())).unwrap(), "Node joined: node2@127.0.0.1:4370");
         let left = ClusterEvent::NodeDown { node, reason: DownReason::GracefulShutdown };
-        assert_eq!(cluster_event(&left), "Node left: node2@127.0.0.1:4370 (graceful_shutdown)");
+        assert_eq!(cluster_event(&left).unwrap(), "Node left: node2@127.0.0.1:4370 (graceful_shutdown)");
+        let refused =
+            ClusterEvent::DialRefused { node: id("node2@127.0.0.1:4370"), refusal: noex_cluster::Refusal::NotAllowed };
+        assert_eq!(
+            cluster_event(&refused).unwrap(),
+            "Cannot join node2@127.0.0.1:4370: it refused this node (do both nodes have the same cookie?). Still trying."
+        );
 
         let pid = Pid::new(NodeName::new("node2@127.0.0.1:4370"), 7, 12);
         let down = CounterDown { name: "c".into(), pid, reason: ExitReason::error("boom") };

@@ -132,9 +132,10 @@ async fn print_membership(mut events: broadcast::Receiver<ClusterEvent>, connect
                 up.remove(&node.node);
                 true
             }
+            _ => true,
         };
-        if new {
-            output.line(messages::cluster_event(&event));
+        if let Some(line) = messages::cluster_event(&event).filter(|_| new) {
+            output.line(line);
         }
     }
 }

@@ -129,20 +129,26 @@ async fn run(cli: Cli, heap: Option<&'static CountingAllocator>) -> anyhow::Resu
     Ok(())
 }
 
+/// A dial refused: one line, while the node keeps trying.
+fn refused(node: &noex_cluster::NodeId, refusal: &noex_cluster::Refusal) -> String {
+    format!("Cannot join {node}: {refusal}. Still trying.")
+}
+
 async fn print_membership(mut events: tokio::sync::broadcast::Receiver<ClusterEvent>) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match events.recv().await {
             Ok(ClusterEvent::NodeUp(info)) => say!("\n[CLUSTER] Node joined: {}", info.node),
             Ok(ClusterEvent::NodeDown { node, reason }) => say!("\n[CLUSTER] Node left: {} ({reason})", node.node),
+            Ok(ClusterEvent::DialRefused { node, refusal }) => say!("\n[CLUSTER] {}", refused(&node, &refusal)),
+            Ok(_) => {}
             Err(RecvError::Lagged(missed)) => say!("\n[CLUSTER] ({missed} membership events missed)"),
             Err(RecvError::Closed) => return,
         }
     }
 }
 
-/// Ctrl+C (SIGINT) or SIGTERM.
-/// Ctrl+C and SIGTERM, caught from the moment this is made: one that arrives while the node is still starting is
+/// Ctrl+C (SIGINT), SIGTERM and SIGHUP, caught from the moment this is made: one that arrives while the node is still starting is
 /// kept and ends the program as soon as it is running, never killing it without a goodbye.
 struct Stopping {
     #[cfg(unix)]

@@ -37,7 +37,8 @@ async fn main() -> std::process::ExitCode {
             event = events.recv() => match event {
                 Ok(ClusterEvent::NodeUp(info)) => println!("Node joined: {}", info.node),
                 Ok(ClusterEvent::NodeDown { node, reason }) => println!("Node left: {} ({reason})", node.node),
-                Err(_) => {}
+                Ok(ClusterEvent::DialRefused { node, refusal }) => println!("Cannot join {node}: {refusal}"),
+                _ => {}
             },
         }
     }

@@ -14,6 +14,7 @@ use tokio_util::codec::{Decoder, Framed};
 
 use crate::admission::{Attempt, End};
 use crate::cluster::Inner;
+use crate::event::{ClusterEvent, Refusal};
 use crate::handshake::{Acceptor, Dialer, HandshakeError, Peer, Step};
 use crate::slots::Slot;
 
@@ -206,6 +207,8 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId, up: Arc<Notify>) 
     let config = &inner.settings.config;
     let mut delay = config.reconnect_min;
     let mut deferred_since: Option<Instant> = None;
+    // The last refusal told (each cause once, not at every retry).
+    let mut refused: Option<Refusal> = None;
     // A node learned from a peer is given up once it has been unreachable this long (a seed never is).
     let give_up = (!inner.settings.seeds().contains(&node)).then(|| Instant::now() + config.forget_after);
     loop {
@@ -245,7 +248,14 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId, up: Arc<Notify>) 
                 }
                 continue;
             }
-            Ok(Err(error)) => tracing::debug!(%node, %error, "dial failed; will retry"),
+            Ok(Err(error)) => {
+                tracing::debug!(%node, %error, "dial failed; will retry");
+                if let Some(refusal) = refusal(&error).filter(|refusal| refused.as_ref() != Some(refusal)) {
+                    let _ =
+                        inner.events.send(ClusterEvent::DialRefused { node: node.clone(), refusal: refusal.clone() });
+                    refused = Some(refusal);
+                }
+            }
             Err(_) => tracing::debug!(%node, "dial timed out; will retry"),
         }
         if !pause(&inner, &up, jittered(delay)).await {
@@ -254,6 +264,16 @@ pub(crate) async fn dial_loop(inner: Arc<Inner>, node: NodeId, up: Arc<Notify>) 
         delay = (delay * 2).min(config.reconnect_max);
     }
     inner.lock().dialing.remove(&node);
+}
+
+/// What a failed dial tells of the other side's refusal, if it refused.
+fn refusal(error: &HandshakeError) -> Option<Refusal> {
+    match error {
+        HandshakeError::Rejected(RejectReason::NotAllowed) | HandshakeError::BadProof => Some(Refusal::NotAllowed),
+        HandshakeError::WrongPeer { found, .. } => Some(Refusal::WrongNode { found: found.clone() }),
+        HandshakeError::Version(version) => Some(Refusal::Version(*version)),
+        _ => None,
+    }
 }
 
 /// Waits for `delay`, or until the node is up (`up` is notified by `register`, and keeps the notification if it
@@ -299,7 +319,7 @@ async fn connect(inner: &Inner, node: &NodeId) -> Result<TcpStream, HandshakeErr
             if crate::exhaustion::out_of_descriptors(&error) {
                 inner.socket_refused(&error, "dial");
             }
-            Err(HandshakeError::Closed)
+            Err(HandshakeError::Unreachable(error.kind()))
         }
     }
 }

@@ -41,6 +41,7 @@ impl fmt::Display for DownReason {
 
 /// A change in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClusterEvent {
     /// A node is connected and authenticated (again, after a loss or a restart).
     NodeUp(NodeInfo),
@@ -51,6 +52,40 @@ pub enum ClusterEvent {
         /// Why.
         reason: DownReason,
     },
+    /// A node we dial refused this one, or is not the node we meant: said once per cause, while the dialing goes
+    /// on (with backoff). The usual mistakes: cookies that differ, a seed given under the wrong name.
+    DialRefused {
+        /// The node dialed.
+        node: NodeId,
+        /// Why it refused, as far as this side can tell.
+        refusal: Refusal,
+    },
+}
+
+/// Why a node refused our dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// It did not let us in, or could not prove it shares our cookie: the cookies most likely differ. (It does
+    /// not say why, on purpose: a stranger learns nothing.)
+    NotAllowed,
+    /// Another node answers at that address.
+    WrongNode {
+        /// The node that answered.
+        found: String,
+    },
+    /// It speaks another protocol version.
+    Version(u32),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NotAllowed => f.write_str("it refused this node (do both nodes have the same cookie?)"),
+            Refusal::WrongNode { found } => write!(f, "{found} answers at that address (is the name right?)"),
+            Refusal::Version(version) => write!(f, "it speaks protocol version {version}, not ours"),
+        }
+    }
 }
 
 /// Whether a known node is currently connected.

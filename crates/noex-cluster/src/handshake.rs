@@ -46,6 +46,9 @@ pub enum HandshakeError {
     /// The connection closed or failed.
     #[error("connection closed during the handshake")]
     Closed,
+    /// No connection could be made (refused, unreachable, out of file descriptors).
+    #[error("cannot connect: {0}")]
+    Unreachable(std::io::ErrorKind),
     /// The peer sent something that is not a valid frame.
     #[error("malformed frame: {0}")]
     Malformed(#[from] ProtoError),

@@ -44,7 +44,7 @@ pub use cluster::Cluster;
 pub use config::{ClusterConfig, DEFAULT_PORT, Settings};
 pub use cookie::{COOKIE_ENV, COOKIE_FILE, Cookie, default_cookie_path};
 pub use error::{ConfigError, StartError};
-pub use event::{ClusterEvent, DownReason, NodeInfo, NodeStatus};
+pub use event::{ClusterEvent, DownReason, NodeInfo, NodeStatus, Refusal};
 pub use exhaustion::{SocketExhaustion, raise_fd_limit};
 pub use handshake::{HandshakeError, Peer};
 pub use noex_proto::{Host, NodeId, NodeIdError};

@@ -68,7 +68,8 @@ async fn main() -> std::process::ExitCode {
             event = cluster.recv() => match event {
                 Ok(ClusterEvent::NodeUp(info)) => println!("Node joined: {}", info.node),
                 Ok(ClusterEvent::NodeDown { node, reason }) => println!("Node left: {} ({reason})", node.node),
-                Err(_) => {}
+                Ok(ClusterEvent::DialRefused { node, refusal }) => println!("Cannot join {node}: {refusal}"),
+                _ => {}
             },
             event = names.recv() => match event {
                 Ok(RegistryEvent::Registered { name, pid }) if name != mine && name.starts_with("counter:") => {
