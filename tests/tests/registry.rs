@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use noex_core::{ExitReason, Pid};
-use noex_registry::{RegisterError, RegistryEvent, UnregisterReason};
+use noex_core::{ChildSpec, Context, ExitReason, GenServer, Pid, StartOptions, Strategy, Supervisor, SupervisorSpec};
+use noex_registry::{GlobalRegistry, RegisterError, RegistryEvent, UnregisterReason};
 use noex_remote::{Node, SpawnOptions};
 use noex_tests::remote::{eventually, full_node, mesh, within};
 use noex_tests::servers::{Counter, Request};
@@ -47,6 +47,41 @@ async fn a_name_is_seen_everywhere_and_taken_names_are_refused() {
     nodes[0].runtime().kill(&dead);
     eventually("the process is gone", || !nodes[0].runtime().is_alive(&dead)).await;
     assert_eq!(nodes[0].registry().register("ghost", &dead), Err(RegisterError::NoProc(dead.clone())));
+}
+
+/// A supervised child that registers a global name in its `init`: killed again and again, each restart takes the
+/// name back at once (the name of a local process that ended is free for its successor, even while the registry
+/// has not yet processed that process's DOWN).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_child_takes_its_global_name_back_at_once() {
+    struct Registrant(GlobalRegistry);
+    impl GenServer for Registrant {
+        type Call = ();
+        type Reply = ();
+        type Cast = ();
+        async fn init(&mut self, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
+            self.0.register("restarted", ctx.pid()).map_err(|error| ExitReason::error(error.to_string()))
+        }
+        async fn handle_call(&mut self, (): (), _: &mut Context<Self>) {}
+        async fn handle_cast(&mut self, (): (), _: &mut Context<Self>) {}
+    }
+
+    let nodes = mesh(2).await;
+    let registry = nodes[0].registry().clone();
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(100, Duration::from_secs(60))
+        .child(ChildSpec::worker("registrant", move || Registrant(registry.clone())));
+    let supervisor = Supervisor::start(nodes[0].runtime(), spec, StartOptions::default()).await.unwrap();
+    let mut holder = nodes[0].registry().whereis("restarted").expect("registered by init");
+    for round in 0..20 {
+        nodes[0].runtime().kill(&holder);
+        let what = format!("round {round}: a successor holds the name");
+        eventually(&what, || nodes[0].registry().whereis("restarted").is_some_and(|pid| pid != holder)).await;
+        holder = nodes[0].registry().whereis("restarted").unwrap();
+        assert!(nodes[0].runtime().is_alive(&holder), "round {round}: the holder is the live successor");
+    }
+    everywhere(&nodes, "restarted", Some(&holder)).await;
+    drop(supervisor);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,11 @@ impl GlobalRegistry {
     /// process exits (or its node goes down). Fails if the name is held by another process anywhere this node
     /// knows of. Registering the same pid under the same name again is a no-op.
     ///
+    /// When a name is freed: on the registering node, as soon as its process has ended (a name held by a local
+    /// process that ended is free for `register` at once, so a restarted child takes its name back); on the other
+    /// nodes, when they get the removal, a network hop later; everywhere, when the registering node is reported
+    /// down.
+    ///
     /// Two nodes registering one name at the same moment can both succeed locally; the conflict rule then picks
     /// one owner on every node (see [`ConflictResolver`]). A name of a node that went down is free again as soon
     /// as that node is reported down (`register` never fails on it with `NameTaken`).
@@ -101,6 +106,17 @@ impl GlobalRegistry {
         let runtime = self.inner.runtime.upgrade().ok_or(RegisterError::Stopped)?;
         if !runtime.is_remote(pid) && !runtime.is_alive(pid) {
             return Err(RegisterError::NoProc(pid.clone()));
+        }
+        // The name of a local process that has ended is free now, not only once the watch task gets to its DOWN: a
+        // supervisor restarting a child under the same name must never find the dead predecessor there.
+        let ended = self
+            .inner
+            .read()
+            .get(name)
+            .map(|holder| holder.pid.clone())
+            .filter(|holder| holder != pid && !runtime.is_remote(holder) && !runtime.is_alive(holder));
+        if let Some(ended) = ended {
+            self.inner.process_ended(&ended, UnregisterReason::ProcessExited);
         }
         let mut watches = self.inner.announcing();
         {
