@@ -240,6 +240,31 @@ async fn nodes_with_different_cookies_never_join_and_keep_running() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_to_resolves_when_the_node_comes_up_and_fails_when_this_one_leaves() {
+    let a = node("a", &[]).await;
+    let b = Cluster::bind(ClusterConfig { seeds: vec![a.local().to_string()], ..config("b") }).await.unwrap();
+    let waiting = tokio::spawn({
+        let (a, b) = (a.clone(), b.local().clone());
+        async move { a.connected_to(&b).await }
+    });
+    b.open();
+    assert!(within_deadline(async { waiting.await.unwrap() }).await, "b comes up");
+    assert!(within_deadline(a.connected_to(b.local())).await, "at once when connected");
+    let lone = node("lone", &[]).await;
+    let ghost: noex_cluster::NodeId = format!("ghost@127.0.0.1:{}", free_port()).parse().unwrap();
+    let never = tokio::spawn({
+        let lone = lone.clone();
+        async move { lone.connected_to(&ghost).await }
+    });
+    lone.shutdown().await;
+    assert!(!within_deadline(async { never.await.unwrap() }).await, "false once this node leaves");
+}
+
+async fn within_deadline<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, future).await.expect("in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_under_the_wrong_name_is_told_with_the_name_that_answers() {
     let a = node("a", &[]).await;
     let wrong = format!("wrong@{}", a.local().address());

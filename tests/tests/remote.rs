@@ -62,6 +62,12 @@ async fn calls_fail_with_typed_errors() {
     let known = a.remote().call_named::<Request, i64>(b.id(), "known", &Request::add(2), second).await;
     assert_eq!(known, Ok(2));
 
+    // A process started with `start` (not `start_encodable`) takes no calls from other nodes: said as such.
+    let local_only = b.runtime().start(Counter::new(0)).await.unwrap();
+    assert_eq!(local_only.call(Request::get()).await, Ok(0), "its own node calls it");
+    let from_a = a.runtime().remote_ref::<Counter>(local_only.pid()).call(Request::get()).await;
+    assert_eq!(from_a, Err(CallError::NotEncodable));
+
     // A process of another incarnation of b is never reached.
     let stale = Pid::new(counter.pid().node().clone(), counter.pid().creation().wrapping_add(1), counter.pid().id());
     assert_eq!(a.runtime().remote_ref::<Counter>(&stale).call(Request::get()).await, Err(CallError::NoProc));

@@ -241,6 +241,28 @@ impl Cluster {
         self.inner.lock().peers.contains_key(node)
     }
 
+    /// Resolves once `node` is connected: at once if it is, else at its `NodeUp`; false if this node stops first.
+    /// Wrap it in a timeout to bound the wait (the node is dialed meanwhile only if it is a seed or a peer knows
+    /// it).
+    pub async fn connected_to(&self, node: &NodeId) -> bool {
+        // Subscribed before looking, so that a NodeUp in between is not missed.
+        let mut events = self.events();
+        loop {
+            if self.is_connected(node) {
+                return true;
+            }
+            let event = tokio::select! {
+                () = self.inner.leaving.cancelled() => return false,
+                event = events.recv() => event,
+            };
+            match event {
+                Ok(ClusterEvent::NodeUp(info)) if info.node == *node => return true,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    }
+
     /// Queues `frame` for `node`. Frames to one node are delivered in the order queued. Never waits: a full
     /// queue is an error, and the frame is not sent.
     pub fn send(&self, node: &NodeId, frame: Frame) -> Result<(), SendError> {

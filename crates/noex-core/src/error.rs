@@ -46,6 +46,10 @@ pub enum CallError {
     /// The request or the reply could not be decoded (the two sides disagree on the message types).
     #[error("cannot decode: {0}")]
     Decode(String),
+    /// The process was called from another node but takes no encoded messages: it was started with `start`, not
+    /// `start_encodable` (or a child spec's counterpart), so only its own node can call it.
+    #[error("the process takes no messages from other nodes (start it with start_encodable)")]
+    NotEncodable,
 }
 
 /// Why a process could not be started.

@@ -117,9 +117,7 @@ pub(crate) fn answer(waiter: Waiter, result: Result<Bytes, noex_proto::CallFailu
     match waiter {
         Waiter::Call(reply) => reply.send(result.map_err(|failure| match failure {
             CallFailure::NoProc => CallError::NoProc,
-            CallFailure::NotEncodable => {
-                CallError::Decode("the process does not take encoded messages (start it with start_encodable)".into())
-            }
+            CallFailure::NotEncodable => CallError::NotEncodable,
             CallFailure::Exited(reason) => CallError::Exited(reason),
             CallFailure::Decode(message) => CallError::Decode(message),
             CallFailure::Timeout => CallError::Exited(noex_core::ExitReason::Killed),
