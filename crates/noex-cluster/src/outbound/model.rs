@@ -48,6 +48,23 @@ fn writer(outbound: &Arc<Outbound>, close: &CancellationToken, leave: &Cancellat
     thread::spawn(move || block_on(outbound.run(&close, &leave)))
 }
 
+/// Senders on threads of their own, one per list, each sending its numbers in order; each returns those accepted.
+fn senders<const N: usize>(outbound: &Arc<Outbound>, lists: [&'static [u64]; N]) -> Vec<thread::JoinHandle<Vec<u64>>> {
+    lists
+        .into_iter()
+        .map(|numbers| {
+            let outbound = outbound.clone();
+            thread::spawn(move || numbers.iter().copied().filter(|&n| outbound.send(numbered(n)).is_ok()).collect())
+        })
+        .collect()
+}
+
+/// The peer, on a thread of its own, reading enough to make room for everything.
+fn peer_reads(outbound: &Arc<Outbound>) -> thread::JoinHandle<()> {
+    let outbound = outbound.clone();
+    thread::spawn(move || outbound.socket.make_room(1 << 20))
+}
+
 /// The frames on the wire so far; a frame cut short by the end is left out.
 fn frames(bytes: &[u8]) -> Vec<Frame> {
     let mut codec = FrameCodec::with_limit(1 << 20);
@@ -110,22 +127,11 @@ fn senders_hand_over_to_the_writer_and_every_frame_is_written_once_in_order() {
     check_model(Some(2), || {
         let (outbound, close, leave) = connection(frame_len());
         let writer = writer(&outbound, &close, &leave);
-        let senders: Vec<_> = [vec![1, 2], vec![11]]
-            .into_iter()
-            .map(|numbers| {
-                let outbound = outbound.clone();
-                thread::spawn(move || {
-                    for n in numbers {
-                        assert!(outbound.send(numbered(n)).is_ok(), "an open connection refused");
-                    }
-                })
-            })
-            .collect();
-        let peer = {
-            let outbound = outbound.clone();
-            thread::spawn(move || outbound.socket.make_room(1 << 20))
-        };
-        senders.into_iter().for_each(|sender| sender.join().unwrap());
+        let senders = senders(&outbound, [&[1, 2], &[11]]);
+        let peer = peer_reads(&outbound);
+        for (sender, sent) in senders.into_iter().zip([vec![1, 2], vec![11]]) {
+            assert_eq!(sender.join().unwrap(), sent, "an open connection refused");
+        }
         wait_for(&outbound, &[1, 2, 11]);
         leave.cancel();
         writer.join().unwrap();
@@ -156,10 +162,7 @@ fn the_liveness_push_never_overlaps_the_writer_nor_reorders() {
             let outbound = outbound.clone();
             thread::spawn(move || outbound.keep_alive(std::time::Duration::ZERO))
         };
-        let peer = {
-            let outbound = outbound.clone();
-            thread::spawn(move || outbound.socket.make_room(1 << 20))
-        };
+        let peer = peer_reads(&outbound);
         sender.join().unwrap();
         liveness.join().unwrap();
         wait_for(&outbound, &[1, 2]);
@@ -180,10 +183,7 @@ fn a_heartbeat_the_socket_refuses_is_written_once_it_has_room() {
         let (outbound, close, leave) = connection(0);
         let writer = writer(&outbound, &close, &leave);
         outbound.keep_alive(std::time::Duration::ZERO);
-        let peer = {
-            let outbound = outbound.clone();
-            thread::spawn(move || outbound.socket.make_room(1 << 20))
-        };
+        let peer = peer_reads(&outbound);
         block_on(outbound.socket.written_until(|bytes| seen(bytes).heartbeats == 1));
         peer.join().unwrap();
         leave.cancel();
@@ -203,10 +203,7 @@ fn a_close_stops_the_writes_and_refuses_what_follows() {
             let outbound = outbound.clone();
             thread::spawn(move || [1, 2, 3].into_iter().filter(|&n| outbound.send(numbered(n)).is_ok()).collect())
         };
-        let peer = {
-            let outbound = outbound.clone();
-            thread::spawn(move || outbound.socket.make_room(1 << 20))
-        };
+        let peer = peer_reads(&outbound);
         outbound.close();
         // Whether a write is under way, and the seal, in one step: the socket's lock is taken under the state's,
         // in the senders' order.
@@ -239,17 +236,8 @@ fn a_leave_writes_what_was_accepted_then_the_goodbye_last() {
     check_model(Some(2), || {
         let (outbound, close, leave) = connection(frame_len());
         let writer = writer(&outbound, &close, &leave);
-        let senders: Vec<_> = [vec![1, 2], vec![11]]
-            .into_iter()
-            .map(|numbers| {
-                let outbound = outbound.clone();
-                thread::spawn(move || numbers.into_iter().filter(|&n| outbound.send(numbered(n)).is_ok()).collect())
-            })
-            .collect();
-        let peer = {
-            let outbound = outbound.clone();
-            thread::spawn(move || outbound.socket.make_room(1 << 20))
-        };
+        let senders = senders(&outbound, [&[1, 2], &[11]]);
+        let peer = peer_reads(&outbound);
         leave.cancel();
         let accepted: Vec<Vec<u64>> = senders.into_iter().map(|sender| sender.join().unwrap()).collect();
         writer.join().unwrap();

@@ -84,6 +84,7 @@ mod model {
         }
 
         /// A socket with room for `room` bytes.
+        #[cfg(test)]
         pub(crate) fn model(room: usize) -> Self {
             WriteSocket {
                 wire: Mutex::new(Wire { room, ..Wire::default() }),
@@ -141,12 +142,14 @@ mod model {
         }
 
         /// The peer reads: `room` more bytes fit.
+        #[cfg(test)]
         pub(crate) fn make_room(&self, room: usize) {
             self.wire().room += room;
             self.room_made.notify_one();
         }
 
         /// Waits until the bytes on the wire satisfy `done`.
+        #[cfg(test)]
         pub(crate) async fn written_until(&self, done: impl Fn(&[u8]) -> bool) {
             loop {
                 let wrote = self.wrote.notified();
