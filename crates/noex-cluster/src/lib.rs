@@ -14,6 +14,8 @@
 //!     match event {
 //!         ClusterEvent::NodeUp(info) => println!("Node joined: {}", info.node),
 //!         ClusterEvent::NodeDown { node, reason } => println!("Node left: {} ({reason})", node.node),
+//!         ClusterEvent::DialRefused { node, refusal } => println!("Cannot join {node}: {refusal}"),
+//!         _ => {}
 //!     }
 //! }
 //! # Ok(()) }
