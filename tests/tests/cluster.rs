@@ -6,6 +6,7 @@ use noex_cluster::{Cluster, ClusterConfig, ClusterEvent, Cookie, DownReason, Nod
 use noex_tests::cluster::{
     DEADLINE, MembershipCounter, bound_pair, config, free_port, node, wait_connected, wait_down, wait_for, wait_up,
 };
+use noex_tests::remote::within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
@@ -248,8 +249,8 @@ async fn connected_to_resolves_when_the_node_comes_up_and_fails_when_this_one_le
         async move { a.connected_to(&b).await }
     });
     b.open();
-    assert!(within_deadline(async { waiting.await.unwrap() }).await, "b comes up");
-    assert!(within_deadline(a.connected_to(b.local())).await, "at once when connected");
+    assert!(within("b up", async { waiting.await.unwrap() }).await, "b comes up");
+    assert!(within("b up again", a.connected_to(b.local())).await, "at once when connected");
     let lone = node("lone", &[]).await;
     let ghost: noex_cluster::NodeId = format!("ghost@127.0.0.1:{}", free_port()).parse().unwrap();
     let never = tokio::spawn({
@@ -257,11 +258,7 @@ async fn connected_to_resolves_when_the_node_comes_up_and_fails_when_this_one_le
         async move { lone.connected_to(&ghost).await }
     });
     lone.shutdown().await;
-    assert!(!within_deadline(async { never.await.unwrap() }).await, "false once this node leaves");
-}
-
-async fn within_deadline<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, future).await.expect("in time")
+    assert!(!within("the wait to end", async { never.await.unwrap() }).await, "false once this node leaves");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
