@@ -14,6 +14,11 @@
 //! - an **encoded-message seam** ([`Runtime::deliver_encoded`]) through which the cluster layers deliver calls and
 //!   casts that arrived over the network.
 //!
+//! Messages that cross the network implement [`Encodable`]: every prost message does. With the cargo feature
+//! **`serde`**, plain Rust types with `#[derive(Serialize, Deserialize)]` do too, once listed in
+//! `serde_encodable!` (encoded with postcard; docs/concepts.md, "Messages between nodes: prost or serde", says
+//! which to choose).
+//!
 //! Nothing here is global: several runtimes (nodes) can live in one OS process.
 //!
 //! ```
@@ -59,6 +64,8 @@ mod monitor;
 mod pid;
 mod process;
 mod runtime;
+#[cfg(feature = "serde")]
+mod serde_codec;
 mod server;
 mod server_ref;
 mod shutdown;
@@ -67,6 +74,11 @@ mod sync;
 #[cfg(noex_loom)]
 #[doc(hidden)]
 pub use sync::check_model;
+// What `serde_encodable!` expands to reaches the codec (and serde's traits) through here, so a user's crate needs
+// no dependency on postcard.
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+pub use serde_codec::hidden as __serde;
 
 pub use context::{Context, Timer};
 pub use credit::{CreditSink, Receipt};
