@@ -9,6 +9,7 @@
 
 mod cases;
 mod cluster_cases;
+mod codec_cases;
 mod concurrency_cases;
 mod flow_cases;
 mod mesh_cases;
@@ -19,7 +20,7 @@ mod report;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: noex-bench <case|all>   (cases: local_call local_cast spawn idle_memory frame_rtt mesh_16 mesh_128 remote_call remote_cast remote_call_concurrent remote_cast_backpressure overload_signals registry_register registry_sync cluster_snapshot_3 cluster_snapshot_16 cluster_snapshot_32x10k)";
+const USAGE: &str = "usage: noex-bench <case|all>   (cases: local_call local_cast spawn idle_memory frame_rtt mesh_16 mesh_128 remote_call remote_cast remote_call_concurrent remote_cast_backpressure overload_signals registry_register registry_sync cluster_snapshot_3 cluster_snapshot_16 cluster_snapshot_32x10k codec)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
