@@ -4,8 +4,9 @@
 //! [`Remote::start`] installs this layer into a node's [`Runtime`](noex_core::Runtime) (usually through
 //! [`Node::start`], which wires the whole stack). From then on a [`ServerRef`](noex_core::ServerRef) made with
 //! [`Runtime::remote_ref`](noex_core::Runtime::remote_ref) works whatever node its process lives on: locally it
-//! moves typed values between mailboxes, remotely it encodes them (the server's message types are prost
-//! messages) and sends them through the cluster. A node that goes down fails every call waiting for it at once
+//! moves typed values between mailboxes, remotely it encodes them (the server's message types are
+//! [`Encodable`](noex_core::Encodable): prost messages, or serde types with noex-core's `serde` feature) and sends
+//! them through the cluster. A node that goes down fails every call waiting for it at once
 //! (`NoConnection`), fires every monitor on its processes and sends `noconnection` over every link with them.
 //!
 //! ```no_run
