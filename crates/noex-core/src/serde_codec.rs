@@ -95,6 +95,8 @@ macro_rules! __serde_encodable_impl {
 
 /// What [`serde_encodable!`] expands to calls: the codec itself, reached through `$crate::__serde`.
 pub mod hidden {
+    use super::bounded::{Bounded, Remainder, STACK_BUDGET};
+
     pub use bytes::Bytes;
     pub use serde::Serialize;
     pub use serde::de::DeserializeOwned;
@@ -113,15 +115,22 @@ pub mod hidden {
 
     /// The value from `bytes`, which must hold exactly one message: trailing bytes are an error, as is every
     /// malformed input (never a panic). Lengths inside the message are checked against the bytes present before
-    /// anything is read, and serde caps what a collection reserves ahead of its elements at 1 MiB, so a short
-    /// frame claiming a huge sequence fails without a large allocation.
+    /// anything is read or reserved, so a short frame claiming a huge sequence fails without a large allocation,
+    /// and nesting is bounded (see `bounded.rs`), so a recursive type cannot be made to overflow the stack.
     pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-        match postcard::take_from_bytes::<T>(bytes) {
-            Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => {
-                Err(format!("{}: {} bytes left over after the message", std::any::type_name::<T>(), rest.len()))
+        let mut deserializer = postcard::Deserializer::from_flavor(Bounded::new(bytes));
+        let result = T::deserialize(&mut deserializer);
+        let name = std::any::type_name::<T>();
+        match (result, deserializer.finalize()) {
+            (Ok(value), Ok(Remainder { unread: [], .. })) => Ok(value),
+            (Ok(_), Ok(Remainder { unread, .. })) => {
+                Err(format!("{name}: {} bytes left over after the message", unread.len()))
             }
-            Err(error) => Err(format!("{}: {error}", std::any::type_name::<T>())),
+            (Err(_), Ok(Remainder { too_deep: true, .. })) => Err(format!(
+                "{name}: nested deeper than the codec allows (more than {} KiB of stack)",
+                STACK_BUDGET / 1024
+            )),
+            (Err(error), _) | (Ok(_), Err(error)) => Err(format!("{name}: {error}")),
         }
     }
 
@@ -155,5 +164,6 @@ pub mod hidden {
     }
 }
 
+mod bounded;
 #[cfg(test)]
 mod tests;

@@ -159,3 +159,40 @@ fn a_value_postcard_cannot_encode_goes_out_empty_and_does_not_decode() {
     value.encode_wire_into(&mut []);
     assert!(Flattened::decode_wire(Bytes::new()).is_err());
 }
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Tree {
+    Leaf(u8),
+    Node(Box<Tree>, Box<Tree>),
+}
+
+crate::serde_encodable!(Tree);
+
+fn tree(depth: usize) -> Tree {
+    (0..depth).fold(Tree::Leaf(0), |below, level| Tree::Node(Box::new(below), Box::new(Tree::Leaf(level as u8))))
+}
+
+/// Runs `f` on a thread with a tokio worker's stack (2 MiB), where a remote message is decoded.
+fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().unwrap()
+}
+
+#[test]
+fn a_recursive_type_nests_as_deep_as_real_messages_do() {
+    on_worker_stack(|| {
+        let deep = tree(64);
+        round_trip(&deep);
+        // Freed level by level, so that dropping it does not recurse either.
+        let mut tree = deep;
+        while let Tree::Node(left, _) = tree {
+            tree = *left;
+        }
+    });
+}
+
+#[test]
+fn a_frame_nesting_a_recursive_type_without_end_is_an_error_not_a_stack_overflow() {
+    // Without a bound, 1 MiB of `Node` tags overflows a 2 MiB stack and aborts the process.
+    let error = on_worker_stack(|| Tree::decode_wire(Bytes::from(vec![1u8; 1 << 20])).unwrap_err());
+    assert!(error.contains("nested deeper than the codec allows"), "{error}");
+}
