@@ -16,8 +16,8 @@
 //!
 //! Messages that cross the network implement [`Encodable`]: every prost message does. With the cargo feature
 //! **`serde`**, plain Rust types with `#[derive(Serialize, Deserialize)]` do too, once listed in
-//! `serde_encodable!` (encoded with postcard; docs/concepts.md, "Messages between nodes: prost or serde", says
-//! which to choose).
+//! `serde_encodable!`, or wrapped in `Serde` (encoded with postcard; docs/concepts.md, "Messages between nodes:
+//! prost or serde", says which to choose).
 //!
 //! Nothing here is global: several runtimes (nodes) can live in one OS process.
 //!
@@ -76,6 +76,8 @@ mod sync;
 pub use sync::check_model;
 // What `serde_encodable!` expands to reaches the codec (and serde's traits) through here, so a user's crate needs
 // no dependency on postcard.
+#[cfg(feature = "serde")]
+pub use serde_codec::Serde;
 #[cfg(feature = "serde")]
 #[doc(hidden)]
 pub use serde_codec::hidden as __serde;

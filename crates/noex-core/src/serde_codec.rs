@@ -42,7 +42,8 @@
 /// ```
 ///
 /// Only the listed types themselves are covered: a reply of type `Vec<Item>` or `Option<Item>` is not a local
-/// type of the calling crate, so it goes inside a struct or enum of its own (Rust's orphan rule).
+/// type of the calling crate (Rust's orphan rule), so it goes inside a struct or enum of its own, or in
+/// [`Serde`].
 #[macro_export]
 macro_rules! serde_encodable {
     () => {};
@@ -54,6 +55,72 @@ macro_rules! serde_encodable {
         $crate::__serde_encodable_impl!([] $ty);
         $crate::serde_encodable!($($($rest)*)?);
     };
+}
+
+/// A value of any serde type as a message, encoded with the serde codec: for what [`serde_encodable!`] cannot
+/// list, types of other crates (`Vec<Item>`, `Option<Item>`, a `HashMap`), which Rust's orphan rule keeps a
+/// crate from implementing [`Encodable`](crate::Encodable) for. Needs noex-core's `serde` feature.
+///
+/// ```
+/// use noex_core::{Encodable, Serde};
+///
+/// let reply: Serde<Vec<(String, u64)>> = Serde(vec![("a".into(), 1), ("b".into(), 2)]);
+/// let bytes = reply.encode_wire();
+/// assert_eq!(Serde::<Vec<(String, u64)>>::decode_wire(bytes).map(Serde::into_inner), Ok(reply.0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Serde<T>(pub T);
+
+impl<T> Serde<T> {
+    /// The value inside.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> From<T> for Serde<T> {
+    fn from(value: T) -> Self {
+        Serde(value)
+    }
+}
+
+impl<T> std::ops::Deref for Serde<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Serde<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T> crate::Encodable for Serde<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    fn encode_wire(&self) -> bytes::Bytes {
+        hidden::encode(&self.0)
+    }
+
+    fn decode_wire(bytes: bytes::Bytes) -> Result<Self, String> {
+        hidden::decode(&bytes).map(Serde)
+    }
+
+    fn decode_wire_slice(bytes: &[u8]) -> Result<Self, String> {
+        hidden::decode(bytes).map(Serde)
+    }
+
+    fn wire_len(&self) -> usize {
+        hidden::wire_len(&self.0)
+    }
+
+    fn encode_wire_into(&self, dst: &mut [u8]) {
+        hidden::encode_into(&self.0, dst)
+    }
 }
 
 /// One implementation of [`serde_encodable!`]; not for direct use.

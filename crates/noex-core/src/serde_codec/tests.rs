@@ -196,3 +196,15 @@ fn a_frame_nesting_a_recursive_type_without_end_is_an_error_not_a_stack_overflow
     let error = on_worker_stack(|| Tree::decode_wire(Bytes::from(vec![1u8; 1 << 20])).unwrap_err());
     assert!(error.contains("nested deeper than the codec allows"), "{error}");
 }
+
+#[test]
+fn types_of_other_crates_travel_in_serde() {
+    use crate::Serde;
+
+    round_trip(&Serde(vec![entry(), entry()]));
+    round_trip(&Serde(Some(KvCall::Ping)));
+    round_trip(&Serde(BTreeMap::from([(1u8, "one".to_string())])));
+    round_trip(&Serde(String::from("a String: prost's encoding without the wrapper")));
+    assert_eq!(Serde(vec![1u8, 2]).encode_wire().as_ref(), [2, 1, 2], "no more than the value's own encoding");
+    assert!(Serde::<Vec<Entry>>::decode_wire_slice(&[5, 0]).is_err());
+}
