@@ -15,7 +15,9 @@ use crate::process::{
     Envelope, LinkPeer, ProcessCell, ProcessCore, ReplyTo, ServerCell, Signal, SignalOutcome, Watcher,
 };
 use crate::runtime::StartOptions;
-use crate::{ExitReason, GenServer, Info, MonitorRef, NoProc, Pid, ProcessDown, Runtime, ServerRef, StartError};
+use crate::{
+    ExitReason, GenServer, Info, MonitorRef, NoProc, Pid, ProcessDown, ReplyHandle, Runtime, ServerRef, StartError,
+};
 
 /// A server's handle on its own process, passed to every [`GenServer`] callback.
 pub struct Context<S: GenServer> {
@@ -109,6 +111,13 @@ impl<S: GenServer> Context<S> {
     /// The process that started this one linked (its supervisor, say), if any.
     pub fn parent(&self) -> Option<&Pid> {
         self.cell.core.parent.as_ref()
+    }
+
+    /// Takes the reply owed to the caller of the call being handled, to answer it later with
+    /// [`ReplyHandle::reply`], from this process or another (OTP's `noreply` and `gen_server:reply/2`). The value
+    /// `handle_call` then returns is dropped. `None` outside `handle_call`, or if the handle was already taken.
+    pub fn reply_later(&mut self) -> Option<ReplyHandle<S::Reply>> {
+        self.in_flight.take().map(ReplyHandle::new)
     }
 
     /// Ends the process with `reason` once the current callback returns; `terminate` then runs.
@@ -343,12 +352,12 @@ impl<S: GenServer> Drop for Context<S> {
             let _ = reply.send(Err(reason.clone()));
         }
         if let Some(reply) = self.in_flight.take() {
-            reply.send(Err(reason.clone()));
+            reply.exited(reason.clone());
         }
         let mut watchers = std::mem::take(&mut self.state.watchers);
         for envelope in self.batch.drain(..).chain(closed.queued) {
             match envelope {
-                Envelope::Call(_, reply) => reply.send(Err(reason.clone())),
+                Envelope::Call(_, reply) => reply.exited(reason.clone()),
                 Envelope::Cast(..) => {}
                 // Monitors requested before the end but not yet processed still get their DOWN.
                 Envelope::Signal(Signal::Monitor { monitor, watcher }) => watchers.push((monitor, watcher)),

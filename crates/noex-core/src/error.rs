@@ -50,6 +50,19 @@ pub enum CallError {
     /// `start_encodable` (or a child spec's counterpart), so only its own node can call it.
     #[error("the process takes no messages from other nodes (start it with start_encodable)")]
     NotEncodable,
+    /// The server deferred its reply ([`Context::reply_later`](crate::Context::reply_later)) and dropped the
+    /// [`ReplyHandle`](crate::ReplyHandle) without replying.
+    #[error("the server dropped the reply without answering")]
+    ReplyDropped,
+}
+
+impl From<crate::Unanswered> for CallError {
+    fn from(unanswered: crate::Unanswered) -> Self {
+        match unanswered {
+            crate::Unanswered::Exited(reason) => CallError::Exited(reason),
+            crate::Unanswered::ReplyDropped => CallError::ReplyDropped,
+        }
+    }
 }
 
 /// Why a process could not be started.

@@ -58,6 +58,7 @@ mod mailbox;
 mod monitor;
 mod pid;
 mod process;
+mod reply;
 mod runtime;
 mod server;
 mod server_ref;
@@ -78,6 +79,7 @@ pub use introspection::{ProcessInfo, ProcessKind, ProcessStatus, SupervisorInfo}
 pub use lifecycle::{LifecycleEvent, LifecycleEvents};
 pub use monitor::{ExitSignal, Monitor, ProcessDown};
 pub use pid::{MonitorRef, NodeName, Pid};
+pub use reply::{ReplyHandle, Unanswered};
 pub use runtime::{Runtime, RuntimeConfig, StartOptions};
 pub use server::{GenServer, Info};
 pub use server_ref::{DEFAULT_CALL_TIMEOUT, ServerRef};

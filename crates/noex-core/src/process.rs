@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 use crate::encoded::{EncodedDelivery, EncodedMessage};
 use crate::introspection::{ProcessKind, ProcessStatus, SupervisorStats};
 use crate::mailbox::{Batch, ExitOutcome, Mailbox};
-use crate::{Context, DeliverError, ExitReason, ExitSignal, GenServer, Info, MonitorRef, Pid, ProcessDown};
+use crate::{Context, DeliverError, ExitReason, ExitSignal, GenServer, Info, MonitorRef, Pid, ProcessDown, Unanswered};
 
 /// The type-erased face of a process: what other processes and the runtime need without knowing its messages.
 pub(crate) trait ProcessCell: Send + Sync + 'static {
@@ -140,12 +140,12 @@ impl Watcher {
 
 /// Where a call's reply goes: back to a local caller, or through an encoder to a remote one.
 pub(crate) enum ReplyTo<R> {
-    Local(oneshot::Sender<Result<R, ExitReason>>),
-    Encoded(Box<dyn FnOnce(Result<R, ExitReason>) + Send>),
+    Local(oneshot::Sender<Result<R, Unanswered>>),
+    Encoded(Box<dyn FnOnce(Result<R, Unanswered>) + Send>),
 }
 
 impl<R> ReplyTo<R> {
-    pub(crate) fn send(self, result: Result<R, ExitReason>) {
+    pub(crate) fn send(self, result: Result<R, Unanswered>) {
         match self {
             ReplyTo::Local(sender) => {
                 let _ = sender.send(result);
@@ -157,6 +157,11 @@ impl<R> ReplyTo<R> {
                 }
             }
         }
+    }
+
+    /// Tells the caller that the process ended before it replied.
+    pub(crate) fn exited(self, reason: ExitReason) {
+        self.send(Err(Unanswered::Exited(reason)));
     }
 }
 
@@ -295,7 +300,7 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
                     Err(panic) => {
                         let reason = ExitReason::from_panic(&*panic);
                         if let Some(reply) = ctx.in_flight.take() {
-                            reply.send(Err(reason.clone()));
+                            reply.exited(reason.clone());
                         }
                         break Ending::Terminate(reason);
                     }

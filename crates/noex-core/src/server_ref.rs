@@ -104,8 +104,9 @@ impl<S: GenServer> ServerRef<S> {
         }
         match self.runtime.deadlines().wait(receive, timeout).await {
             Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(reason))) => Err(CallError::Exited(reason)),
-            // The process drops an unanswered reply only while ending, and answers it first when it can.
+            Ok(Ok(Err(unanswered))) => Err(unanswered.into()),
+            // Every path answers a reply before dropping it (even a dropped `ReplyHandle`); a bare drop means the
+            // process ended in a way that skipped even that.
             Ok(Err(_)) => Err(CallError::Exited(ExitReason::Killed)),
             Err(_) => Err(CallError::Timeout(timeout)),
         }

@@ -372,6 +372,7 @@ fn call_failure(error: wire::CallError) -> Result<CallFailure, ProtoError> {
         Ok(wire::CallErrorKind::Decode) => CallFailure::Decode(error.message),
         Ok(wire::CallErrorKind::NotEncodable) => CallFailure::NotEncodable,
         Ok(wire::CallErrorKind::Timeout) => CallFailure::Timeout,
+        Ok(wire::CallErrorKind::ReplyDropped) => CallFailure::ReplyDropped,
         Ok(wire::CallErrorKind::Unspecified) | Err(_) => {
             return Err(ProtoError::invalid("reply.error.kind", "unknown error kind"));
         }
@@ -385,6 +386,7 @@ fn wire_call_failure(failure: CallFailure) -> wire::CallError {
         CallFailure::Decode(message) => (wire::CallErrorKind::Decode, None, message),
         CallFailure::NotEncodable => (wire::CallErrorKind::NotEncodable, None, String::new()),
         CallFailure::Timeout => (wire::CallErrorKind::Timeout, None, String::new()),
+        CallFailure::ReplyDropped => (wire::CallErrorKind::ReplyDropped, None, String::new()),
     };
     wire::CallError { kind: kind as i32, exit, message }
 }

@@ -169,6 +169,8 @@ pub enum CallFailure {
     NotEncodable,
     /// The operation did not finish in time on the target node (a `Stop` whose target had to be killed).
     Timeout,
+    /// The server deferred its reply and dropped it unanswered.
+    ReplyDropped,
 }
 
 /// A remote cast.

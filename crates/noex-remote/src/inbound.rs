@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use noex_cluster::{DownReason, FrameHandler, NodeId, NodeInfo};
-use noex_core::{DeliverError, EncodedMessage, EncodedReply, ExitReason, MonitorRef, NodeName, Pid, Runtime};
+use noex_core::{
+    DeliverError, EncodedMessage, EncodedReply, ExitReason, MonitorRef, NodeName, Pid, Runtime, Unanswered,
+};
 use noex_proto::{CallFailure, Down, Exit, Frame, Registration, Reply, SpawnFailure, SpawnReply, SpawnRequest, Target};
 
 use crate::pending::{Waiter, answer};
@@ -93,8 +95,12 @@ struct ReplySink {
 }
 
 impl EncodedReply for ReplySink {
-    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>) {
-        let reply = Reply { call_id: self.call_id, result: result.map_err(CallFailure::Exited) };
+    fn reply(self: Box<Self>, result: Result<Bytes, Unanswered>) {
+        let result = result.map_err(|unanswered| match unanswered {
+            Unanswered::Exited(reason) => CallFailure::Exited(reason),
+            _ => CallFailure::ReplyDropped,
+        });
+        let reply = Reply { call_id: self.call_id, result };
         match self.inner.send(&self.node, Frame::Reply(reply)) {
             Ok(()) => {}
             Err(noex_cluster::SendError::TooLarge { len, limit }) => {

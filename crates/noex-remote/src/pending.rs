@@ -121,6 +121,7 @@ pub(crate) fn answer(waiter: Waiter, result: Result<Bytes, noex_proto::CallFailu
             CallFailure::Exited(reason) => CallError::Exited(reason),
             CallFailure::Decode(message) => CallError::Decode(message),
             CallFailure::Timeout => CallError::Exited(noex_core::ExitReason::Killed),
+            CallFailure::ReplyDropped => CallError::ReplyDropped,
         })),
         Waiter::Stop(reply, stop_timeout) => {
             let _ = reply.send(match result {

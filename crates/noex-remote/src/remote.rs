@@ -10,7 +10,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use noex_cluster::{Cluster, FrameKind, NodeId, SendError};
 use noex_core::{
-    CallError, Encodable, EncodedMessage, EncodedReply, ExitReason, NodeName, Pid, Runtime, Target, WeakRuntime,
+    CallError, Encodable, EncodedMessage, EncodedReply, NodeName, Pid, Runtime, Target, Unanswered, WeakRuntime,
 };
 use noex_proto::{Cast, Frame, SpawnRequest};
 use noex_registry::GlobalRegistry;
@@ -267,8 +267,8 @@ impl std::fmt::Debug for Remote {
 struct LocalReply(noex_core::CallReply);
 
 impl EncodedReply for LocalReply {
-    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>) {
-        self.0.send(result.map_err(CallError::Exited));
+    fn reply(self: Box<Self>, result: Result<Bytes, Unanswered>) {
+        self.0.send(result.map_err(CallError::from));
     }
 }
 

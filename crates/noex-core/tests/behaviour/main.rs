@@ -1,5 +1,6 @@
 //! Behaviour tests of `noex-core`: what a user of one runtime can observe.
 
+mod deferred;
 mod encoded;
 mod introspection;
 mod lifecycle;
