@@ -16,7 +16,8 @@ use crate::process::{
 };
 use crate::runtime::StartOptions;
 use crate::{
-    ExitReason, GenServer, Info, MonitorRef, NoProc, Pid, ProcessDown, ReplyHandle, Runtime, ServerRef, StartError,
+    ExitReason, GenServer, Info, LocalMessage, MonitorRef, NoProc, Pid, ProcessDown, ReplyHandle, Runtime, ServerRef,
+    StartError,
 };
 
 /// A server's handle on its own process, passed to every [`GenServer`] callback.
@@ -27,6 +28,8 @@ pub struct Context<S: GenServer> {
     /// How many messages the last batch held (to tell a burst that is over from one that goes on).
     last_batch: usize,
     pub(crate) in_flight: Option<ReplyTo<S::Reply>>,
+    /// Set by [`continue_with`](Self::continue_with): what `handle_continue` gets before the next message.
+    pub(crate) continuation: Option<LocalMessage>,
     state: ProcessState,
 }
 
@@ -81,6 +84,7 @@ impl<S: GenServer> Context<S> {
             batch: VecDeque::new(),
             last_batch: 0,
             in_flight: None,
+            continuation: None,
             state: ProcessState {
                 monitors: Vec::new(),
                 watchers: Vec::new(),
@@ -220,20 +224,13 @@ impl<S: GenServer> Context<S> {
         self.runtime.start_linked(server, options, self.cell.clone()).await
     }
 
-    /// Casts `msg` to this process after `delay` (Erlang's `send_after` to self): for periodic work and timeouts.
-    /// The timer keeps running if the returned handle is dropped; [`Timer::cancel`] stops it.
-    pub fn cast_after(&self, delay: std::time::Duration, msg: S::Cast) -> Timer {
-        let cell = self.cell.clone();
-        let task = self.runtime.spawn_task(async move {
-            tokio::time::sleep(delay).await;
-            let _ = cell.mailbox.push(Envelope::Cast(msg, None));
-        });
-        Timer { task }
-    }
-
     /// Messages handled so far (calls and casts).
     pub fn messages_processed(&self) -> u64 {
         self.state.processed
+    }
+
+    pub(crate) fn cell(&self) -> &Arc<ServerCell<S>> {
+        &self.cell
     }
 
     pub(crate) fn cell_dyn(&self) -> Arc<dyn ProcessCell> {
@@ -312,21 +309,9 @@ impl<S: GenServer> Context<S> {
                 return SignalOutcome::Info(Info::Exit(exit));
             }
             Signal::Stop(reason) => return SignalOutcome::Stop(reason),
+            Signal::Message(msg) => return SignalOutcome::Info(Info::Message(msg)),
         }
         SignalOutcome::Handled
-    }
-}
-
-/// A pending [`Context::cast_after`].
-#[derive(Debug)]
-pub struct Timer {
-    task: tokio::task::AbortHandle,
-}
-
-impl Timer {
-    /// Stops the timer; if it has not fired yet, its message is never sent.
-    pub fn cancel(&self) {
-        self.task.abort();
     }
 }
 

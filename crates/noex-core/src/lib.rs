@@ -8,7 +8,9 @@
 //!   ([`Context::trap_exits`]), in which case they arrive as [`Info::Exit`];
 //! - **supervisors** ([`Supervisor`]): restart strategies, restart intensity, ordered shutdown;
 //! - a **local name registry** ([`Runtime::register`], [`Runtime::whereis`]);
-//! - **timers** ([`Context::cast_after`]);
+//! - **timers** and self-messages ([`Context::send_after`], [`Context::send_interval`], [`Context::cast_after`]),
+//!   and continuations ([`Context::continue_with`]);
+//! - **deferred replies** ([`Context::reply_later`]);
 //! - **lifecycle events** ([`Runtime::lifecycle_events`]) and **introspection** ([`Runtime::processes`]) for
 //!   observers;
 //! - an **encoded-message seam** ([`Runtime::deliver_encoded`]) through which the cluster layers deliver calls and
@@ -65,11 +67,12 @@ mod server_ref;
 mod shutdown;
 mod supervisor;
 mod sync;
+mod timers;
 #[cfg(noex_loom)]
 #[doc(hidden)]
 pub use sync::check_model;
 
-pub use context::{Context, Timer};
+pub use context::Context;
 pub use credit::{CreditSink, Receipt};
 pub use distribution::{BoxFuture, CallReply, Distribution, RemoteWatcher, WeakRuntime};
 pub use encoded::{Encodable, EncodedMessage, EncodedReply, Target, WirePayload};
@@ -87,3 +90,4 @@ pub use supervisor::{
     ChildInfo, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorError, SupervisorRef,
     SupervisorSpec,
 };
+pub use timers::{LocalMessage, Timer};

@@ -102,6 +102,8 @@ pub(crate) enum Signal {
     /// A trapped exit signal, to become an `EXIT` info message.
     Exit(ExitSignal),
     Stop(ExitReason),
+    /// A message the process sent itself (a timer's): local only.
+    Message(crate::LocalMessage),
 }
 
 /// The other end of a link.
@@ -275,6 +277,13 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
     let ending = loop {
         if let Some(reason) = ctx.take_stop() {
             break Ending::Terminate(reason);
+        }
+        if let Some(msg) = ctx.continuation.take() {
+            let handled = AssertUnwindSafe(server.handle_continue(msg, &mut ctx)).catch_unwind().await;
+            if let Err(panic) = handled {
+                break Ending::Terminate(ExitReason::from_panic(&*panic));
+            }
+            continue;
         }
         if slice.turn() {
             tokio::task::yield_now().await;

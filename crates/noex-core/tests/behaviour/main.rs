@@ -10,3 +10,4 @@ mod registry;
 mod server;
 mod supervisor;
 mod support;
+mod timers;
