@@ -9,7 +9,7 @@ use crate::support::within;
 
 /// Private to the server: no other process (and no node) can send it.
 #[derive(Clone, Debug)]
-struct Tick(u32, std::sync::Arc<()>);
+struct Tick(u32, #[allow(dead_code, reason = "held to see when the timer lets go of it")] std::sync::Arc<()>);
 
 struct Once;
 
