@@ -54,6 +54,9 @@ pub enum CallError {
     /// [`ReplyHandle`](crate::ReplyHandle) without replying.
     #[error("the server dropped the reply without answering")]
     ReplyDropped,
+    /// The server answered a [`Request`](crate::Request) (of the named type) with another request's reply.
+    #[error("the server answered a {0} with another request's reply")]
+    UnexpectedReply(&'static str),
 }
 
 impl From<crate::Unanswered> for CallError {

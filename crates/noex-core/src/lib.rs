@@ -11,6 +11,7 @@
 //! - **timers** and self-messages ([`Context::send_after`], [`Context::send_interval`], [`Context::cast_after`]),
 //!   and continuations ([`Context::continue_with`]);
 //! - **deferred replies** ([`Context::reply_later`]);
+//! - **requests with their own reply types** ([`requests!`], [`ServerRef::request`]);
 //! - **lifecycle events** ([`Runtime::lifecycle_events`]) and **introspection** ([`Runtime::processes`]) for
 //!   observers;
 //! - an **encoded-message seam** ([`Runtime::deliver_encoded`]) through which the cluster layers deliver calls and
@@ -61,6 +62,7 @@ mod monitor;
 mod pid;
 mod process;
 mod reply;
+mod request;
 mod runtime;
 mod server;
 mod server_ref;
@@ -83,6 +85,7 @@ pub use lifecycle::{LifecycleEvent, LifecycleEvents};
 pub use monitor::{ExitSignal, Monitor, ProcessDown};
 pub use pid::{MonitorRef, NodeName, Pid};
 pub use reply::{ReplyHandle, Unanswered};
+pub use request::{Handle, Request};
 pub use runtime::{Runtime, RuntimeConfig, StartOptions};
 pub use server::{GenServer, Info};
 pub use server_ref::{DEFAULT_CALL_TIMEOUT, ServerRef};

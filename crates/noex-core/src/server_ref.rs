@@ -7,7 +7,9 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::process::{Envelope, ReplyTo, ServerCell};
-use crate::{CallError, CallReply, CastError, Distribution, Encodable, ExitReason, GenServer, Pid, Runtime, StopError};
+use crate::{
+    CallError, CallReply, CastError, Distribution, Encodable, ExitReason, GenServer, Pid, Request, Runtime, StopError,
+};
 
 /// How long [`ServerRef::call`] waits for a reply, as OTP's `gen_server:call/2`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,6 +112,25 @@ impl<S: GenServer> ServerRef<S> {
             Ok(Err(_)) => Err(CallError::Exited(ExitReason::Killed)),
             Err(_) => Err(CallError::Timeout(timeout)),
         }
+    }
+
+    /// Sends one kind of [`Request`] and waits up to [`DEFAULT_CALL_TIMEOUT`] for its own reply type (see
+    /// [`requests!`](crate::requests)).
+    pub async fn request<R>(&self, request: R) -> Result<R::Reply, CallError>
+    where
+        R: Request<Call = S::Call, Replies = S::Reply>,
+    {
+        self.request_timeout(request, DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// [`request`](Self::request) with a timeout. A reply of another variant (the server answered with another
+    /// request's reply) is [`CallError::UnexpectedReply`].
+    pub async fn request_timeout<R>(&self, request: R, timeout: Duration) -> Result<R::Reply, CallError>
+    where
+        R: Request<Call = S::Call, Replies = S::Reply>,
+    {
+        let replies = self.call_timeout(request.into_call(), timeout).await?;
+        R::unwrap_reply(replies).map_err(|_| CallError::UnexpectedReply(std::any::type_name::<R>()))
     }
 
     async fn call_remote(

@@ -7,6 +7,7 @@ mod lifecycle;
 mod link;
 mod monitor;
 mod registry;
+mod requests;
 mod server;
 mod supervisor;
 mod support;
