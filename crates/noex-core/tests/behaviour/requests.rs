@@ -3,15 +3,15 @@
 use noex_core::{CallError, Context, GenServer, Handle, Runtime};
 
 #[derive(Debug)]
-pub struct Len;
+pub(crate) struct Len;
 #[derive(Debug)]
-pub struct Push(pub String);
+pub(crate) struct Push(pub(crate) String);
 #[derive(Debug)]
-pub struct Last;
+pub(crate) struct Last;
 
 noex_core::requests! {
     #[derive(Debug)]
-    pub enum ListCall -> ListReply {
+    pub(crate) enum ListCall -> ListReply {
         Len(Len) -> usize,
         Push(Push) -> (),
         /// Answered wrongly on purpose by `Sloppy`.
