@@ -143,7 +143,7 @@ impl Runtime {
         S::Reply: Encodable,
     {
         let mut spawn = Spawn::new(options);
-        spawn.encoded = Some(EncodedDelivery { message: deliver::<S>, cast: deliver_cast::<S> });
+        spawn.encoded = Some(delivery::<S>());
         self.start_spawn(server, spawn).await
     }
 
@@ -173,6 +173,17 @@ impl Runtime {
         let cell = self.cell_by_id(creation, id).ok_or(DeliverError::NoProc)?;
         cell.deliver_cast_slice(payload, receipt)
     }
+}
+
+/// How a server with encodable types takes encoded messages.
+pub(crate) fn delivery<S>() -> EncodedDelivery<S>
+where
+    S: GenServer,
+    S::Call: Encodable,
+    S::Cast: Encodable,
+    S::Reply: Encodable,
+{
+    EncodedDelivery { message: deliver::<S>, cast: deliver_cast::<S> }
 }
 
 fn deliver<S>(cell: &ServerCell<S>, message: EncodedMessage) -> Result<(), DeliverError>

@@ -48,7 +48,9 @@ pub enum CallError {
     Decode(String),
     /// The process was called from another node but takes no encoded messages: it was started with `start`, not
     /// `start_encodable` (or a child spec's counterpart), so only its own node can call it.
-    #[error("the process takes no messages from other nodes (start it with start_encodable)")]
+    #[error(
+        "the process takes no messages from other nodes (start it with start_encodable or ChildSpec::encodable_worker)"
+    )]
     NotEncodable,
     /// The server deferred its reply ([`Context::reply_later`](crate::Context::reply_later)) and dropped the
     /// [`ReplyHandle`](crate::ReplyHandle) without replying.
@@ -80,6 +82,9 @@ pub enum StartError {
         /// The process holding it.
         holder: Pid,
     },
+    /// The process's [`Registrar`](crate::Registrar) refused it (other than for a taken name).
+    #[error("cannot register the process: {0}")]
+    Registration(String),
     /// `init` returned an error, panicked, or the process was killed while initialising.
     #[error("init failed: {0}")]
     Init(ExitReason),

@@ -86,7 +86,7 @@ pub use monitor::{ExitSignal, Monitor, ProcessDown};
 pub use pid::{MonitorRef, NodeName, Pid};
 pub use reply::{ReplyHandle, Unanswered};
 pub use request::{Handle, Request};
-pub use runtime::{Runtime, RuntimeConfig, StartOptions};
+pub use runtime::{Registrar, Runtime, RuntimeConfig, StartOptions};
 pub use server::{GenServer, Info};
 pub use server_ref::{DEFAULT_CALL_TIMEOUT, ServerRef};
 pub use supervisor::{

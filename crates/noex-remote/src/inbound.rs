@@ -361,19 +361,11 @@ pub(crate) async fn spawn_local(inner: &Arc<Inner>, request: SpawnRequest) -> Re
         options.name = name.clone();
     }
     if let (Registration::Global, Some(name)) = (request.registration, &name) {
-        // Checked before starting, so that a taken name costs no process; checked again when registering.
-        if let Some(holder) = inner.registry.whereis(name) {
-            tracing::debug!(name, %holder, "global name taken; spawn refused");
-            return Err(SpawnFailure::NameTaken(name.clone()));
-        }
+        // Registered before `init` runs, so that `init` (and whoever it talks to) can rely on the name; a name
+        // held by another live process refuses the start.
+        options.registrar = Some(inner.registry.registrar(name.clone()));
     }
     let pid = factory(runtime.clone(), request.init_args, options).await?;
-    if let (Registration::Global, Some(name)) = (request.registration, &name) {
-        if inner.registry.register(name, &pid).is_err() {
-            runtime.kill(&pid);
-            return Err(SpawnFailure::NameTaken(name.clone()));
-        }
-    }
     if started_at.elapsed() > request.timeout {
         // The requester has given up by now; do not leave the process behind.
         runtime.kill(&pid); // its global name, if any, goes with it
