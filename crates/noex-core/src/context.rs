@@ -30,6 +30,8 @@ pub struct Context<S: GenServer> {
     pub(crate) in_flight: Option<ReplyTo<S::Reply>>,
     /// Set by [`continue_with`](Self::continue_with): what `handle_continue` gets before the next message.
     pub(crate) continuation: Option<LocalMessage>,
+    /// [`StartOptions::link`](crate::StartOptions::link): linked before `init`.
+    pub(crate) link_at_start: Option<Pid>,
     state: ProcessState,
 }
 
@@ -85,6 +87,7 @@ impl<S: GenServer> Context<S> {
             last_batch: 0,
             in_flight: None,
             continuation: None,
+            link_at_start: None,
             state: ProcessState {
                 monitors: Vec::new(),
                 watchers: Vec::new(),

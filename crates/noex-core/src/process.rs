@@ -268,6 +268,11 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
     if ctx.is_closed() {
         return; // killed before the task started; `Drop` reports the reason
     }
+    if let Some(peer) = ctx.link_at_start.take() {
+        if ctx.link(&peer).is_err() {
+            return ctx.set_exit(ExitReason::NoProc);
+        }
+    }
     match AssertUnwindSafe(server.init(&mut ctx)).catch_unwind().await {
         Ok(Ok(())) => ctx.mark_started(),
         Ok(Err(reason)) => return ctx.set_exit(reason),

@@ -102,6 +102,9 @@ pub struct StartOptions {
     pub name: Option<String>,
     /// Register the process with this registrar (a global name, say) before `init` runs.
     pub registrar: Option<Registrar>,
+    /// Link the process with this one (of any node) before `init` runs, as if that process had started it with
+    /// `spawn_link`. If it is not running, the new process ends with `noproc` and the start fails.
+    pub link: Option<Pid>,
     /// Mark it as an internal system process, which user-facing counts leave out.
     pub system: bool,
     /// How long `init` may take; past it the process is killed and the start fails with
@@ -118,6 +121,12 @@ impl StartOptions {
     /// Registers the process with `registrar` before `init` runs (see [`Registrar`]).
     pub fn registered(mut self, registrar: Registrar) -> Self {
         self.registrar = Some(registrar);
+        self
+    }
+
+    /// Links the process with `pid` before `init` runs (see [`StartOptions::link`]).
+    pub fn linked_to(mut self, pid: Pid) -> Self {
+        self.link = Some(pid);
         self
     }
 
@@ -315,7 +324,8 @@ impl Runtime {
         }
         let (init_reply, init) = oneshot::channel();
         // From here the context holds the count taken above, and gives it back at the end of its `Drop`.
-        let ctx = Context::new(self.clone(), cell.clone(), init_reply);
+        let mut ctx = Context::new(self.clone(), cell.clone(), init_reply);
+        ctx.link_at_start = spawn.options.link;
         let task = self.inner.handle.spawn(run(server, ctx));
         let _ = cell.core.abort.set(task.abort_handle());
         // A kill that came before the abort handle existed only closed the mailbox; honour it now.

@@ -120,6 +120,7 @@ impl Remote {
     /// process's pid; [`Runtime::remote_ref`] makes a typed reference of it.
     pub async fn spawn(&self, behaviour: &str, node: &NodeId, options: SpawnOptions) -> Result<Pid, SpawnError> {
         let timeout = options.timeout;
+        let bonds = options.bonds();
         let request = SpawnRequest {
             spawn_id: 0,
             behaviour: behaviour.to_owned(),
@@ -128,6 +129,7 @@ impl Remote {
             registration: options.registration,
             timeout,
             from: self.inner.node_pid.clone(),
+            bonds,
         };
         if *node == *self.inner.cluster.local() {
             return self.spawn_here(request).await;

@@ -107,14 +107,36 @@ impl ChildSpec {
         Self::worker_with(id, make, Some(crate::encoded::delivery::<S>()))
     }
 
+    /// [`encodable_worker`](Self::encodable_worker) whose `make` may refuse (its arguments no longer make a
+    /// server, say): the start then fails as a failing `init` would, and the supervisor treats it so.
+    pub fn try_encodable_worker<S, F>(id: impl Into<Arc<str>>, make: F) -> Self
+    where
+        S: GenServer,
+        S::Call: Encodable,
+        S::Cast: Encodable,
+        S::Reply: Encodable,
+        F: Fn() -> Result<S, String> + Send + Sync + 'static,
+    {
+        Self::fallible(id, make, Some(crate::encoded::delivery::<S>()))
+    }
+
     fn worker_with<S, F>(id: impl Into<Arc<str>>, make: F, encoded: Option<EncodedDelivery<S>>) -> Self
     where
         S: GenServer,
         F: Fn() -> S + Send + Sync + 'static,
     {
+        Self::fallible(id, move || Ok(make()), encoded)
+    }
+
+    fn fallible<S, F>(id: impl Into<Arc<str>>, make: F, encoded: Option<EncodedDelivery<S>>) -> Self
+    where
+        S: GenServer,
+        F: Fn() -> Result<S, String> + Send + Sync + 'static,
+    {
         let start: StartFn = Arc::new(move |mut child: ChildStart| {
-            let server = make();
+            let made = make();
             Box::pin(async move {
+                let server = made.map_err(|refused| StartError::Init(crate::ExitReason::error(refused)))?;
                 let mut spawn = Spawn::new(child.options());
                 spawn.parent = Some(child.supervisor);
                 spawn.encoded = encoded;
