@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{ExitReason, Pid};
+use crate::{ExitReason, NodeName, Pid};
 
 /// The process does not exist (never did, or has exited).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,14 +35,14 @@ pub enum CallError {
     #[error("call timed out after {0:?}")]
     Timeout(Duration),
     /// The process does not exist (never did, or had already exited when the call was sent).
-    #[error("no such process")]
-    NoProc,
+    #[error("no such process: {0}")]
+    NoProc(Callee),
     /// The process exited before it replied.
     #[error("process exited before replying: {0}")]
     Exited(ExitReason),
     /// The process's node is not connected, or was lost before the reply came.
-    #[error("node not connected")]
-    NoConnection,
+    #[error("node {0} is not connected")]
+    NoConnection(NodeName),
     /// The request or the reply could not be decoded (the two sides disagree on the message types).
     #[error("cannot decode: {0}")]
     Decode(String),
@@ -66,6 +66,39 @@ impl From<crate::Unanswered> for CallError {
         match unanswered {
             crate::Unanswered::Exited(reason) => CallError::Exited(reason),
             crate::Unanswered::ReplyDropped => CallError::ReplyDropped,
+        }
+    }
+}
+
+/// Whom a call was for: what [`CallError::NoProc`] says was not there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Callee {
+    /// A process, by pid.
+    Pid(Pid),
+    /// A name registered on a node.
+    Name {
+        /// The name.
+        name: String,
+        /// The node it was looked up on.
+        node: NodeName,
+    },
+}
+
+impl Callee {
+    /// The node the callee was on.
+    pub fn node(&self) -> &NodeName {
+        match self {
+            Callee::Pid(pid) => pid.node(),
+            Callee::Name { node, .. } => node,
+        }
+    }
+}
+
+impl std::fmt::Display for Callee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Callee::Pid(pid) => write!(f, "{pid}"),
+            Callee::Name { name, node } => write!(f, "'{name}' on {node}"),
         }
     }
 }

@@ -78,7 +78,9 @@ pub use context::Context;
 pub use credit::{CreditSink, Receipt};
 pub use distribution::{BoxFuture, CallReply, Distribution, RemoteWatcher, WeakRuntime};
 pub use encoded::{Encodable, EncodedMessage, EncodedReply, Target, WirePayload};
-pub use error::{CallError, CastError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError};
+pub use error::{
+    CallError, Callee, CastError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError,
+};
 pub use exit::ExitReason;
 pub use introspection::{ProcessInfo, ProcessKind, ProcessStatus, SupervisorInfo};
 pub use lifecycle::{LifecycleEvent, LifecycleEvents};

@@ -8,7 +8,8 @@ use tokio::sync::oneshot;
 
 use crate::process::{Envelope, ReplyTo, ServerCell};
 use crate::{
-    CallError, CallReply, CastError, Distribution, Encodable, ExitReason, GenServer, Pid, Request, Runtime, StopError,
+    CallError, CallReply, Callee, CastError, Distribution, Encodable, ExitReason, GenServer, Pid, Request, Runtime,
+    StopError,
 };
 
 /// How long [`ServerRef::call`] waits for a reply, as OTP's `gen_server:call/2`.
@@ -102,7 +103,7 @@ impl<S: GenServer> ServerRef<S> {
         };
         let (reply, receive) = oneshot::channel();
         if cell.mailbox.push(Envelope::Call(msg, ReplyTo::Local(reply))).is_err() {
-            return Err(CallError::NoProc);
+            return Err(CallError::NoProc(Callee::Pid(cell.core.pid.clone())));
         }
         match self.runtime.deadlines().wait(receive, timeout).await {
             Ok(Ok(Ok(value))) => Ok(value),
@@ -141,9 +142,9 @@ impl<S: GenServer> ServerRef<S> {
         timeout: Duration,
     ) -> Result<S::Reply, CallError> {
         if !self.runtime.is_remote(pid) {
-            return Err(CallError::NoProc);
+            return Err(CallError::NoProc(Callee::Pid(pid.clone())));
         }
-        let distribution = self.runtime.distribution().ok_or(CallError::NoConnection)?;
+        let distribution = self.runtime.distribution().ok_or_else(|| CallError::NoConnection(pid.node().clone()))?;
         let (reply, receive) = oneshot::channel();
         let id = distribution.call(pid, (codec.encode_call)(&msg), timeout, CallReply(reply))?;
         // Forgets the pending call if this future is dropped or times out; disarmed once the reply is in.
@@ -155,7 +156,7 @@ impl<S: GenServer> ServerRef<S> {
         match result {
             Ok(Ok(Ok(bytes))) => (codec.decode_reply)(bytes).map_err(CallError::Decode),
             Ok(Ok(Err(error))) => Err(error),
-            Ok(Err(_)) => Err(CallError::NoConnection),
+            Ok(Err(_)) => Err(CallError::NoConnection(pid.node().clone())),
             Err(_) => Err(CallError::Timeout(timeout)),
         }
     }

@@ -14,9 +14,9 @@ use noex_core::{
 };
 use noex_proto::{CallFailure, Down, Exit, Frame, Registration, Reply, SpawnFailure, SpawnReply, SpawnRequest, Target};
 
+use crate::SpawnError;
 use crate::pending::{Waiter, answer};
 use crate::remote::Inner;
-use crate::{CallError, SpawnError};
 
 /// The cluster's handler for process frames. It holds the layer and the runtime strongly (no upgrade per
 /// frame); the cycle this makes through the cluster is broken when the cluster stops, which drops its handlers.
@@ -67,14 +67,6 @@ impl FrameHandler for ProcessFrames {
     fn node_down(&self, node: &NodeInfo, reason: DownReason) {
         tracing::debug!(node = %node.node, %reason, "failing what waits for the node");
         self.inner.node_down(&node.node.node_name());
-    }
-}
-
-/// Maps a local delivery failure to what a caller sees.
-pub(crate) fn deliver_error(error: DeliverError) -> CallError {
-    match error {
-        DeliverError::Decode(message) => CallError::Decode(message),
-        _ => CallError::NoProc,
     }
 }
 

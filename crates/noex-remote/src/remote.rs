@@ -10,7 +10,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use noex_cluster::{Cluster, FrameKind, NodeId, SendError};
 use noex_core::{
-    CallError, Encodable, EncodedMessage, EncodedReply, NodeName, Pid, Runtime, Target, Unanswered, WeakRuntime,
+    CallError, Callee, Encodable, EncodedMessage, EncodedReply, NodeName, Pid, Runtime, Target, Unanswered, WeakRuntime,
 };
 use noex_proto::{Cast, Frame, SpawnRequest};
 use noex_registry::GlobalRegistry;
@@ -189,15 +189,19 @@ impl Remote {
         timeout: Duration,
     ) -> Result<R, CallError> {
         let (reply, answer) = noex_core::CallReply::channel();
+        let node_name = node.node_name();
+        let callee = Callee::Name { name: name.to_owned(), node: node_name.clone() };
         let mut pending = None;
         if *node == *self.inner.cluster.local() {
-            let runtime = self.inner.runtime.upgrade().ok_or(CallError::NoProc)?;
+            let runtime = self.inner.runtime.upgrade().ok_or_else(|| CallError::NoProc(callee.clone()))?;
             let sink = Box::new(LocalReply(reply));
             let message = EncodedMessage::Call { payload: msg.encode_wire(), reply: sink };
-            runtime.deliver_encoded(Target::Name(name), message).map_err(crate::inbound::deliver_error)?;
+            runtime.deliver_encoded(Target::Name(name), message).map_err(|error| match error {
+                noex_core::DeliverError::Decode(message) => CallError::Decode(message),
+                _ => CallError::NoProc(callee.clone()),
+            })?;
         } else {
-            let node = node.node_name();
-            let call_id = self.inner.pending.insert(&node, Waiter::Call(reply));
+            let call_id = self.inner.pending.insert(&node_name, Waiter::Call(reply, callee.clone()));
             let call = noex_proto::Call {
                 call_id,
                 target: noex_proto::Target::Name(name.to_owned()),
@@ -206,8 +210,8 @@ impl Remote {
                 timeout,
             };
             pending = Some(self.inner.pending.guard(call_id));
-            if let Err(error) = self.inner.send(&node, Frame::Call(call)) {
-                return Err(crate::route::call_send_error(error));
+            if let Err(error) = self.inner.send(&node_name, Frame::Call(call)) {
+                return Err(crate::route::call_send_error(error, &node_name));
             }
         }
         let result = tokio::time::timeout(timeout, answer).await;
@@ -217,7 +221,7 @@ impl Remote {
         match result {
             Ok(Ok(Ok(bytes))) => R::decode_wire(bytes).map_err(CallError::Decode),
             Ok(Ok(Err(error))) => Err(error),
-            Ok(Err(_)) => Err(CallError::NoConnection),
+            Ok(Err(_)) => Err(CallError::NoConnection(node_name)),
             Err(_) => Err(CallError::Timeout(timeout)),
         }
     }
