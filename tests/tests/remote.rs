@@ -12,8 +12,7 @@ use noex_tests::servers::{Counter, CounterArgs, Recorded, Recorder, Request};
 type Counters = ServerRef<Counter>;
 
 async fn spawn_counter(from: &noex_remote::Node, on: &noex_remote::Node, options: SpawnOptions) -> Counters {
-    let pid = from.remote().spawn("counter", on.id(), options).await.expect("spawn");
-    from.runtime().remote_ref::<Counter>(&pid)
+    from.remote().spawn_ref::<Counter>("counter", on.id(), options).await.expect("spawn")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

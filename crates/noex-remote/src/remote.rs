@@ -10,7 +10,8 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use noex_cluster::{Cluster, FrameKind, NodeId, SendError};
 use noex_core::{
-    CallError, Callee, Encodable, EncodedMessage, EncodedReply, NodeName, Pid, Runtime, Target, Unanswered, WeakRuntime,
+    CallError, Callee, Encodable, EncodedMessage, EncodedReply, GenServer, NodeName, Pid, Runtime, ServerRef, Target,
+    Unanswered, WeakRuntime,
 };
 use noex_proto::{Cast, Frame, SpawnRequest};
 use noex_registry::GlobalRegistry;
@@ -156,6 +157,25 @@ impl Remote {
             }
             Err(_) => Err(SpawnError::Timeout(timeout)),
         }
+    }
+
+    /// [`spawn`](Self::spawn) that returns a typed reference to the new process. `S` is the caller's claim about
+    /// the behaviour's server type (nodes do not exchange types): a wrong one answers calls with `Decode` errors.
+    pub async fn spawn_ref<S>(
+        &self,
+        behaviour: &str,
+        node: &NodeId,
+        options: SpawnOptions,
+    ) -> Result<ServerRef<S>, SpawnError>
+    where
+        S: GenServer,
+        S::Call: Encodable,
+        S::Cast: Encodable,
+        S::Reply: Encodable,
+    {
+        let pid = self.spawn(behaviour, node, options).await?;
+        let runtime = self.inner.runtime.upgrade().ok_or(SpawnError::NoConnection)?;
+        Ok(runtime.remote_ref(&pid))
     }
 
     /// A spawn on this node: run as its own task, so that a process that finishes starting after the caller
