@@ -72,7 +72,7 @@ async fn killing_a_node_fails_a_thousand_in_flight_calls_within_a_second() {
     let killed_at = Instant::now();
     child.kill().expect("SIGKILL");
     for call in calls {
-        assert_eq!(within("a failed call", call).await.unwrap(), Err(CallError::NoConnection));
+        assert_eq!(within("a failed call", call).await.unwrap(), Err(CallError::NoConnection(pid.node().clone())));
     }
     let took = killed_at.elapsed();
     let _ = child.wait();

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use noex_core::{CallError, ExitReason, NodeName, Pid, ServerRef, StopError};
+use noex_core::{CallError, Callee, ExitReason, NodeName, Pid, ServerRef, StopError};
 use noex_remote::{Registration, SpawnError, SpawnOptions};
 use noex_tests::cluster::free_port;
 use noex_tests::remote::{eventually, mesh, within};
@@ -12,8 +12,7 @@ use noex_tests::servers::{Counter, CounterArgs, Recorded, Recorder, Request};
 type Counters = ServerRef<Counter>;
 
 async fn spawn_counter(from: &noex_remote::Node, on: &noex_remote::Node, options: SpawnOptions) -> Counters {
-    let pid = from.remote().spawn("counter", on.id(), options).await.expect("spawn");
-    from.runtime().remote_ref::<Counter>(&pid)
+    from.remote().spawn_ref::<Counter>("counter", on.id(), options).await.expect("spawn")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +56,7 @@ async fn calls_fail_with_typed_errors() {
     // By name: unknown, then known.
     let second = Duration::from_secs(1);
     let unknown = a.remote().call_named::<Request, i64>(b.id(), "nobody", &Request::get(), second).await;
-    assert_eq!(unknown, Err(CallError::NoProc));
+    assert_eq!(unknown, Err(CallError::NoProc(Callee::Name { name: "nobody".into(), node: b.id().node_name() })));
     b.runtime().register("known", counter.pid()).unwrap();
     let known = a.remote().call_named::<Request, i64>(b.id(), "known", &Request::add(2), second).await;
     assert_eq!(known, Ok(2));
@@ -70,18 +69,24 @@ async fn calls_fail_with_typed_errors() {
 
     // A process of another incarnation of b is never reached.
     let stale = Pid::new(counter.pid().node().clone(), counter.pid().creation().wrapping_add(1), counter.pid().id());
-    assert_eq!(a.runtime().remote_ref::<Counter>(&stale).call(Request::get()).await, Err(CallError::NoProc));
+    let stale_call = a.runtime().remote_ref::<Counter>(&stale).call(Request::get()).await;
+    assert_eq!(stale_call, Err(CallError::NoProc(Callee::Pid(stale.clone()))));
 
     // A node that is not connected.
     let nowhere = Pid::new(NodeName::new(format!("ghost@127.0.0.1:{}", free_port())), 1, 1);
-    assert_eq!(a.runtime().remote_ref::<Counter>(&nowhere).call(Request::get()).await, Err(CallError::NoConnection));
+    let ghost_call = a.runtime().remote_ref::<Counter>(&nowhere).call(Request::get()).await;
+    assert_eq!(ghost_call, Err(CallError::NoConnection(nowhere.node().clone())));
 
     // The server dies while handling the call.
     match counter.call(Request::crash()).await {
         Err(CallError::Exited(ExitReason::Error(message))) => assert!(message.contains("asked to crash"), "{message}"),
         other => panic!("expected Exited(error), got {other:?}"),
     }
-    assert_eq!(counter.call(Request::get()).await, Err(CallError::NoProc), "dead now");
+    assert_eq!(
+        counter.call(Request::get()).await,
+        Err(CallError::NoProc(Callee::Pid(counter.pid().clone()))),
+        "dead now"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,15 +113,16 @@ async fn a_lost_node_fails_every_pending_call_at_once() {
         ));
     }
     eventually("the calls are in flight", || nodes[0].remote().stats().pending == 20).await;
+    let lost = nodes[1].id().node_name();
     let crashed_at = Instant::now();
     nodes[1].crash().await;
     for call in calls {
-        assert_eq!(within("a failed call", call).await.unwrap(), Err(CallError::NoConnection));
+        assert_eq!(within("a failed call", call).await.unwrap(), Err(CallError::NoConnection(lost.clone())));
     }
     let took = crashed_at.elapsed();
     assert!(took < Duration::from_secs(2), "calls failed after {took:?}");
     assert_eq!(nodes[0].remote().stats().pending, 0);
-    assert_eq!(counter.call(Request::get()).await, Err(CallError::NoConnection));
+    assert_eq!(counter.call(Request::get()).await, Err(CallError::NoConnection(lost)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

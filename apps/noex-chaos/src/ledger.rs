@@ -37,8 +37,8 @@ impl Outcome {
         match result {
             Ok(_) => Outcome::Ok,
             Err(CallError::Timeout(_)) => Outcome::Timeout,
-            Err(CallError::NoProc) => Outcome::NoProc,
-            Err(CallError::NoConnection) => Outcome::NoConnection,
+            Err(CallError::NoProc(_)) => Outcome::NoProc,
+            Err(CallError::NoConnection(_)) => Outcome::NoConnection,
             Err(CallError::Exited(_)) => Outcome::Exited,
             Err(CallError::Decode(_)) => Outcome::Decode,
             Err(_) => Outcome::Other,
@@ -176,7 +176,8 @@ mod tests {
         assert!(ledger.record(Outcome::Decode, SECOND, 2 * SECOND, Duration::ZERO).is_some());
         assert_eq!((ledger.count(Outcome::Ok), ledger.count(Outcome::Timeout), ledger.total()), (2, 1, 4));
         assert_eq!(ledger.late, 1);
-        assert_eq!(Outcome::of(&Err::<(), _>(CallError::NoConnection)), Outcome::NoConnection);
+        let lost = noex_core::NodeName::new("n1@127.0.0.1:1");
+        assert_eq!(Outcome::of(&Err::<(), _>(CallError::NoConnection(lost))), Outcome::NoConnection);
     }
 
     #[test]

@@ -296,7 +296,7 @@ async fn downs_of_the_gone(worker: &Worker) -> Vec<String> {
     let mut gone = Vec::new();
     for (monitor, pid) in waiting {
         let target: ServerRef<Counter> = worker.node.runtime().remote_ref(&pid);
-        if let Err(noex_core::CallError::NoProc) = target.call_timeout(0, Duration::from_secs(2)).await {
+        if let Err(noex_core::CallError::NoProc(_)) = target.call_timeout(0, Duration::from_secs(2)).await {
             gone.push((monitor, pid));
         }
     }

@@ -20,7 +20,8 @@ pub(crate) enum End {
     /// We dialed: the peer has registered the connection already (that is what its `Welcome` said).
     Dialer,
     /// We accepted: `welcome` completes the peer's handshake, and is sent only if we keep the connection.
-    Acceptor { welcome: Frame },
+    /// (Boxed: a `Frame` is large, and this enum is moved around while the handshake completes.)
+    Acceptor { welcome: Box<Frame> },
 }
 
 /// What a dial loop may do next (see [`Inner::begin_attempt`]).
@@ -67,7 +68,7 @@ impl Inner {
         let mut state = self.lock();
         let (dialer, welcome) = match end {
             End::Dialer => (self.local.clone(), None),
-            End::Acceptor { welcome } => (peer.node.clone(), Some(welcome)),
+            End::Acceptor { welcome } => (peer.node.clone(), Some(*welcome)),
         };
         if state.stopping {
             // Authenticated while we are leaving: complete the handshake and say goodbye, so that the peer does

@@ -190,7 +190,7 @@ async fn accept_one(inner: Arc<Inner>, stream: TcpStream, address: SocketAddr, s
     // Unauthenticated until the proof checks out: the whole exchange gets the short pre-authentication deadline.
     match tokio::time::timeout(config.preauth_timeout, handshake).await {
         Ok(Ok((peer, welcome))) => {
-            inner.register(peer, End::Acceptor { welcome }, framed);
+            inner.register(peer, End::Acceptor { welcome: Box::new(welcome) }, framed);
         }
         Ok(Err(HandshakeError::Rejected(RejectReason::Duplicate))) => {
             tracing::debug!(%address, "refused a duplicate connection");

@@ -15,7 +15,10 @@ use crate::process::{
     Envelope, LinkPeer, ProcessCell, ProcessCore, ReplyTo, ServerCell, Signal, SignalOutcome, Watcher,
 };
 use crate::runtime::StartOptions;
-use crate::{ExitReason, GenServer, Info, MonitorRef, NoProc, Pid, ProcessDown, Runtime, ServerRef, StartError};
+use crate::{
+    ExitReason, GenServer, Info, LocalMessage, MonitorRef, NoProc, Pid, ProcessDown, ReplyHandle, Runtime, ServerRef,
+    StartError,
+};
 
 /// A server's handle on its own process, passed to every [`GenServer`] callback.
 pub struct Context<S: GenServer> {
@@ -25,6 +28,10 @@ pub struct Context<S: GenServer> {
     /// How many messages the last batch held (to tell a burst that is over from one that goes on).
     last_batch: usize,
     pub(crate) in_flight: Option<ReplyTo<S::Reply>>,
+    /// Set by [`continue_with`](Self::continue_with): what `handle_continue` gets before the next message.
+    pub(crate) continuation: Option<LocalMessage>,
+    /// [`StartOptions::link`](crate::StartOptions::link): linked before `init`.
+    pub(crate) link_at_start: Option<Pid>,
     state: ProcessState,
 }
 
@@ -79,6 +86,8 @@ impl<S: GenServer> Context<S> {
             batch: VecDeque::new(),
             last_batch: 0,
             in_flight: None,
+            continuation: None,
+            link_at_start: None,
             state: ProcessState {
                 monitors: Vec::new(),
                 watchers: Vec::new(),
@@ -109,6 +118,13 @@ impl<S: GenServer> Context<S> {
     /// The process that started this one linked (its supervisor, say), if any.
     pub fn parent(&self) -> Option<&Pid> {
         self.cell.core.parent.as_ref()
+    }
+
+    /// Takes the reply owed to the caller of the call being handled, to answer it later with
+    /// [`ReplyHandle::reply`], from this process or another (OTP's `noreply` and `gen_server:reply/2`). The value
+    /// `handle_call` then returns is dropped. `None` outside `handle_call`, or if the handle was already taken.
+    pub fn reply_later(&mut self) -> Option<ReplyHandle<S::Reply>> {
+        self.in_flight.take().map(ReplyHandle::new)
     }
 
     /// Ends the process with `reason` once the current callback returns; `terminate` then runs.
@@ -211,20 +227,13 @@ impl<S: GenServer> Context<S> {
         self.runtime.start_linked(server, options, self.cell.clone()).await
     }
 
-    /// Casts `msg` to this process after `delay` (Erlang's `send_after` to self): for periodic work and timeouts.
-    /// The timer keeps running if the returned handle is dropped; [`Timer::cancel`] stops it.
-    pub fn cast_after(&self, delay: std::time::Duration, msg: S::Cast) -> Timer {
-        let cell = self.cell.clone();
-        let task = self.runtime.spawn_task(async move {
-            tokio::time::sleep(delay).await;
-            let _ = cell.mailbox.push(Envelope::Cast(msg, None));
-        });
-        Timer { task }
-    }
-
     /// Messages handled so far (calls and casts).
     pub fn messages_processed(&self) -> u64 {
         self.state.processed
+    }
+
+    pub(crate) fn cell(&self) -> &Arc<ServerCell<S>> {
+        &self.cell
     }
 
     pub(crate) fn cell_dyn(&self) -> Arc<dyn ProcessCell> {
@@ -303,21 +312,9 @@ impl<S: GenServer> Context<S> {
                 return SignalOutcome::Info(Info::Exit(exit));
             }
             Signal::Stop(reason) => return SignalOutcome::Stop(reason),
+            Signal::Message(msg) => return SignalOutcome::Info(Info::Message(msg)),
         }
         SignalOutcome::Handled
-    }
-}
-
-/// A pending [`Context::cast_after`].
-#[derive(Debug)]
-pub struct Timer {
-    task: tokio::task::AbortHandle,
-}
-
-impl Timer {
-    /// Stops the timer; if it has not fired yet, its message is never sent.
-    pub fn cancel(&self) {
-        self.task.abort();
     }
 }
 
@@ -343,12 +340,12 @@ impl<S: GenServer> Drop for Context<S> {
             let _ = reply.send(Err(reason.clone()));
         }
         if let Some(reply) = self.in_flight.take() {
-            reply.send(Err(reason.clone()));
+            reply.exited(reason.clone());
         }
         let mut watchers = std::mem::take(&mut self.state.watchers);
         for envelope in self.batch.drain(..).chain(closed.queued) {
             match envelope {
-                Envelope::Call(_, reply) => reply.send(Err(reason.clone())),
+                Envelope::Call(_, reply) => reply.exited(reason.clone()),
                 Envelope::Cast(..) => {}
                 // Monitors requested before the end but not yet processed still get their DOWN.
                 Envelope::Signal(Signal::Monitor { monitor, watcher }) => watchers.push((monitor, watcher)),

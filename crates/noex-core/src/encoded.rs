@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::process::{Envelope, ReplyTo, ServerCell};
 use crate::runtime::Spawn;
-use crate::{DeliverError, ExitReason, GenServer, Pid, Runtime, ServerRef, StartError, StartOptions};
+use crate::{DeliverError, GenServer, Pid, Runtime, ServerRef, StartError, StartOptions, Unanswered};
 
 /// A message type that can cross the wire. Implemented for every prost message (and so for `()`).
 pub trait Encodable: Sized + Send + 'static {
@@ -102,8 +102,8 @@ pub enum EncodedMessage {
 
 /// Receives the encoded reply to an [`EncodedMessage::Call`]; called exactly once if the call was accepted.
 pub trait EncodedReply: Send + 'static {
-    /// The encoded reply, or why the process ended before replying.
-    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>);
+    /// The encoded reply, or why there is none.
+    fn reply(self: Box<Self>, result: Result<Bytes, Unanswered>);
 }
 
 /// Names a local process: by pid or by registered name.
@@ -143,7 +143,7 @@ impl Runtime {
         S::Reply: Encodable,
     {
         let mut spawn = Spawn::new(options);
-        spawn.encoded = Some(EncodedDelivery { message: deliver::<S>, cast: deliver_cast::<S> });
+        spawn.encoded = Some(delivery::<S>());
         self.start_spawn(server, spawn).await
     }
 
@@ -175,6 +175,17 @@ impl Runtime {
     }
 }
 
+/// How a server with encodable types takes encoded messages.
+pub(crate) fn delivery<S>() -> EncodedDelivery<S>
+where
+    S: GenServer,
+    S::Call: Encodable,
+    S::Cast: Encodable,
+    S::Reply: Encodable,
+{
+    EncodedDelivery { message: deliver::<S>, cast: deliver_cast::<S> }
+}
+
 fn deliver<S>(cell: &ServerCell<S>, message: EncodedMessage) -> Result<(), DeliverError>
 where
     S: GenServer,
@@ -185,7 +196,7 @@ where
     let envelope = match message {
         EncodedMessage::Call { payload, reply } => {
             let msg = S::Call::decode_wire(payload).map_err(DeliverError::Decode)?;
-            let reply = ReplyTo::Encoded(Box::new(move |result: Result<S::Reply, ExitReason>| {
+            let reply = ReplyTo::Encoded(Box::new(move |result: Result<S::Reply, Unanswered>| {
                 reply.reply(result.map(|value| value.encode_wire()));
             }));
             Envelope::Call(msg, reply)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{ExitReason, Pid};
+use crate::{ExitReason, NodeName, Pid};
 
 /// The process does not exist (never did, or has exited).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,21 +35,72 @@ pub enum CallError {
     #[error("call timed out after {0:?}")]
     Timeout(Duration),
     /// The process does not exist (never did, or had already exited when the call was sent).
-    #[error("no such process")]
-    NoProc,
+    #[error("no such process: {0}")]
+    NoProc(Callee),
     /// The process exited before it replied.
     #[error("process exited before replying: {0}")]
     Exited(ExitReason),
     /// The process's node is not connected, or was lost before the reply came.
-    #[error("node not connected")]
-    NoConnection,
+    #[error("node {0} is not connected")]
+    NoConnection(NodeName),
     /// The request or the reply could not be decoded (the two sides disagree on the message types).
     #[error("cannot decode: {0}")]
     Decode(String),
     /// The process was called from another node but takes no encoded messages: it was started with `start`, not
     /// `start_encodable` (or a child spec's counterpart), so only its own node can call it.
-    #[error("the process takes no messages from other nodes (start it with start_encodable)")]
+    #[error(
+        "the process takes no messages from other nodes (start it with start_encodable or ChildSpec::encodable_worker)"
+    )]
     NotEncodable,
+    /// The server deferred its reply ([`Context::reply_later`](crate::Context::reply_later)) and dropped the
+    /// [`ReplyHandle`](crate::ReplyHandle) without replying.
+    #[error("the server dropped the reply without answering")]
+    ReplyDropped,
+    /// The server answered a [`Request`](crate::Request) (of the named type) with another request's reply.
+    #[error("the server answered a {0} with another request's reply")]
+    UnexpectedReply(&'static str),
+}
+
+impl From<crate::Unanswered> for CallError {
+    fn from(unanswered: crate::Unanswered) -> Self {
+        match unanswered {
+            crate::Unanswered::Exited(reason) => CallError::Exited(reason),
+            crate::Unanswered::ReplyDropped => CallError::ReplyDropped,
+        }
+    }
+}
+
+/// Whom a call was for: what [`CallError::NoProc`] says was not there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Callee {
+    /// A process, by pid.
+    Pid(Pid),
+    /// A name registered on a node.
+    Name {
+        /// The name.
+        name: String,
+        /// The node it was looked up on.
+        node: NodeName,
+    },
+}
+
+impl Callee {
+    /// The node the callee was on.
+    pub fn node(&self) -> &NodeName {
+        match self {
+            Callee::Pid(pid) => pid.node(),
+            Callee::Name { node, .. } => node,
+        }
+    }
+}
+
+impl std::fmt::Display for Callee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Callee::Pid(pid) => write!(f, "{pid}"),
+            Callee::Name { name, node } => write!(f, "'{name}' on {node}"),
+        }
+    }
 }
 
 /// Why a process could not be started.
@@ -64,6 +115,9 @@ pub enum StartError {
         /// The process holding it.
         holder: Pid,
     },
+    /// The process's [`Registrar`](crate::Registrar) refused it (other than for a taken name).
+    #[error("cannot register the process: {0}")]
+    Registration(String),
     /// `init` returned an error, panicked, or the process was killed while initialising.
     #[error("init failed: {0}")]
     Init(ExitReason),

@@ -8,7 +8,10 @@
 //!   ([`Context::trap_exits`]), in which case they arrive as [`Info::Exit`];
 //! - **supervisors** ([`Supervisor`]): restart strategies, restart intensity, ordered shutdown;
 //! - a **local name registry** ([`Runtime::register`], [`Runtime::whereis`]);
-//! - **timers** ([`Context::cast_after`]);
+//! - **timers** and self-messages ([`Context::send_after`], [`Context::send_interval`], [`Context::cast_after`]),
+//!   and continuations ([`Context::continue_with`]);
+//! - **deferred replies** ([`Context::reply_later`]);
+//! - **requests with their own reply types** ([`requests!`], [`ServerRef::request`]);
 //! - **lifecycle events** ([`Runtime::lifecycle_events`]) and **introspection** ([`Runtime::processes`]) for
 //!   observers;
 //! - an **encoded-message seam** ([`Runtime::deliver_encoded`]) through which the cluster layers deliver calls and
@@ -63,6 +66,8 @@ mod mailbox;
 mod monitor;
 mod pid;
 mod process;
+mod reply;
+mod request;
 mod runtime;
 #[cfg(feature = "serde")]
 mod serde_codec;
@@ -71,6 +76,7 @@ mod server_ref;
 mod shutdown;
 mod supervisor;
 mod sync;
+mod timers;
 #[cfg(noex_loom)]
 #[doc(hidden)]
 pub use sync::check_model;
@@ -82,20 +88,25 @@ pub use serde_codec::Serde;
 #[doc(hidden)]
 pub use serde_codec::hidden as __serde;
 
-pub use context::{Context, Timer};
+pub use context::Context;
 pub use credit::{CreditSink, Receipt};
 pub use distribution::{BoxFuture, CallReply, Distribution, RemoteWatcher, WeakRuntime};
 pub use encoded::{Encodable, EncodedMessage, EncodedReply, Target, WirePayload};
-pub use error::{CallError, CastError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError};
+pub use error::{
+    CallError, Callee, CastError, DeliverError, LifecycleError, NoProc, RegistryError, StartError, StopError,
+};
 pub use exit::ExitReason;
 pub use introspection::{ProcessInfo, ProcessKind, ProcessStatus, SupervisorInfo};
 pub use lifecycle::{LifecycleEvent, LifecycleEvents};
 pub use monitor::{ExitSignal, Monitor, ProcessDown};
 pub use pid::{MonitorRef, NodeName, Pid};
-pub use runtime::{Runtime, RuntimeConfig, StartOptions};
+pub use reply::{ReplyHandle, Unanswered};
+pub use request::{Handle, Request};
+pub use runtime::{Registrar, Runtime, RuntimeConfig, StartOptions};
 pub use server::{GenServer, Info};
 pub use server_ref::{DEFAULT_CALL_TIMEOUT, ServerRef};
 pub use supervisor::{
     ChildInfo, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorError, SupervisorRef,
     SupervisorSpec,
 };
+pub use timers::{LocalMessage, Timer};

@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 use crate::encoded::{EncodedDelivery, EncodedMessage};
 use crate::introspection::{ProcessKind, ProcessStatus, SupervisorStats};
 use crate::mailbox::{Batch, ExitOutcome, Mailbox};
-use crate::{Context, DeliverError, ExitReason, ExitSignal, GenServer, Info, MonitorRef, Pid, ProcessDown};
+use crate::{Context, DeliverError, ExitReason, ExitSignal, GenServer, Info, MonitorRef, Pid, ProcessDown, Unanswered};
 
 /// The type-erased face of a process: what other processes and the runtime need without knowing its messages.
 pub(crate) trait ProcessCell: Send + Sync + 'static {
@@ -102,6 +102,8 @@ pub(crate) enum Signal {
     /// A trapped exit signal, to become an `EXIT` info message.
     Exit(ExitSignal),
     Stop(ExitReason),
+    /// A message the process sent itself (a timer's): local only.
+    Message(crate::LocalMessage),
 }
 
 /// The other end of a link.
@@ -140,12 +142,12 @@ impl Watcher {
 
 /// Where a call's reply goes: back to a local caller, or through an encoder to a remote one.
 pub(crate) enum ReplyTo<R> {
-    Local(oneshot::Sender<Result<R, ExitReason>>),
-    Encoded(Box<dyn FnOnce(Result<R, ExitReason>) + Send>),
+    Local(oneshot::Sender<Result<R, Unanswered>>),
+    Encoded(Box<dyn FnOnce(Result<R, Unanswered>) + Send>),
 }
 
 impl<R> ReplyTo<R> {
-    pub(crate) fn send(self, result: Result<R, ExitReason>) {
+    pub(crate) fn send(self, result: Result<R, Unanswered>) {
         match self {
             ReplyTo::Local(sender) => {
                 let _ = sender.send(result);
@@ -157,6 +159,11 @@ impl<R> ReplyTo<R> {
                 }
             }
         }
+    }
+
+    /// Tells the caller that the process ended before it replied.
+    pub(crate) fn exited(self, reason: ExitReason) {
+        self.send(Err(Unanswered::Exited(reason)));
     }
 }
 
@@ -261,6 +268,11 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
     if ctx.is_closed() {
         return; // killed before the task started; `Drop` reports the reason
     }
+    if let Some(peer) = ctx.link_at_start.take() {
+        if ctx.link(&peer).is_err() {
+            return ctx.set_exit(ExitReason::NoProc);
+        }
+    }
     match AssertUnwindSafe(server.init(&mut ctx)).catch_unwind().await {
         Ok(Ok(())) => ctx.mark_started(),
         Ok(Err(reason)) => return ctx.set_exit(reason),
@@ -270,6 +282,13 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
     let ending = loop {
         if let Some(reason) = ctx.take_stop() {
             break Ending::Terminate(reason);
+        }
+        if let Some(msg) = ctx.continuation.take() {
+            let handled = AssertUnwindSafe(server.handle_continue(msg, &mut ctx)).catch_unwind().await;
+            if let Err(panic) = handled {
+                break Ending::Terminate(ExitReason::from_panic(&*panic));
+            }
+            continue;
         }
         if slice.turn() {
             tokio::task::yield_now().await;
@@ -295,7 +314,7 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
                     Err(panic) => {
                         let reason = ExitReason::from_panic(&*panic);
                         if let Some(reply) = ctx.in_flight.take() {
-                            reply.send(Err(reason.clone()));
+                            reply.exited(reason.clone());
                         }
                         break Ending::Terminate(reason);
                     }

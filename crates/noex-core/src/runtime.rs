@@ -73,11 +73,38 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Registers a new process somewhere else than the local name table (a cluster-wide registry, say) before its
+/// `init` runs; an error refuses the start, which then fails with it. Made by such a registry (for the global
+/// one: `GlobalRegistry::registrar`); given to [`StartOptions::registered`] or
+/// [`ChildSpec::registered`](crate::ChildSpec::registered), where it runs again for every restart.
+#[derive(Clone)]
+pub struct Registrar(Arc<RegisterFn>);
+
+type RegisterFn = dyn Fn(&Pid) -> Result<(), StartError> + Send + Sync;
+
+impl Registrar {
+    /// A registrar that runs `register` with the new process's pid (the process exists, `init` has not run).
+    pub fn new(register: impl Fn(&Pid) -> Result<(), StartError> + Send + Sync + 'static) -> Self {
+        Registrar(Arc::new(register))
+    }
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registrar(..)")
+    }
+}
+
 /// Options for starting a process.
 #[derive(Clone, Debug, Default)]
 pub struct StartOptions {
     /// Register the process under this local name before `init` runs.
     pub name: Option<String>,
+    /// Register the process with this registrar (a global name, say) before `init` runs.
+    pub registrar: Option<Registrar>,
+    /// Link the process with this one (of any node) before `init` runs, as if that process had started it with
+    /// `spawn_link`. If it is not running, the new process ends with `noproc` and the start fails.
+    pub link: Option<Pid>,
     /// Mark it as an internal system process, which user-facing counts leave out.
     pub system: bool,
     /// How long `init` may take; past it the process is killed and the start fails with
@@ -89,6 +116,18 @@ impl StartOptions {
     /// Options with a local name.
     pub fn named(name: impl Into<String>) -> Self {
         StartOptions { name: Some(name.into()), ..Self::default() }
+    }
+
+    /// Registers the process with `registrar` before `init` runs (see [`Registrar`]).
+    pub fn registered(mut self, registrar: Registrar) -> Self {
+        self.registrar = Some(registrar);
+        self
+    }
+
+    /// Links the process with `pid` before `init` runs (see [`StartOptions::link`]).
+    pub fn linked_to(mut self, pid: Pid) -> Self {
+        self.link = Some(pid);
+        self
     }
 
     /// Marks the process as an internal system process.
@@ -106,6 +145,9 @@ impl StartOptions {
 
 /// Resolves when a new process's `init` has finished.
 type InitResult = oneshot::Receiver<Result<(), ExitReason>>;
+
+/// A new process, the end of its `init`, and why its registrar refused it, if it did.
+type Spawned<S> = (ServerRef<S>, InitResult, Option<StartError>);
 
 /// The runtime-internal part of spawning: what users cannot set directly.
 pub(crate) struct Spawn<S: GenServer> {
@@ -217,8 +259,13 @@ impl Runtime {
         spawn: Spawn<S>,
     ) -> Result<ServerRef<S>, StartError> {
         let init_timeout = spawn.options.init_timeout;
-        let (server_ref, init) = self.spawn(server, spawn)?;
+        let (server_ref, init, refused) = self.spawn(server, spawn)?;
         let mut init = init;
+        if let Some(refused) = refused {
+            // Its registrar refused it: it ended before `init`. Seen to its end, so nothing of it is left.
+            let _ = init.await;
+            return Err(refused);
+        }
         let ended = match init_timeout {
             None => init.await,
             Some(timeout) => match tokio::time::timeout(timeout, &mut init).await {
@@ -239,7 +286,9 @@ impl Runtime {
         }
     }
 
-    fn spawn<S: GenServer>(&self, server: S, spawn: Spawn<S>) -> Result<(ServerRef<S>, InitResult), StartError> {
+    /// Creates the process and its task. A start its registrar refused comes back with the reason, the process
+    /// already ending.
+    fn spawn<S: GenServer>(&self, server: S, spawn: Spawn<S>) -> Result<Spawned<S>, StartError> {
         // Counted before the check (both sequentially consistent, as in `shutdown`): a spawn that passes the check
         // is seen by a shutdown that began meanwhile, which then waits for it and stops it.
         self.inner.live.fetch_add(1, Ordering::SeqCst);
@@ -269,16 +318,21 @@ impl Runtime {
                 dyn_cell.link_exit(parent.core().pid.clone(), ExitReason::NoProc);
             }
         }
+        let refused = spawn.options.registrar.and_then(|registrar| (registrar.0)(&pid).err());
+        if let Some(refused) = &refused {
+            cell.mailbox.lock().close_locked(ExitReason::error(refused.to_string()));
+        }
         let (init_reply, init) = oneshot::channel();
         // From here the context holds the count taken above, and gives it back at the end of its `Drop`.
-        let ctx = Context::new(self.clone(), cell.clone(), init_reply);
+        let mut ctx = Context::new(self.clone(), cell.clone(), init_reply);
+        ctx.link_at_start = spawn.options.link;
         let task = self.inner.handle.spawn(run(server, ctx));
         let _ = cell.core.abort.set(task.abort_handle());
         // A kill that came before the abort handle existed only closed the mailbox; honour it now.
         if cell.mailbox.lock().exit.is_some() {
             task.abort();
         }
-        Ok((ServerRef::from_cell(cell, self.clone()), init))
+        Ok((ServerRef::from_cell(cell, self.clone()), init, refused))
     }
 
     /// The pid registered under `name`, if any.

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::{Context, ExitReason, ExitSignal, ProcessDown};
+use crate::{Context, ExitReason, ExitSignal, LocalMessage, ProcessDown};
 
 /// A generic server, as in Erlang's `gen_server`: a process that owns its state (`self`) and handles typed calls
 /// (request and reply), casts (fire-and-forget) and info messages (monitor `DOWN`s, trapped `EXIT`s), one at a time.
@@ -55,10 +55,17 @@ pub trait GenServer: Sized + Send + 'static {
         async {}
     }
 
-    /// Handles a system message: a `DOWN` from a monitor, or an `EXIT` from a link while trapping exits.
-    /// The default ignores it.
+    /// Handles an info message: a `DOWN` from a monitor, an `EXIT` from a link while trapping exits, or a message
+    /// this process sent itself ([`Context::send_after`], [`Context::send_interval`]). The default ignores it.
     fn handle_info(&mut self, info: Info, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
         let _ = (info, ctx);
+        async {}
+    }
+
+    /// Handles what [`Context::continue_with`] asked for, right after the callback that asked returned and before
+    /// any other message. The default ignores it.
+    fn handle_continue(&mut self, msg: LocalMessage, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = (msg, ctx);
         async {}
     }
 
@@ -71,12 +78,24 @@ pub trait GenServer: Sized + Send + 'static {
     }
 }
 
-/// A system message for [`GenServer::handle_info`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An info message for [`GenServer::handle_info`].
+#[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Info {
     /// A monitored process ended.
     Down(ProcessDown),
     /// A linked process ended (only delivered while trapping exits).
     Exit(ExitSignal),
+    /// A message this process sent itself with a timer: local only, never from another node.
+    Message(LocalMessage),
+}
+
+impl Info {
+    /// The self-sent message, if this is one and it is a `T`: `if let Some(Expire) = info.message() { .. }`.
+    pub fn message<T: std::any::Any>(&self) -> Option<&T> {
+        match self {
+            Info::Message(msg) => msg.get(),
+            _ => None,
+        }
+    }
 }

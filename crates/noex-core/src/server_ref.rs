@@ -7,7 +7,10 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::process::{Envelope, ReplyTo, ServerCell};
-use crate::{CallError, CallReply, CastError, Distribution, Encodable, ExitReason, GenServer, Pid, Runtime, StopError};
+use crate::{
+    CallError, CallReply, Callee, CastError, Distribution, Encodable, ExitReason, GenServer, Pid, Request, Runtime,
+    StopError,
+};
 
 /// How long [`ServerRef::call`] waits for a reply, as OTP's `gen_server:call/2`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,15 +103,35 @@ impl<S: GenServer> ServerRef<S> {
         };
         let (reply, receive) = oneshot::channel();
         if cell.mailbox.push(Envelope::Call(msg, ReplyTo::Local(reply))).is_err() {
-            return Err(CallError::NoProc);
+            return Err(CallError::NoProc(Callee::Pid(cell.core.pid.clone())));
         }
         match self.runtime.deadlines().wait(receive, timeout).await {
             Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(reason))) => Err(CallError::Exited(reason)),
-            // The process drops an unanswered reply only while ending, and answers it first when it can.
+            Ok(Ok(Err(unanswered))) => Err(unanswered.into()),
+            // Every path answers a reply before dropping it (even a dropped `ReplyHandle`); a bare drop means the
+            // process ended in a way that skipped even that.
             Ok(Err(_)) => Err(CallError::Exited(ExitReason::Killed)),
             Err(_) => Err(CallError::Timeout(timeout)),
         }
+    }
+
+    /// Sends one kind of [`Request`] and waits up to [`DEFAULT_CALL_TIMEOUT`] for its own reply type (see
+    /// [`requests!`](crate::requests)).
+    pub async fn request<R>(&self, request: R) -> Result<R::Reply, CallError>
+    where
+        R: Request<Call = S::Call, Replies = S::Reply>,
+    {
+        self.request_timeout(request, DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// [`request`](Self::request) with a timeout. A reply of another variant (the server answered with another
+    /// request's reply) is [`CallError::UnexpectedReply`].
+    pub async fn request_timeout<R>(&self, request: R, timeout: Duration) -> Result<R::Reply, CallError>
+    where
+        R: Request<Call = S::Call, Replies = S::Reply>,
+    {
+        let replies = self.call_timeout(request.into_call(), timeout).await?;
+        R::unwrap_reply(replies).map_err(|_| CallError::UnexpectedReply(std::any::type_name::<R>()))
     }
 
     async fn call_remote(
@@ -119,9 +142,9 @@ impl<S: GenServer> ServerRef<S> {
         timeout: Duration,
     ) -> Result<S::Reply, CallError> {
         if !self.runtime.is_remote(pid) {
-            return Err(CallError::NoProc);
+            return Err(CallError::NoProc(Callee::Pid(pid.clone())));
         }
-        let distribution = self.runtime.distribution().ok_or(CallError::NoConnection)?;
+        let distribution = self.runtime.distribution().ok_or_else(|| CallError::NoConnection(pid.node().clone()))?;
         let (reply, receive) = oneshot::channel();
         let id = distribution.call(pid, (codec.encode_call)(&msg), timeout, CallReply(reply))?;
         // Forgets the pending call if this future is dropped or times out; disarmed once the reply is in.
@@ -133,7 +156,7 @@ impl<S: GenServer> ServerRef<S> {
         match result {
             Ok(Ok(Ok(bytes))) => (codec.decode_reply)(bytes).map_err(CallError::Decode),
             Ok(Ok(Err(error))) => Err(error),
-            Ok(Err(_)) => Err(CallError::NoConnection),
+            Ok(Err(_)) => Err(CallError::NoConnection(pid.node().clone())),
             Err(_) => Err(CallError::Timeout(timeout)),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use noex_core::{ExitReason, NodeName, Pid};
+use noex_core::{ExitReason, NodeName, Pid, Restart};
 
 use crate::frame::*;
 use crate::wire::{self, envelope::Body};
@@ -82,6 +82,7 @@ impl Frame {
                 },
                 timeout: Duration::from_millis(s.timeout_ms.into()),
                 from: names.pid(s.from, "spawn_request.from")?,
+                bonds: spawn_bonds(names, s.link, s.supervisor, s.restart)?,
             }),
             Body::SpawnReply(s) => Frame::SpawnReply(SpawnReply {
                 spawn_id: s.spawn_id,
@@ -203,6 +204,13 @@ impl From<Frame> for wire::Envelope {
                 } as i32,
                 timeout_ms: millis(s.timeout),
                 from: Some(wire_pid(&s.from)),
+                link: s.bonds.as_ref().and_then(|b| b.link.as_ref()).map(wire_pid),
+                supervisor: s.bonds.as_ref().and_then(|b| b.supervisor.as_ref()).map(wire_pid),
+                restart: match s.bonds.map_or(Restart::Permanent, |b| b.restart) {
+                    Restart::Permanent => wire::SpawnRestart::Permanent,
+                    Restart::Transient => wire::SpawnRestart::Transient,
+                    Restart::Temporary => wire::SpawnRestart::Temporary,
+                } as i32,
             }),
             Frame::SpawnReply(s) => Body::SpawnReply(wire::SpawnReply {
                 spawn_id: s.spawn_id,
@@ -365,6 +373,26 @@ fn wire_exit_reason(reason: &ExitReason) -> wire::ExitReason {
     wire::ExitReason { kind: kind as i32, message }
 }
 
+fn spawn_bonds(
+    names: &mut NodeNames,
+    link: Option<wire::Pid>,
+    supervisor: Option<wire::Pid>,
+    restart: i32,
+) -> Result<Option<Box<SpawnBonds>>, ProtoError> {
+    let restart = match wire::SpawnRestart::try_from(restart) {
+        Ok(wire::SpawnRestart::Permanent) => Restart::Permanent,
+        Ok(wire::SpawnRestart::Transient) => Restart::Transient,
+        Ok(wire::SpawnRestart::Temporary) => Restart::Temporary,
+        Err(_) => return Err(ProtoError::invalid("spawn_request.restart", "unknown value")),
+    };
+    let link = link.map(|pid| names.pid(Some(pid), "spawn_request.link")).transpose()?;
+    let supervisor = supervisor.map(|pid| names.pid(Some(pid), "spawn_request.supervisor")).transpose()?;
+    if link.is_none() && supervisor.is_none() && restart == Restart::Permanent {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(SpawnBonds { link, supervisor, restart })))
+}
+
 fn call_failure(error: wire::CallError) -> Result<CallFailure, ProtoError> {
     Ok(match wire::CallErrorKind::try_from(error.kind) {
         Ok(wire::CallErrorKind::Noproc) => CallFailure::NoProc,
@@ -372,6 +400,7 @@ fn call_failure(error: wire::CallError) -> Result<CallFailure, ProtoError> {
         Ok(wire::CallErrorKind::Decode) => CallFailure::Decode(error.message),
         Ok(wire::CallErrorKind::NotEncodable) => CallFailure::NotEncodable,
         Ok(wire::CallErrorKind::Timeout) => CallFailure::Timeout,
+        Ok(wire::CallErrorKind::ReplyDropped) => CallFailure::ReplyDropped,
         Ok(wire::CallErrorKind::Unspecified) | Err(_) => {
             return Err(ProtoError::invalid("reply.error.kind", "unknown error kind"));
         }
@@ -385,6 +414,7 @@ fn wire_call_failure(failure: CallFailure) -> wire::CallError {
         CallFailure::Decode(message) => (wire::CallErrorKind::Decode, None, message),
         CallFailure::NotEncodable => (wire::CallErrorKind::NotEncodable, None, String::new()),
         CallFailure::Timeout => (wire::CallErrorKind::Timeout, None, String::new()),
+        CallFailure::ReplyDropped => (wire::CallErrorKind::ReplyDropped, None, String::new()),
     };
     wire::CallError { kind: kind as i32, exit, message }
 }

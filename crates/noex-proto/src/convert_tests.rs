@@ -64,6 +64,11 @@ fn every_frame_kind_round_trips() {
             registration: Registration::Global,
             timeout: Duration::from_secs(10),
             from: a_pid(1),
+            bonds: Some(Box::new(SpawnBonds {
+                link: Some(a_pid(3)),
+                supervisor: None,
+                restart: noex_core::Restart::Transient,
+            })),
         }),
         Frame::SpawnReply(SpawnReply { spawn_id: 4, result: Ok(a_pid(5)) }),
         Frame::SpawnReply(SpawnReply { spawn_id: 5, result: Err(SpawnFailure::NameTaken("x".into())) }),

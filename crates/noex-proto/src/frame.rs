@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use noex_core::{ExitReason, Pid};
+use noex_core::{ExitReason, Pid, Restart};
 
 use crate::NodeId;
 
@@ -169,6 +169,8 @@ pub enum CallFailure {
     NotEncodable,
     /// The operation did not finish in time on the target node (a `Stop` whose target had to be killed).
     Timeout,
+    /// The server deferred its reply and dropped it unanswered.
+    ReplyDropped,
 }
 
 /// A remote cast.
@@ -210,6 +212,20 @@ pub struct SpawnRequest {
     pub timeout: Duration,
     /// The requester.
     pub from: Pid,
+    /// How the new process is bound to others: `None` for a plain spawn (boxed: most spawns have none, and this
+    /// is the largest frame).
+    pub bonds: Option<Box<SpawnBonds>>,
+}
+
+/// A spawn's links to other processes: to a process of the requester, or to a supervisor of the target node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnBonds {
+    /// A process of the requester's node to link the new process with, before its `init` runs.
+    pub link: Option<Pid>,
+    /// A supervisor of the target node to start the new process under, as its child, with `restart`.
+    pub supervisor: Option<Pid>,
+    /// The child's restart type (with `supervisor`).
+    pub restart: Restart,
 }
 
 /// The answer to a spawn request.

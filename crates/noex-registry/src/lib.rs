@@ -33,6 +33,7 @@ mod registry;
 mod resolver;
 mod sync;
 mod table;
+mod typed;
 mod watch;
 
 use noex_core::{NodeName, Pid};

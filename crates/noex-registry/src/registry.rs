@@ -154,6 +154,11 @@ impl GlobalRegistry {
         true
     }
 
+    /// This node's runtime, unless it is gone.
+    pub(crate) fn runtime(&self) -> Option<Runtime> {
+        self.inner.runtime.upgrade()
+    }
+
     /// The process registered under `name`, from this node's replica (no network round trip).
     pub fn whereis(&self, name: &str) -> Option<Pid> {
         self.inner.read().get(name).map(|entry| entry.pid.clone())

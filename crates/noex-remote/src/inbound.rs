@@ -9,12 +9,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use noex_cluster::{DownReason, FrameHandler, NodeId, NodeInfo};
-use noex_core::{DeliverError, EncodedMessage, EncodedReply, ExitReason, MonitorRef, NodeName, Pid, Runtime};
+use noex_core::{
+    DeliverError, EncodedMessage, EncodedReply, ExitReason, MonitorRef, NodeName, Pid, Runtime, Unanswered,
+};
 use noex_proto::{CallFailure, Down, Exit, Frame, Registration, Reply, SpawnFailure, SpawnReply, SpawnRequest, Target};
 
+use crate::SpawnError;
 use crate::pending::{Waiter, answer};
 use crate::remote::Inner;
-use crate::{CallError, SpawnError};
 
 /// The cluster's handler for process frames. It holds the layer and the runtime strongly (no upgrade per
 /// frame); the cycle this makes through the cluster is broken when the cluster stops, which drops its handlers.
@@ -68,14 +70,6 @@ impl FrameHandler for ProcessFrames {
     }
 }
 
-/// Maps a local delivery failure to what a caller sees.
-pub(crate) fn deliver_error(error: DeliverError) -> CallError {
-    match error {
-        DeliverError::Decode(message) => CallError::Decode(message),
-        _ => CallError::NoProc,
-    }
-}
-
 fn call_failure(error: DeliverError) -> CallFailure {
     match error {
         DeliverError::NoProc => CallFailure::NoProc,
@@ -93,8 +87,12 @@ struct ReplySink {
 }
 
 impl EncodedReply for ReplySink {
-    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>) {
-        let reply = Reply { call_id: self.call_id, result: result.map_err(CallFailure::Exited) };
+    fn reply(self: Box<Self>, result: Result<Bytes, Unanswered>) {
+        let result = result.map_err(|unanswered| match unanswered {
+            Unanswered::Exited(reason) => CallFailure::Exited(reason),
+            _ => CallFailure::ReplyDropped,
+        });
+        let reply = Reply { call_id: self.call_id, result };
         match self.inner.send(&self.node, Frame::Reply(reply)) {
             Ok(()) => {}
             Err(noex_cluster::SendError::TooLarge { len, limit }) => {
@@ -349,29 +347,75 @@ pub(crate) async fn spawn_local(inner: &Arc<Inner>, request: SpawnRequest) -> Re
         .behaviours
         .get(&request.behaviour)
         .ok_or_else(|| SpawnFailure::UnknownBehaviour(request.behaviour.clone()))?;
+    let name = request.name.clone().filter(|_| request.registration != Registration::None);
+    let registrar = match (request.registration, &name) {
+        // Registered before `init` runs, so that `init` (and whoever it talks to) can rely on the name; a name
+        // held by another live process refuses the start.
+        (Registration::Global, Some(name)) => Some(inner.registry.registrar(name.clone())),
+        _ => None,
+    };
+    let local_name = name.filter(|_| request.registration == Registration::Local);
+    let bonds = request.bonds.clone().map(|bonds| *bonds);
+    if let Some(noex_proto::SpawnBonds { supervisor: Some(supervisor), link, restart }) = &bonds {
+        if link.is_some() {
+            return Err(SpawnFailure::BadArguments("a supervised child is linked with its supervisor only".into()));
+        }
+        return spawn_child(&runtime, &factory, request, (supervisor, *restart), local_name, registrar).await;
+    }
     let mut options = noex_core::StartOptions::default().init_timeout(request.timeout.min(crate::MAX_PEER_TIMEOUT));
-    let name = request.name.filter(|_| request.registration != Registration::None);
-    if request.registration == Registration::Local {
-        options.name = name.clone();
-    }
-    if let (Registration::Global, Some(name)) = (request.registration, &name) {
-        // Checked before starting, so that a taken name costs no process; checked again when registering.
-        if let Some(holder) = inner.registry.whereis(name) {
-            tracing::debug!(name, %holder, "global name taken; spawn refused");
-            return Err(SpawnFailure::NameTaken(name.clone()));
+    options.name = local_name;
+    options.registrar = registrar;
+    if let Some(link) = bonds.and_then(|bonds| bonds.link) {
+        // A peer may only link its own processes: the link's other end is told by this node, on its behalf.
+        if link.node() != request.from.node() {
+            return Err(SpawnFailure::BadArguments(format!("{link} is not a process of the requesting node")));
         }
+        options.link = Some(link);
     }
-    let pid = factory(runtime.clone(), request.init_args, options).await?;
-    if let (Registration::Global, Some(name)) = (request.registration, &name) {
-        if inner.registry.register(name, &pid).is_err() {
-            runtime.kill(&pid);
-            return Err(SpawnFailure::NameTaken(name.clone()));
-        }
-    }
+    let pid = (factory.start)(runtime.clone(), request.init_args, options).await?;
     if started_at.elapsed() > request.timeout {
         // The requester has given up by now; do not leave the process behind.
         runtime.kill(&pid); // its global name, if any, goes with it
         return Err(SpawnFailure::Timeout);
     }
     Ok(pid)
+}
+
+/// A spawn request with a supervisor: the behaviour becomes one of its children.
+async fn spawn_child(
+    runtime: &Runtime,
+    factory: &crate::spawn::Factory,
+    request: SpawnRequest,
+    (supervisor, restart): (&Pid, noex_core::Restart),
+    name: Option<String>,
+    registrar: Option<noex_core::Registrar>,
+) -> Result<Pid, SpawnFailure> {
+    let supervisor = (!runtime.is_remote(supervisor))
+        .then(|| noex_core::Supervisor::from_pid(runtime, supervisor))
+        .flatten()
+        .ok_or_else(|| SpawnFailure::BadArguments(format!("{supervisor} is not a supervisor of this node")))?;
+    // Unique among the children a requester asks for: its node's pid and its request number.
+    let id = format!("{}#{}@{}", request.behaviour, request.spawn_id, request.from);
+    let mut spec = (factory.child)(id.clone(), request.init_args)?.restart(restart);
+    if let Some(name) = name {
+        spec = spec.named(name);
+    }
+    if let Some(registrar) = registrar {
+        spec = spec.registered(registrar);
+    }
+    let call = supervisor.start_child(spec);
+    match tokio::time::timeout(request.timeout.min(crate::MAX_PEER_TIMEOUT), call).await {
+        Ok(Ok(pid)) => Ok(pid),
+        Ok(Err(noex_core::SupervisorError::Start(noex_core::StartError::NameTaken { name, .. }))) => {
+            Err(SpawnFailure::NameTaken(name))
+        }
+        Ok(Err(noex_core::SupervisorError::Start(error))) => Err(SpawnFailure::InitFailed(error.to_string())),
+        Ok(Err(error)) => Err(SpawnFailure::InitFailed(error.to_string())),
+        Err(_) => {
+            // The requester has given up: take the child out again rather than leave it supervised.
+            let _ = supervisor.terminate_child(&id).await;
+            let _ = supervisor.delete_child(&id).await;
+            Err(SpawnFailure::Timeout)
+        }
+    }
 }

@@ -76,6 +76,18 @@ impl Node {
         &self.registry
     }
 
+    /// A typed reference to the process registered globally as `name`, on whatever node it runs; `None` if the
+    /// name is free (see [`GlobalRegistry::whereis_ref`]).
+    pub fn whereis_global<S>(&self, name: &str) -> Option<noex_core::ServerRef<S>>
+    where
+        S: noex_core::GenServer,
+        S::Call: noex_core::Encodable,
+        S::Cast: noex_core::Encodable,
+        S::Reply: noex_core::Encodable,
+    {
+        self.registry.whereis_ref(name)
+    }
+
     /// The node's distribution layer (remote spawn, calls by name, behaviours).
     pub fn remote(&self) -> &Remote {
         &self.remote

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use noex_core::{CallError, CallReply, NodeName, Pid, StopError};
+use noex_core::{CallError, CallReply, Callee, NodeName, Pid, StopError};
 use rustc_hash::FxBuildHasher;
 use tokio::sync::oneshot;
 
@@ -15,7 +15,8 @@ use crate::SpawnError;
 
 /// What waits for an answer.
 pub(crate) enum Waiter {
-    Call(CallReply),
+    /// A call, and whom it was for (what a `NoProc` or `NoConnection` names).
+    Call(CallReply, Callee),
     /// The stop's timeout, for the error if the target had to be killed.
     Stop(oneshot::Sender<Result<(), StopError>>, std::time::Duration),
     /// The spawn's timeout, for the error if the target gave up.
@@ -26,7 +27,7 @@ impl Waiter {
     /// The request can no longer be answered: its node is gone (or this node is stopping).
     pub(crate) fn fail_no_connection(self) {
         match self {
-            Waiter::Call(reply) => reply.send(Err(CallError::NoConnection)),
+            Waiter::Call(reply, callee) => reply.send(Err(CallError::NoConnection(callee.node().clone()))),
             Waiter::Stop(reply, _) => {
                 let _ = reply.send(Err(StopError::NoConnection));
             }
@@ -115,12 +116,13 @@ impl Drop for Guard<'_> {
 pub(crate) fn answer(waiter: Waiter, result: Result<Bytes, noex_proto::CallFailure>) {
     use noex_proto::CallFailure;
     match waiter {
-        Waiter::Call(reply) => reply.send(result.map_err(|failure| match failure {
-            CallFailure::NoProc => CallError::NoProc,
+        Waiter::Call(reply, callee) => reply.send(result.map_err(|failure| match failure {
+            CallFailure::NoProc => CallError::NoProc(callee),
             CallFailure::NotEncodable => CallError::NotEncodable,
             CallFailure::Exited(reason) => CallError::Exited(reason),
             CallFailure::Decode(message) => CallError::Decode(message),
             CallFailure::Timeout => CallError::Exited(noex_core::ExitReason::Killed),
+            CallFailure::ReplyDropped => CallError::ReplyDropped,
         })),
         Waiter::Stop(reply, stop_timeout) => {
             let _ = reply.send(match result {

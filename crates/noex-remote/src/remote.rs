@@ -10,7 +10,8 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use noex_cluster::{Cluster, FrameKind, NodeId, SendError};
 use noex_core::{
-    CallError, Encodable, EncodedMessage, EncodedReply, ExitReason, NodeName, Pid, Runtime, Target, WeakRuntime,
+    CallError, Callee, Encodable, EncodedMessage, EncodedReply, GenServer, NodeName, Pid, Runtime, ServerRef, Target,
+    Unanswered, WeakRuntime,
 };
 use noex_proto::{Cast, Frame, SpawnRequest};
 use noex_registry::GlobalRegistry;
@@ -120,6 +121,7 @@ impl Remote {
     /// process's pid; [`Runtime::remote_ref`] makes a typed reference of it.
     pub async fn spawn(&self, behaviour: &str, node: &NodeId, options: SpawnOptions) -> Result<Pid, SpawnError> {
         let timeout = options.timeout;
+        let bonds = options.bonds();
         let request = SpawnRequest {
             spawn_id: 0,
             behaviour: behaviour.to_owned(),
@@ -128,6 +130,7 @@ impl Remote {
             registration: options.registration,
             timeout,
             from: self.inner.node_pid.clone(),
+            bonds,
         };
         if *node == *self.inner.cluster.local() {
             return self.spawn_here(request).await;
@@ -154,6 +157,25 @@ impl Remote {
             }
             Err(_) => Err(SpawnError::Timeout(timeout)),
         }
+    }
+
+    /// [`spawn`](Self::spawn) that returns a typed reference to the new process. `S` is the caller's claim about
+    /// the behaviour's server type (nodes do not exchange types): a wrong one answers calls with `Decode` errors.
+    pub async fn spawn_ref<S>(
+        &self,
+        behaviour: &str,
+        node: &NodeId,
+        options: SpawnOptions,
+    ) -> Result<ServerRef<S>, SpawnError>
+    where
+        S: GenServer,
+        S::Call: Encodable,
+        S::Cast: Encodable,
+        S::Reply: Encodable,
+    {
+        let pid = self.spawn(behaviour, node, options).await?;
+        let runtime = self.inner.runtime.upgrade().ok_or(SpawnError::NoConnection)?;
+        Ok(runtime.remote_ref(&pid))
     }
 
     /// A spawn on this node: run as its own task, so that a process that finishes starting after the caller
@@ -187,15 +209,19 @@ impl Remote {
         timeout: Duration,
     ) -> Result<R, CallError> {
         let (reply, answer) = noex_core::CallReply::channel();
+        let node_name = node.node_name();
+        let callee = Callee::Name { name: name.to_owned(), node: node_name.clone() };
         let mut pending = None;
         if *node == *self.inner.cluster.local() {
-            let runtime = self.inner.runtime.upgrade().ok_or(CallError::NoProc)?;
+            let runtime = self.inner.runtime.upgrade().ok_or_else(|| CallError::NoProc(callee.clone()))?;
             let sink = Box::new(LocalReply(reply));
             let message = EncodedMessage::Call { payload: msg.encode_wire(), reply: sink };
-            runtime.deliver_encoded(Target::Name(name), message).map_err(crate::inbound::deliver_error)?;
+            runtime.deliver_encoded(Target::Name(name), message).map_err(|error| match error {
+                noex_core::DeliverError::Decode(message) => CallError::Decode(message),
+                _ => CallError::NoProc(callee.clone()),
+            })?;
         } else {
-            let node = node.node_name();
-            let call_id = self.inner.pending.insert(&node, Waiter::Call(reply));
+            let call_id = self.inner.pending.insert(&node_name, Waiter::Call(reply, callee.clone()));
             let call = noex_proto::Call {
                 call_id,
                 target: noex_proto::Target::Name(name.to_owned()),
@@ -204,8 +230,8 @@ impl Remote {
                 timeout,
             };
             pending = Some(self.inner.pending.guard(call_id));
-            if let Err(error) = self.inner.send(&node, Frame::Call(call)) {
-                return Err(crate::route::call_send_error(error));
+            if let Err(error) = self.inner.send(&node_name, Frame::Call(call)) {
+                return Err(crate::route::call_send_error(error, &node_name));
             }
         }
         let result = tokio::time::timeout(timeout, answer).await;
@@ -215,7 +241,7 @@ impl Remote {
         match result {
             Ok(Ok(Ok(bytes))) => R::decode_wire(bytes).map_err(CallError::Decode),
             Ok(Ok(Err(error))) => Err(error),
-            Ok(Err(_)) => Err(CallError::NoConnection),
+            Ok(Err(_)) => Err(CallError::NoConnection(node_name)),
             Err(_) => Err(CallError::Timeout(timeout)),
         }
     }
@@ -267,8 +293,8 @@ impl std::fmt::Debug for Remote {
 struct LocalReply(noex_core::CallReply);
 
 impl EncodedReply for LocalReply {
-    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>) {
-        self.0.send(result.map_err(CallError::Exited));
+    fn reply(self: Box<Self>, result: Result<Bytes, Unanswered>) {
+        self.0.send(result.map_err(CallError::from));
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use noex_cluster::{CastMode, NodeId, SendError};
 use noex_core::{
-    BoxFuture, CallError, CallReply, CastError, Distribution, ExitReason, MonitorRef, NodeName, Pid, RemoteWatcher,
-    StopError, WirePayload,
+    BoxFuture, CallError, CallReply, Callee, CastError, Distribution, ExitReason, MonitorRef, NodeName, Pid,
+    RemoteWatcher, StopError, WirePayload,
 };
 use noex_proto::{Call, Demonitor, Exit, Frame, LinkPair, Monitor, Stop, Target};
 use tokio::sync::oneshot;
@@ -21,27 +21,26 @@ const STOP_ANSWER_MARGIN: Duration = Duration::from_secs(1);
 /// The runtime's [`Distribution`], backed by the node's [`Remote`](crate::Remote).
 pub(crate) struct Route(pub(crate) Arc<Inner>);
 
-pub(crate) fn call_send_error(error: SendError) -> CallError {
+pub(crate) fn call_send_error(error: SendError, node: &NodeName) -> CallError {
     match error {
-        SendError::NotConnected(_) => CallError::NoConnection,
         SendError::TooLarge { len, limit } => {
             CallError::Decode(format!("the message ({len} bytes) exceeds the frame limit of {limit} bytes"))
         }
-        _ => CallError::NoConnection,
+        _ => CallError::NoConnection(node.clone()),
     }
 }
 
 impl Distribution for Route {
     fn call(&self, target: &Pid, payload: Bytes, timeout: Duration, reply: CallReply) -> Result<u64, CallError> {
         let inner = &self.0;
-        let call_id = inner.pending.insert(target.node(), Waiter::Call(reply));
+        let call_id = inner.pending.insert(target.node(), Waiter::Call(reply, Callee::Pid(target.clone())));
         let call =
             Call { call_id, target: Target::Pid(target.clone()), from: inner.node_pid.clone(), payload, timeout };
         match inner.send(target.node(), Frame::Call(call)) {
             Ok(()) => Ok(call_id),
             Err(error) => {
                 inner.pending.cancel(call_id);
-                Err(call_send_error(error))
+                Err(call_send_error(error, target.node()))
             }
         }
     }

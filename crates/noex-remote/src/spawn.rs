@@ -6,14 +6,22 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use noex_core::{BoxFuture, Encodable, GenServer, Pid, Runtime, StartError, StartOptions};
+use noex_core::{BoxFuture, ChildSpec, Encodable, GenServer, Pid, Restart, Runtime, StartError, StartOptions};
 pub use noex_proto::Registration;
 use noex_proto::SpawnFailure;
 
 /// How long [`Remote::spawn`](crate::Remote::spawn) waits by default.
 pub const DEFAULT_SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Factory = Arc<dyn Fn(Runtime, Bytes, StartOptions) -> BoxFuture<Result<Pid, SpawnFailure>> + Send + Sync>;
+type StartFn = dyn Fn(Runtime, Bytes, StartOptions) -> BoxFuture<Result<Pid, SpawnFailure>> + Send + Sync;
+type ChildFn = dyn Fn(String, Bytes) -> Result<ChildSpec, SpawnFailure> + Send + Sync;
+
+/// How a behaviour is started: as a process of its own, or as a supervisor's child.
+#[derive(Clone)]
+pub(crate) struct Factory {
+    pub(crate) start: Arc<StartFn>,
+    pub(crate) child: Arc<ChildFn>,
+}
 
 /// The behaviours this node can start for other nodes, by name. Only these can be spawned remotely: a name
 /// that is not here is refused. Register the same behaviours under the same names on every node that should
@@ -37,7 +45,15 @@ impl Behaviours {
         F: Fn(A) -> Result<S, String> + Send + Sync + 'static,
     {
         let factory = Arc::new(factory);
-        let start: Factory = Arc::new(move |runtime: Runtime, args: Bytes, options: StartOptions| {
+        let for_children = factory.clone();
+        let child: Arc<ChildFn> = Arc::new(move |id: String, args: Bytes| {
+            // Checked now, so that bad arguments are the requester's error, not a child that cannot start.
+            A::decode_wire(args.clone()).map_err(SpawnFailure::BadArguments)?;
+            let factory = for_children.clone();
+            let make = move || factory(A::decode_wire(args.clone())?);
+            Ok(ChildSpec::try_encodable_worker(id, make))
+        });
+        let start: Arc<StartFn> = Arc::new(move |runtime: Runtime, args: Bytes, options: StartOptions| {
             let factory = factory.clone();
             Box::pin(async move {
                 let args = A::decode_wire(args).map_err(SpawnFailure::BadArguments)?;
@@ -51,7 +67,7 @@ impl Behaviours {
                 }
             })
         });
-        self.write().insert(name.to_owned(), start);
+        self.write().insert(name.to_owned(), Factory { start, child });
     }
 
     /// Removes a behaviour; returns whether it was registered.
@@ -98,6 +114,14 @@ pub struct SpawnOptions {
     pub init_args: Bytes,
     /// How long to wait for the process to be started (and registered). Default 10 s.
     pub timeout: Duration,
+    /// A process of the requesting node to link the new process with, before its `init` runs (Erlang's
+    /// `spawn_link`, made atomic on the target node): if either ends abnormally, the other gets the exit signal.
+    pub link: Option<Pid>,
+    /// A supervisor of the target node to start the process under, as a child with restart type `restart`: it is
+    /// restarted there by that supervisor's strategy (with the same init arguments and name).
+    pub supervisor: Option<Pid>,
+    /// The child's restart type, with `supervisor`. Default `Permanent`.
+    pub restart: Restart,
 }
 
 impl Default for SpawnOptions {
@@ -107,6 +131,9 @@ impl Default for SpawnOptions {
             registration: Registration::None,
             init_args: Bytes::new(),
             timeout: DEFAULT_SPAWN_TIMEOUT,
+            link: None,
+            supervisor: None,
+            restart: Restart::Permanent,
         }
     }
 }
@@ -131,6 +158,30 @@ impl SpawnOptions {
     /// Sets the timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Links the new process with `pid`, a process of the requesting node, before its `init` runs.
+    pub fn link(mut self, pid: &Pid) -> Self {
+        self.link = Some(pid.clone());
+        self
+    }
+
+    pub(crate) fn bonds(&self) -> Option<Box<noex_proto::SpawnBonds>> {
+        let plain = self.link.is_none() && self.supervisor.is_none() && self.restart == Restart::Permanent;
+        let bonds = noex_proto::SpawnBonds {
+            link: self.link.clone(),
+            supervisor: self.supervisor.clone(),
+            restart: self.restart,
+        };
+        (!plain).then(|| Box::new(bonds))
+    }
+
+    /// Starts the new process as a child of `supervisor` (a supervisor of the target node), with restart type
+    /// `restart`.
+    pub fn supervised_by(mut self, supervisor: &Pid, restart: Restart) -> Self {
+        self.supervisor = Some(supervisor.clone());
+        self.restart = restart;
         self
     }
 }

@@ -123,7 +123,12 @@ impl SupervisorServer {
 
     async fn start(&mut self, ctx: &mut Context<Self>, index: usize) -> Result<Pid, StartError> {
         let spec = &self.children[index].spec;
-        let child = ChildStart { runtime: ctx.runtime().clone(), supervisor: ctx.cell_dyn(), name: spec.name.clone() };
+        let child = ChildStart {
+            runtime: ctx.runtime().clone(),
+            supervisor: ctx.cell_dyn(),
+            name: spec.name.clone(),
+            registrar: spec.registrar.clone(),
+        };
         let pid = (spec.start)(child).await?;
         self.children[index].pid = Some(pid.clone());
         Ok(pid)

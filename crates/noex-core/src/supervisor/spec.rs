@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use crate::encoded::EncodedDelivery;
 use crate::process::ProcessCell;
+use crate::runtime::Spawn;
 use crate::supervisor::server::SupervisorServer;
 use crate::supervisor::supervisor_spawn;
-use crate::{GenServer, Pid, Runtime, StartError, StartOptions};
+use crate::{Encodable, GenServer, Pid, Registrar, Runtime, StartError, StartOptions};
 
 /// Which children a supervisor restarts when one ends and must be restarted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,13 +66,21 @@ pub struct ChildSpec {
     pub(crate) shutdown: Shutdown,
     pub(crate) kind: ChildKind,
     pub(crate) name: Option<String>,
+    pub(crate) registrar: Option<Registrar>,
 }
 
-/// Passed to a start function: the runtime, the supervisor to link to, and the child's name.
+/// Passed to a start function: the runtime, the supervisor to link to, and how to name the child.
 pub(crate) struct ChildStart {
     pub(crate) runtime: Runtime,
     pub(crate) supervisor: Arc<dyn ProcessCell>,
     pub(crate) name: Option<String>,
+    pub(crate) registrar: Option<Registrar>,
+}
+
+impl ChildStart {
+    fn options(&mut self) -> StartOptions {
+        StartOptions { name: self.name.take(), registrar: self.registrar.take(), ..StartOptions::default() }
+    }
 }
 
 impl ChildSpec {
@@ -80,11 +90,57 @@ impl ChildSpec {
         S: GenServer,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        let start: StartFn = Arc::new(move |child: ChildStart| {
-            let server = make();
+        Self::worker_with(id, make, None)
+    }
+
+    /// A worker that other nodes can call and cast to, as [`Runtime::start_encodable`] starts it: its message
+    /// types are [`Encodable`]. Permanent, with a 5 s shutdown timeout. Give it a global name with
+    /// [`registered`](Self::registered) and it is found, and reached, from any node across restarts.
+    pub fn encodable_worker<S, F>(id: impl Into<Arc<str>>, make: F) -> Self
+    where
+        S: GenServer,
+        S::Call: Encodable,
+        S::Cast: Encodable,
+        S::Reply: Encodable,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        Self::worker_with(id, make, Some(crate::encoded::delivery::<S>()))
+    }
+
+    /// [`encodable_worker`](Self::encodable_worker) whose `make` may refuse (its arguments no longer make a
+    /// server, say): the start then fails as a failing `init` would, and the supervisor treats it so.
+    pub fn try_encodable_worker<S, F>(id: impl Into<Arc<str>>, make: F) -> Self
+    where
+        S: GenServer,
+        S::Call: Encodable,
+        S::Cast: Encodable,
+        S::Reply: Encodable,
+        F: Fn() -> Result<S, String> + Send + Sync + 'static,
+    {
+        Self::fallible(id, make, Some(crate::encoded::delivery::<S>()))
+    }
+
+    fn worker_with<S, F>(id: impl Into<Arc<str>>, make: F, encoded: Option<EncodedDelivery<S>>) -> Self
+    where
+        S: GenServer,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        Self::fallible(id, move || Ok(make()), encoded)
+    }
+
+    fn fallible<S, F>(id: impl Into<Arc<str>>, make: F, encoded: Option<EncodedDelivery<S>>) -> Self
+    where
+        S: GenServer,
+        F: Fn() -> Result<S, String> + Send + Sync + 'static,
+    {
+        let start: StartFn = Arc::new(move |mut child: ChildStart| {
+            let made = make();
             Box::pin(async move {
-                let options = StartOptions { name: child.name, ..StartOptions::default() };
-                let server = child.runtime.start_linked(server, options, child.supervisor).await?;
+                let server = made.map_err(|refused| StartError::Init(crate::ExitReason::error(refused)))?;
+                let mut spawn = Spawn::new(child.options());
+                spawn.parent = Some(child.supervisor);
+                spawn.encoded = encoded;
+                let server = child.runtime.start_spawn(server, spawn).await?;
                 Ok(server.pid().clone())
             })
         });
@@ -95,15 +151,16 @@ impl ChildSpec {
             shutdown: Shutdown::Timeout(Duration::from_secs(5)),
             kind: ChildKind::Worker,
             name: None,
+            registrar: None,
         }
     }
 
     /// A nested supervisor. Permanent, with an infinite shutdown timeout (it stops its own children first).
     pub fn supervisor(id: impl Into<Arc<str>>, spec: SupervisorSpec) -> Self {
-        let start: StartFn = Arc::new(move |child: ChildStart| {
+        let start: StartFn = Arc::new(move |mut child: ChildStart| {
             let spec = spec.clone();
             Box::pin(async move {
-                let mut spawn = supervisor_spawn(&spec, StartOptions { name: child.name, ..StartOptions::default() });
+                let mut spawn = supervisor_spawn(&spec, child.options());
                 spawn.parent = Some(child.supervisor);
                 let server = child.runtime.start_spawn(SupervisorServer::new(spec), spawn).await?;
                 Ok(server.pid().clone())
@@ -116,6 +173,7 @@ impl ChildSpec {
             shutdown: Shutdown::Infinity,
             kind: ChildKind::Supervisor,
             name: None,
+            registrar: None,
         }
     }
 
@@ -134,6 +192,15 @@ impl ChildSpec {
     /// Registers each incarnation of the child under this local name.
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Registers each incarnation of the child with `registrar` before its `init` runs: a global name, say
+    /// (`GlobalRegistry::registrar`). A restart registers the new process under the name its predecessor held
+    /// (the predecessor's registration is over once it has exited); a name held by another live process fails
+    /// the start, as a failing `init` would.
+    pub fn registered(mut self, registrar: Registrar) -> Self {
+        self.registrar = Some(registrar);
         self
     }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use noex_core::{
-    Context, CreditSink, DeliverError, Encodable, EncodedMessage, EncodedReply, ExitReason, GenServer, Receipt,
-    Runtime, StartOptions, Target,
+    Context, CreditSink, DeliverError, Encodable, EncodedMessage, EncodedReply, GenServer, Receipt, Runtime,
+    StartOptions, Target, Unanswered,
 };
 use prost::Message;
 use tokio::sync::oneshot;
@@ -46,15 +46,15 @@ impl GenServer for Adder {
     }
 }
 
-struct ReplySlot(oneshot::Sender<Result<Bytes, ExitReason>>);
+struct ReplySlot(oneshot::Sender<Result<Bytes, Unanswered>>);
 
 impl EncodedReply for ReplySlot {
-    fn reply(self: Box<Self>, result: Result<Bytes, ExitReason>) {
+    fn reply(self: Box<Self>, result: Result<Bytes, Unanswered>) {
         let _ = self.0.send(result);
     }
 }
 
-fn encoded_call(by: i64) -> (EncodedMessage, oneshot::Receiver<Result<Bytes, ExitReason>>) {
+fn encoded_call(by: i64) -> (EncodedMessage, oneshot::Receiver<Result<Bytes, Unanswered>>) {
     let (tx, rx) = oneshot::channel();
     (EncodedMessage::Call { payload: Add { by }.encode_wire(), reply: Box::new(ReplySlot(tx)) }, rx)
 }

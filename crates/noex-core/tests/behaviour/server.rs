@@ -33,7 +33,7 @@ async fn calling_an_exited_server_is_noproc() {
     let probe = runtime.start(Probe::new()).await.unwrap();
     within(probe.stop(ExitReason::Normal, Duration::from_secs(1))).await.unwrap();
     assert!(!probe.is_alive());
-    assert_eq!(probe.call(Call::Seen).await, Err(CallError::NoProc));
+    assert_eq!(probe.call(Call::Seen).await, Err(CallError::NoProc(noex_core::Callee::Pid(probe.pid().clone()))));
     assert!(probe.try_cast(Cast::Push(1)).is_err());
 }
 

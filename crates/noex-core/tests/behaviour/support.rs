@@ -115,7 +115,7 @@ impl GenServer for Probe {
     async fn handle_call(&mut self, call: Call, ctx: &mut Context<Self>) -> Reply {
         match call {
             Call::Seen => Reply::Seen(self.seen.clone()),
-            Call::Infos => Reply::Infos(self.infos.clone()),
+            Call::Infos => Reply::Infos(self.infos.iter().map(copy).collect()),
             Call::Sleep(duration) => {
                 tokio::time::sleep(duration).await;
                 Reply::Done
@@ -170,12 +170,21 @@ impl GenServer for Probe {
 
     async fn handle_info(&mut self, info: Info, _ctx: &mut Context<Self>) {
         if let Some(tx) = &self.info_tx {
-            let _ = tx.send(info.clone());
+            let _ = tx.send(copy(&info));
         }
         self.infos.push(info);
     }
 
     async fn terminate(&mut self, _reason: &ExitReason, _ctx: &mut Context<Self>) {
         self.record("stop");
+    }
+}
+
+/// A copy of a `DOWN` or `EXIT` (a self-sent message cannot be copied; the probe sends itself none).
+fn copy(info: &Info) -> Info {
+    match info {
+        Info::Down(down) => Info::Down(down.clone()),
+        Info::Exit(exit) => Info::Exit(exit.clone()),
+        _ => unreachable!("the probe sends itself no messages"),
     }
 }
