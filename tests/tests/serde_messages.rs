@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use noex_core::{CallError, Context, Encodable, GenServer};
+use noex_core::{CallError, Context, Encodable, GenServer, Handle, Serde};
 use noex_tests::remote::mesh;
 use serde::{Deserialize, Serialize};
 
@@ -110,4 +110,65 @@ async fn undecodable_payloads_fail_the_call_with_a_decode_error_and_leave_the_se
     let kv = a.runtime().remote_ref::<Kv>(local.pid());
     kv.cast(KvCast::Put { key: "k".into(), value: vec![1] });
     assert_eq!(kv.call(KvCall::Keys).await, Ok(KvReply::Keys(vec!["k".into()])), "the server lives on");
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Get(String);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Put(String, u64);
+
+noex_core::requests! {
+    #[derive(Debug, Serialize, Deserialize)]
+    enum StoreCall -> StoreReply {
+        Get(Get) -> Option<u64>,
+        Put(Put) -> bool,
+    }
+}
+
+noex_core::serde_encodable!(StoreCall, StoreReply);
+
+/// A store whose requests are declared with `requests!` and whose casts are a type of another crate.
+#[derive(Default)]
+struct Store(BTreeMap<String, u64>);
+
+impl GenServer for Store {
+    type Call = StoreCall;
+    type Reply = StoreReply;
+    type Cast = Serde<Vec<(String, u64)>>;
+
+    async fn handle_call(&mut self, call: StoreCall, ctx: &mut Context<Self>) -> StoreReply {
+        call.dispatch(self, ctx).await
+    }
+
+    async fn handle_cast(&mut self, entries: Self::Cast, _ctx: &mut Context<Self>) {
+        self.0.extend(entries.into_inner());
+    }
+}
+
+impl Handle<Get> for Store {
+    async fn handle(&mut self, Get(key): Get, _ctx: &mut Context<Self>) -> Option<u64> {
+        self.0.get(&key).copied()
+    }
+}
+
+impl Handle<Put> for Store {
+    async fn handle(&mut self, Put(key, value): Put, _ctx: &mut Context<Self>) -> bool {
+        self.0.insert(key, value).is_none()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_serde_derives_and_wrapped_foreign_types_cross_between_nodes() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let local = b.runtime().start_encodable(Store::default(), Default::default()).await.unwrap();
+    let store = a.runtime().remote_ref::<Store>(local.pid());
+
+    assert_eq!(store.request(Put("a".into(), 1)).await, Ok(true));
+    assert_eq!(store.request(Put("a".into(), 2)).await, Ok(false));
+    store.cast(Serde(vec![("b".into(), 3), ("c".into(), 4)]));
+    assert_eq!(store.request(Get("a".into())).await, Ok(Some(2)));
+    assert_eq!(store.request(Get("c".into())).await, Ok(Some(4)), "the cast came first");
+    assert_eq!(store.request(Get("z".into())).await, Ok(None));
 }
