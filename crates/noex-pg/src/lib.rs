@@ -41,6 +41,9 @@
 //! How the replicas stay in step, and what the frames say, is in `docs/architecture.md` and `docs/protocol.md`.
 
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod scope;
 mod scopes;
 mod state;

@@ -38,6 +38,7 @@ impl Scopes {
     /// The scope `name` of this node, started on first use. Scopes are independent of each other; a scope
     /// exchanges memberships only with the scope of the same name on other nodes (a node that does not run it
     /// ignores its frames, and gets the memberships when it starts it). A name has 1 to [`MAX_SCOPE_LEN`] bytes.
+    /// Call it within the Tokio runtime the node runs on (a new scope spawns its tasks there).
     pub fn scope(&self, name: &str) -> Result<ProcessGroups, GroupsError> {
         if name.is_empty() || name.len() > MAX_SCOPE_LEN {
             return Err(GroupsError::BadName { what: "scope", len: name.len(), limit: MAX_SCOPE_LEN });

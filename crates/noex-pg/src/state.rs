@@ -228,6 +228,43 @@ impl ScopeState {
         }
     }
 
+    /// The memberships `node` announced (this node's own included), for checks.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn node_groups(&self, node: &NodeName) -> Groups {
+        self.by_node.get(node).cloned().unwrap_or_default()
+    }
+
+    /// Panics unless the table agrees with itself: every group's members are the nodes' members together, no
+    /// group is empty, and the local index lists exactly this node's memberships.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check(&self) {
+        let mut union: HashMap<&str, Vec<&Pid>> = HashMap::default();
+        for groups in self.by_node.values() {
+            assert!(!groups.is_empty(), "a node without memberships is kept");
+            for (group, pids) in groups {
+                assert!(!pids.is_empty(), "empty group {group} kept");
+                union.entry(group).or_default().extend(pids);
+            }
+        }
+        let mut members: HashMap<&str, Vec<&Pid>> =
+            self.members.iter().map(|(group, pids)| (&**group, pids.iter().collect())).collect();
+        for pids in union.values_mut().chain(members.values_mut()) {
+            pids.sort();
+        }
+        assert_eq!(members, union, "the members by group are not the nodes' memberships together");
+        let mut indexed: Vec<(&str, &Pid)> =
+            self.local_index.iter().flat_map(|(pid, groups)| groups.iter().map(move |g| (&**g, pid))).collect();
+        let mut local: Vec<(&str, &Pid)> = self
+            .by_node
+            .get(&self.local)
+            .into_iter()
+            .flat_map(|groups| groups.iter().flat_map(|(g, pids)| pids.iter().map(move |pid| (&**g, pid))))
+            .collect();
+        indexed.sort();
+        local.sort();
+        assert_eq!(indexed, local, "the local index is not this node's memberships");
+    }
+
     /// `from`'s memberships are now `new`: the difference, leaves first.
     fn replace(&mut self, from: &NodeName, new: Groups) -> Vec<Change> {
         let old = self.by_node.remove(from).unwrap_or_default();
@@ -283,6 +320,22 @@ fn validate(from: &NodeName, creation: u32, sync: &GroupsSync) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// `groups` with `changes` applied, for checks: what the changes say happened.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn replay(mut groups: Groups, changes: &[Change]) -> Groups {
+    for change in changes {
+        match change {
+            Change::Join { group, pids } => add(&mut groups, group, pids),
+            Change::Leave { group, pids } => {
+                for pid in pids {
+                    assert!(remove_one_from(&mut groups, group, pid), "a leave of {pid} from {group}, not a member");
+                }
+            }
+        }
+    }
+    groups
 }
 
 /// Applies an incremental change to one node's groups: `left` (one membership per pid; pids not members are

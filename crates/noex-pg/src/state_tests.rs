@@ -67,6 +67,7 @@ fn local_joins_keep_repeats_and_a_leave_removes_one() {
     assert_eq!(state.leave_local("g", std::slice::from_ref(&p)), None, "not joined any more");
     assert!(!state.is_local_member(&p));
     assert!(state.groups().is_empty() && state.local_groups().is_none());
+    state.check();
 }
 
 #[test]
@@ -80,6 +81,7 @@ fn a_local_member_that_ends_leaves_every_group_once_per_membership() {
     assert_eq!(changes, vec![leave("g", vec![p.clone(), p.clone()]), leave("h", vec![p.clone()])]);
     assert_eq!(state.members("g"), vec![q.clone()]);
     assert!(state.local_ended(&p).is_empty(), "a second end changes nothing");
+    state.check();
 }
 
 #[test]
@@ -94,6 +96,7 @@ fn incremental_frames_from_a_peer_change_only_its_members() {
     let changes = applied(state.receive(&name(B), sync(&[], &[("g", vec![b1.clone(), pid(B, 9)])], None)));
     assert_eq!(changes, vec![leave("g", vec![b1])], "a pid that was not a member is skipped");
     assert_eq!(state.members("g"), vec![pid(A, 1), b2]);
+    state.check();
 }
 
 #[test]
@@ -121,6 +124,7 @@ fn a_frame_naming_another_nodes_process_changes_nothing() {
     bad_scope.scope = String::new();
     assert!(matches!(state.receive(&name(B), bad_scope), Received::Invalid(_)));
     assert_eq!(state.members("g"), before);
+    state.check();
 }
 
 #[test]
@@ -132,6 +136,7 @@ fn frames_from_a_node_not_connected_are_dropped() {
     assert_eq!(state.node_down(&name(B)), vec![leave("g", vec![pid(B, 1)])]);
     assert_eq!(state.receive(&name(B), sync(&[("g", vec![pid(B, 2)])], &[], None)), Received::NotConnected);
     assert!(state.members("g").is_empty());
+    state.check();
 }
 
 #[test]
@@ -168,6 +173,7 @@ fn a_full_sync_replaces_the_senders_members_with_the_difference_as_changes() {
     // An empty one removes everything of B's.
     assert_eq!(applied(state.receive(&name(B), sync(&[], &[], Some((6, true, true))))).len(), 2);
     assert!(state.groups().is_empty());
+    state.check();
 }
 
 #[test]
@@ -184,4 +190,5 @@ fn a_lost_node_takes_its_members_and_its_unfinished_sync() {
     assert!(matches!(state.receive(&name(B), chunk), Received::Invalid(_)), "the old sync died with its connection");
     assert!(state.members("h").is_empty());
     assert!(state.node_down(&name(A)).is_empty(), "this node's own members never go with a node down");
+    state.check();
 }
