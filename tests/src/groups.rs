@@ -62,3 +62,26 @@ pub async fn events_until(subscription: &mut Subscription, last: impl Fn(&GroupE
         }
     }
 }
+
+/// `view` with `event` applied, as a subscriber would keep it: panics on a leave of a membership it does not
+/// hold (a notification repeated, or one missed before it).
+pub fn replay(view: &mut View, event: GroupEvent) {
+    match event {
+        GroupEvent::Join { group, pids } => {
+            let members = view.entry(group).or_default();
+            members.extend(pids);
+            members.sort();
+        }
+        GroupEvent::Leave { group, pids } => {
+            let members = view.get_mut(&group).unwrap_or_else(|| panic!("a leave of {group}, which has no members"));
+            for pid in pids {
+                let at = members.iter().position(|member| *member == pid);
+                members.remove(at.unwrap_or_else(|| panic!("a leave of {pid} from {group}, not a member")));
+            }
+            if members.is_empty() {
+                view.remove(&group);
+            }
+        }
+        other => panic!("an event this test does not know: {other:?}"),
+    }
+}
