@@ -101,6 +101,12 @@ impl FrameHandler for Handler {
         let Some(host) = self.0.upgrade() else { return };
         match frame {
             Frame::GroupsSync(sync) => {
+                if sync.scope.is_empty() || sync.scope.len() > MAX_SCOPE_LEN {
+                    // Not logged whole: a hostile name may be megabytes long.
+                    let len = sync.scope.len();
+                    tracing::error!(%from, len, "groups frame with a scope name of {len} bytes (1 to {MAX_SCOPE_LEN}); dropped");
+                    return;
+                }
                 let scope = host.read().get(sync.scope.as_str()).cloned();
                 match scope {
                     Some(scope) => scope.receive(from, sync),

@@ -183,7 +183,11 @@ fn a_lost_node_takes_its_members_and_its_unfinished_sync() {
     applied(state.receive(&name(B), sync(&[("g", vec![pid(B, 1)])], &[], None)));
     applied(state.receive(&name(C), sync(&[("g", vec![pid(C, 1)])], &[], None)));
     applied(state.receive(&name(B), sync(&[("h", vec![pid(B, 2)])], &[], Some((1, true, false)))));
-    assert_eq!(state.node_down(&name(B)), vec![leave("g", vec![pid(B, 1)])]);
+    let held = state.node_groups(&name(B));
+    let changes = state.node_down(&name(B));
+    assert_eq!(changes, vec![leave("g", vec![pid(B, 1)])]);
+    assert!(replay(held, &changes).is_empty(), "the leaves are exactly what B held");
+    assert!(state.node_groups(&name(B)).is_empty());
     assert_eq!(state.members("g"), vec![pid(A, 1), pid(C, 1)]);
     state.node_up(name(B), 2);
     let chunk = sync(&[("h", vec![Pid::new(name(B), 2, 5)])], &[], Some((1, false, true)));
