@@ -11,6 +11,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("noex-proto", 1),
     ("noex-cluster", 2),
     ("noex-registry", 3),
+    ("noex-pg", 3),
     ("noex-remote", 4),
     ("noex-observer", 5),
     ("counter-node", 6),

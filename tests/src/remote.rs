@@ -25,6 +25,21 @@ pub async fn full_node_with(config: noex_cluster::ClusterConfig) -> Node {
     node
 }
 
+/// Starts a full test node seeded with `seeds` that other nodes reach only through a proxy in front of it
+/// (advertised in its id), to pause, cut or slow.
+pub async fn full_node_behind_proxy(name: &str, seeds: &[&NodeId]) -> (Node, crate::proxy::Proxy) {
+    let proxy = crate::proxy::Proxy::start().await;
+    let config = noex_cluster::ClusterConfig {
+        port: proxy.address().port(),
+        bind: Some("127.0.0.1:0".parse().expect("a socket address")),
+        seeds: seeds.iter().map(|seed| seed.to_string()).collect(),
+        ..config(name)
+    };
+    let node = full_node_with(config).await;
+    proxy.set_target(node.cluster().listening_address());
+    (node, proxy)
+}
+
 /// Starts `count` full nodes named `n1`.. that form one mesh, and waits until each sees all the others.
 pub async fn mesh(count: usize) -> Vec<Node> {
     let first = full_node("n1", &[]).await;

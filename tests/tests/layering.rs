@@ -32,3 +32,10 @@ fn app_only_dependencies_and_unplaced_crates_are_reported() {
         ]
     );
 }
+
+#[test]
+fn process_groups_and_the_registry_are_siblings() {
+    // noex-pg sits beside noex-registry on noex-cluster: neither may use the other.
+    let pg = parse("[package]\nname = \"noex-pg\"\n[dependencies]\nnoex-registry = { path = \"x\" }\n");
+    assert_eq!(violations(&[pg]), ["noex-pg depends on noex-registry, which is not below it"]);
+}

@@ -157,7 +157,7 @@ impl Cluster {
             tasks: tokio::runtime::Handle::current(),
             state: Mutex::default(),
             events,
-            handlers: RwLock::new([None, None, None]),
+            handlers: RwLock::new([None, None, None, None]),
             handlers_version: AtomicU64::new(0),
             leaving: CancellationToken::new(),
             shutdown: CancellationToken::new(),
@@ -367,7 +367,7 @@ impl Inner {
         }
         // No frame will come any more; dropping the handlers also breaks the cycles they may form with the
         // layers that own this cluster.
-        *self.handlers.write().unwrap_or_else(|p| p.into_inner()) = [None, None, None];
+        *self.handlers.write().unwrap_or_else(|p| p.into_inner()) = [None, None, None, None];
         self.handlers_version.fetch_add(1, Ordering::Release);
         self.shutdown.cancel();
     }
@@ -434,6 +434,7 @@ impl Inner {
     ) {
         let kind = match &frame {
             Frame::RegistrySync(_) => FrameKind::Registry,
+            Frame::GroupsSync(_) => FrameKind::Groups,
             Frame::ObserverQuery { .. } | Frame::ObserverReply { .. } => FrameKind::Observer,
             _ => FrameKind::Process,
         };

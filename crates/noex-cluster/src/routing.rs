@@ -67,6 +67,8 @@ pub enum FrameKind {
     Registry = 1,
     /// Observer queries and replies.
     Observer = 2,
+    /// Process group memberships (all scopes of a node share one handler).
+    Groups = 3,
 }
 
 /// Why a frame could not be queued for a node.
@@ -149,7 +151,7 @@ pub(crate) fn send_error(refused: Refused, node: &NodeId) -> SendError {
     }
 }
 
-pub(crate) type Handlers = [Option<Arc<dyn FrameHandler>>; 3];
+pub(crate) type Handlers = [Option<Arc<dyn FrameHandler>>; 4];
 
 /// A connection reader's copy of the frame handlers, refreshed when they change: a frame costs one atomic load
 /// instead of a lock and a reference count.

@@ -18,6 +18,7 @@ mod observer;
 
 pub use frames::{codec, frame};
 pub use noex_cluster::fuzzing::handshake;
+pub use noex_pg::fuzzing::groups;
 pub use noex_registry::fuzzing::registry;
 pub use observer::observer;
 
@@ -25,5 +26,11 @@ pub use observer::observer;
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name its corpus folder and its fuzz binary have.
-pub const TARGETS: &[(&str, Target)] =
-    &[("frame", frame), ("codec", codec), ("handshake", handshake), ("registry", registry), ("observer", observer)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("frame", frame),
+    ("codec", codec),
+    ("handshake", handshake),
+    ("registry", registry),
+    ("observer", observer),
+    ("groups", groups),
+];

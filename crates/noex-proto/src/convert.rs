@@ -135,6 +135,13 @@ impl Frame {
                 removed: r.removed,
                 answer_wanted: r.answer_wanted,
             }),
+            Body::GroupsSync(g) => Frame::GroupsSync(GroupsSync {
+                scope: g.scope,
+                joined: names.group_pids(g.joined, "groups_sync.joined.pids")?,
+                left: names.group_pids(g.left, "groups_sync.left.pids")?,
+                full: g.full.map(|f| FullSync { id: f.id, first: f.first, last: f.last }),
+                answer_wanted: g.answer_wanted,
+            }),
             Body::ObserverQuery(q) => Frame::ObserverQuery { query_id: q.query_id, query: q.query },
             Body::ObserverReply(r) => Frame::ObserverReply { query_id: r.query_id, snapshot: r.snapshot },
         })
@@ -258,6 +265,13 @@ impl From<Frame> for wire::Envelope {
                 removed: r.removed,
                 answer_wanted: r.answer_wanted,
             }),
+            Frame::GroupsSync(g) => Body::GroupsSync(wire::GroupsSync {
+                scope: g.scope,
+                joined: wire_group_pids(g.joined),
+                left: wire_group_pids(g.left),
+                full: g.full.map(|f| wire::FullSync { id: f.id, first: f.first, last: f.last }),
+                answer_wanted: g.answer_wanted,
+            }),
             Frame::ObserverQuery { query_id, query } => Body::ObserverQuery(wire::ObserverQuery { query_id, query }),
             Frame::ObserverReply { query_id, snapshot } => {
                 Body::ObserverReply(wire::ObserverReply { query_id, snapshot })
@@ -324,6 +338,16 @@ impl NodeNames {
         Ok(Pid::new(self.name(&pid.node, field)?, pid.creation, pid.id))
     }
 
+    fn group_pids(&mut self, groups: Vec<wire::GroupPids>, field: &'static str) -> Result<Vec<GroupPids>, ProtoError> {
+        groups
+            .into_iter()
+            .map(|g| {
+                let pids = g.pids.into_iter().map(|p| self.pid(Some(p), field)).collect::<Result<_, _>>()?;
+                Ok(GroupPids { group: g.group, pids })
+            })
+            .collect()
+    }
+
     fn target(&mut self, target: Option<wire::Target>, field: &'static str) -> Result<Target, ProtoError> {
         match target.and_then(|t| t.to).ok_or(ProtoError::missing(field))? {
             wire::target::To::Pid(p) => Ok(Target::Pid(self.pid(Some(p), field)?)),
@@ -331,6 +355,13 @@ impl NodeNames {
             wire::target::To::Name(_) => Err(ProtoError::invalid(field, "empty name")),
         }
     }
+}
+
+fn wire_group_pids(groups: Vec<GroupPids>) -> Vec<wire::GroupPids> {
+    groups
+        .into_iter()
+        .map(|g| wire::GroupPids { group: g.group, pids: g.pids.iter().map(wire_pid).collect() })
+        .collect()
 }
 
 fn wire_pid(pid: &Pid) -> wire::Pid {

@@ -97,6 +97,20 @@ fn every_frame_kind_round_trips() {
             removed: vec!["gone".into()],
             answer_wanted: false,
         }),
+        Frame::GroupsSync(GroupsSync {
+            scope: "pg".into(),
+            joined: vec![GroupPids { group: "workers".into(), pids: vec![a_pid(1), a_pid(1), a_pid(2)] }],
+            left: vec![GroupPids { group: "old".into(), pids: vec![a_pid(3)] }],
+            full: None,
+            answer_wanted: false,
+        }),
+        Frame::GroupsSync(GroupsSync {
+            scope: "other".into(),
+            joined: Vec::new(),
+            left: Vec::new(),
+            full: Some(FullSync { id: 9, first: true, last: true }),
+            answer_wanted: true,
+        }),
         Frame::ObserverQuery { query_id: 7, query: Bytes::from_static(b"top") },
         Frame::ObserverReply { query_id: 7, snapshot: Bytes::from_static(b"snap") },
     ];

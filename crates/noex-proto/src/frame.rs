@@ -63,6 +63,8 @@ pub enum Frame {
     Stop(Stop),
     /// Global registry changes.
     RegistrySync(RegistrySync),
+    /// Process group memberships of one scope.
+    GroupsSync(GroupsSync),
     /// Ask for the receiving node's observer snapshot.
     ObserverQuery {
         /// Echoed in the reply.
@@ -355,4 +357,28 @@ pub struct RegistryEntry {
     pub name: String,
     /// Its process (of any node).
     pub pid: Pid,
+}
+
+/// Process group memberships of one scope: those of the sender's own processes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupsSync {
+    /// The scope's name.
+    pub scope: String,
+    /// Memberships added.
+    pub joined: Vec<GroupPids>,
+    /// Memberships removed (one occurrence per listed pid); applied before `joined`.
+    pub left: Vec<GroupPids>,
+    /// Set on every chunk of a full sync; `None` for an incremental change.
+    pub full: Option<FullSync>,
+    /// The sender's scope started after the connection came up: the receiver answers with a full sync.
+    pub answer_wanted: bool,
+}
+
+/// Members of one group, as a `GroupsSync` lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupPids {
+    /// The group.
+    pub group: String,
+    /// Its pids (with repeats for a pid that joined more than once).
+    pub pids: Vec<Pid>,
 }

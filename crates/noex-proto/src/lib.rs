@@ -42,9 +42,9 @@ mod wire {
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, HANDSHAKE_MAX_FRAME};
 pub use error::ProtoError;
 pub use frame::{
-    Call, CallFailure, Cast, Challenge, Demonitor, Down, Exit, Frame, FullSync, Hello, LinkPair, Member, Monitor,
-    Registration, RegistryEntry, RegistrySync, RejectReason, Reply, SpawnBonds, SpawnFailure, SpawnReply, SpawnRequest,
-    Stop, Target,
+    Call, CallFailure, Cast, Challenge, Demonitor, Down, Exit, Frame, FullSync, GroupPids, GroupsSync, Hello, LinkPair,
+    Member, Monitor, Registration, RegistryEntry, RegistrySync, RejectReason, Reply, SpawnBonds, SpawnFailure,
+    SpawnReply, SpawnRequest, Stop, Target,
 };
 pub use node_id::{Host, MAX_NAME_LEN, NodeId, NodeIdError};
 pub use view::{CastView, PidView};

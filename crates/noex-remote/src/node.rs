@@ -1,9 +1,11 @@
-//! `Node`: a runtime, its cluster membership, its global registry and its distribution layer, wired together.
+//! `Node`: a runtime, its cluster membership, its global registry, its process groups and its distribution layer,
+//! wired together.
 
 use std::time::Duration;
 
 use noex_cluster::{Cluster, ClusterConfig, NodeId, StartError};
 use noex_core::{Runtime, RuntimeConfig};
+use noex_pg::{DEFAULT_SCOPE, ProcessGroups, Scopes};
 use noex_registry::GlobalRegistry;
 
 use crate::Remote;
@@ -14,12 +16,15 @@ pub struct Node {
     runtime: Runtime,
     cluster: Cluster,
     registry: GlobalRegistry,
+    scopes: Scopes,
+    groups: ProcessGroups,
     remote: Remote,
 }
 
 impl Node {
     /// Starts a node: joins the cluster described by `config` (binding its port, dialing its seeds), and starts
-    /// the runtime for its processes, the global registry and the distribution layer.
+    /// the runtime for its processes, the global registry, the process groups' default scope and the
+    /// distribution layer.
     pub async fn start(config: ClusterConfig) -> Result<Node, StartError> {
         Self::start_with(config, RuntimeConfig::default()).await
     }
@@ -47,8 +52,10 @@ impl Node {
             ..runtime
         });
         let registry = GlobalRegistry::start(&runtime, &cluster);
+        let scopes = Scopes::start(&runtime, &cluster);
+        let groups = scopes.scope(DEFAULT_SCOPE).expect("the default scope's name is valid");
         let remote = Remote::start(&runtime, &cluster, &registry);
-        Ok(Node { runtime, cluster, registry, remote })
+        Ok(Node { runtime, cluster, registry, scopes, groups, remote })
     }
 
     /// Joins the cluster of a node made by [`bind`](Self::bind): accepts connections and dials the seeds.
@@ -86,6 +93,18 @@ impl Node {
         S::Reply: noex_core::Encodable,
     {
         self.registry.whereis_ref(name)
+    }
+
+    /// The node's process groups in the default scope ([`DEFAULT_SCOPE`]), shared with every other node's
+    /// (Erlang's `pg` with its default scope).
+    pub fn groups(&self) -> &ProcessGroups {
+        &self.groups
+    }
+
+    /// The node's process group scopes: [`Scopes::scope`] starts (or finds) another scope, independent of the
+    /// default one.
+    pub fn scopes(&self) -> &Scopes {
+        &self.scopes
     }
 
     /// The node's distribution layer (remote spawn, calls by name, behaviours).
