@@ -85,6 +85,13 @@ impl<S: GenServer> Context<S> {
         Timer { task }
     }
 
+    /// Sends `msg` to this process now, behind what is already in its mailbox, as
+    /// [`Info::Message`](crate::Info::Message) (Erlang's `self() ! Msg`): a loop of such messages lets `DOWN`s,
+    /// calls and casts in between its turns, which a loop of [`continue_with`](Self::continue_with) does not.
+    pub fn send_self(&self, msg: impl Any + Send) {
+        let _ = self.cell().mailbox.push_counted(Envelope::Signal(Signal::Message(LocalMessage::new(msg))), false);
+    }
+
     /// Sends a clone of `msg` to this process every `period`, first after one `period`, as
     /// [`Info::Message`](crate::Info::Message) (`timer:send_interval/2`), until [`Timer::cancel`] or the process
     /// ends. A tick that falls due while the runtime is too busy to send it is skipped, not sent in a burst later;

@@ -53,6 +53,9 @@ impl GenServer for Ticker {
         if text == "continue" {
             ctx.continue_with(String::from("after cast"));
         }
+        if text == "self" {
+            ctx.send_self(Once);
+        }
         let _ = self.log.send(format!("cast {text}"));
     }
 
@@ -166,4 +169,16 @@ async fn a_panic_in_a_continuation_crashes_the_process() {
     server.call(Op::PanicInContinue).await.unwrap();
     let down = within(down).await;
     assert!(matches!(down.reason, ExitReason::Error(ref text) if text.contains("continuation failed")), "{down:?}");
+}
+
+#[tokio::test]
+async fn a_message_sent_to_self_comes_behind_what_is_queued() {
+    let runtime = Runtime::new();
+    let (server, mut seen) = ticker(false);
+    let server = runtime.start(server).await.unwrap();
+    server.cast("self".into());
+    server.cast("queued".into());
+    assert_eq!(within(seen.recv()).await.as_deref(), Some("cast self"));
+    assert_eq!(within(seen.recv()).await.as_deref(), Some("cast queued"));
+    assert_eq!(within(seen.recv()).await.as_deref(), Some("once"));
 }
