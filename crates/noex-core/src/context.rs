@@ -348,8 +348,11 @@ impl<S: GenServer> Drop for Context<S> {
                 Envelope::Call(_, reply) => reply.exited(reason.clone()),
                 Envelope::Cast(..) => {}
                 // Monitors requested before the end but not yet processed still get their DOWN.
-                Envelope::Signal(Signal::Monitor { monitor, watcher }) => watchers.push((monitor, watcher)),
-                Envelope::Signal(_) => {}
+                Envelope::Signal(signal) => {
+                    if let Signal::Monitor { monitor, watcher } = *signal {
+                        watchers.push((monitor, watcher));
+                    }
+                }
             }
         }
         let pid = &core.pid;

@@ -80,7 +80,8 @@ impl<S: GenServer> Context<S> {
         let cell = self.cell().clone();
         let task = self.runtime().spawn_task(async move {
             tokio::time::sleep(delay).await;
-            let _ = cell.mailbox.push_counted(Envelope::Signal(Signal::Message(LocalMessage::new(msg))), false);
+            let _ =
+                cell.mailbox.push_counted(Envelope::Signal(Box::new(Signal::Message(LocalMessage::new(msg)))), false);
         });
         Timer { task }
     }
@@ -89,7 +90,10 @@ impl<S: GenServer> Context<S> {
     /// [`Info::Message`](crate::Info::Message) (Erlang's `self() ! Msg`): a loop of such messages lets `DOWN`s,
     /// calls and casts in between its turns, which a loop of [`continue_with`](Self::continue_with) does not.
     pub fn send_self(&self, msg: impl Any + Send) {
-        let _ = self.cell().mailbox.push_counted(Envelope::Signal(Signal::Message(LocalMessage::new(msg))), false);
+        let _ = self
+            .cell()
+            .mailbox
+            .push_counted(Envelope::Signal(Box::new(Signal::Message(LocalMessage::new(msg)))), false);
     }
 
     /// Sends a clone of `msg` to this process every `period`, first after one `period`, as
@@ -103,7 +107,7 @@ impl<S: GenServer> Context<S> {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticks.tick().await;
-                let tick = Envelope::Signal(Signal::Message(LocalMessage::new(msg.clone())));
+                let tick = Envelope::Signal(Box::new(Signal::Message(LocalMessage::new(msg.clone()))));
                 if cell.mailbox.push_counted(tick, false).is_err() {
                     return; // the process ended
                 }
