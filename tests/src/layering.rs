@@ -14,6 +14,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("noex-pg", 3),
     ("noex-remote", 4),
     ("noex-observer", 5),
+    ("noex-dist-supervisor", 5),
     ("counter-node", 6),
     ("observer-node", 6),
     ("noex-bench", 6),

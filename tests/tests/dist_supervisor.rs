@@ -1,0 +1,246 @@
+//! The distributed supervisor across in-process nodes: placement by selector, failover of a lost node's children
+//! (each exactly once), restart types, intensity, events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use noex_core::{ExitReason, Restart};
+use noex_dist_supervisor::{
+    DistChildSpec, DistEvent, DistSupervisor, DistSupervisorError, DistSupervisorSpec, NodeSelector, Strategy,
+};
+use noex_tests::cluster::wait_connected;
+use noex_tests::remote::{eventually, full_node, full_node_behind_proxy, mesh, within};
+use noex_tests::servers::{Counter, CounterArgs, Request};
+use tokio::sync::broadcast;
+
+fn counters(count: usize) -> Vec<DistChildSpec> {
+    (0..count).map(|i| DistChildSpec::new(format!("c{i}"), "counter")).collect()
+}
+
+fn spec(strategy: Strategy, selector: NodeSelector, children: Vec<DistChildSpec>) -> DistSupervisorSpec {
+    let mut spec = DistSupervisorSpec::new(strategy).selector(selector).intensity(10, Duration::from_secs(5));
+    spec.children = children;
+    spec
+}
+
+/// Children per node name.
+async fn placement(supervisor: &noex_dist_supervisor::DistSupervisorRef) -> BTreeMap<String, usize> {
+    supervisor.stats().await.unwrap().children_by_node
+}
+
+/// The next event of `events`, failing the test if none comes in time.
+async fn next_event(events: &mut broadcast::Receiver<DistEvent>) -> DistEvent {
+    within("a supervisor event", events.recv()).await.expect("event")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_children_round_robin_over_four_nodes_are_spread_evenly_and_answer() {
+    let nodes = mesh(4).await;
+    let supervisor =
+        DistSupervisor::start(&nodes[0], spec(Strategy::OneForOne, NodeSelector::RoundRobin, counters(50)))
+            .await
+            .unwrap();
+    let spread: Vec<usize> = placement(&supervisor).await.into_values().collect();
+    assert_eq!(spread.len(), 4, "every node hosts children: {spread:?}");
+    assert!(spread.iter().all(|&n| n == 12 || n == 13), "{spread:?}");
+    for child in supervisor.which_children().await.unwrap() {
+        let counter = nodes[0].runtime().remote_ref::<Counter>(child.pid.as_ref().unwrap());
+        assert_eq!(counter.call(Request::get()).await, Ok(0), "{} answers", child.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_selector_places_where_it_says() {
+    let nodes = mesh(3).await;
+    let local = nodes[0].id().to_string();
+    let third = nodes[2].id().clone();
+    let pick_third = {
+        let third = third.clone();
+        NodeSelector::Custom(std::sync::Arc::new(move |_, _| Some(third.clone())))
+    };
+    let cases = [
+        (NodeSelector::LocalFirst, BTreeMap::from([(local.clone(), 3)])),
+        (NodeSelector::Node(third.clone()), BTreeMap::from([(third.to_string(), 3)])),
+        (pick_third, BTreeMap::from([(third.to_string(), 3)])),
+    ];
+    for (selector, expected) in cases {
+        let supervisor =
+            DistSupervisor::start(&nodes[0], spec(Strategy::OneForOne, selector.clone(), counters(3))).await.unwrap();
+        assert_eq!(placement(&supervisor).await, expected, "{selector:?}");
+        supervisor.stop(Duration::from_secs(5)).await.unwrap();
+    }
+    // Least loaded: one child per node before any node gets a second.
+    let supervisor =
+        DistSupervisor::start(&nodes[0], spec(Strategy::OneForOne, NodeSelector::LeastLoaded, counters(6)))
+            .await
+            .unwrap();
+    assert!(placement(&supervisor).await.values().all(|&n| n == 2), "{:?}", placement(&supervisor).await);
+    // Random: every child somewhere connected.
+    let random =
+        DistSupervisor::start(&nodes[0], spec(Strategy::OneForOne, NodeSelector::Random, counters(6))).await.unwrap();
+    assert_eq!(placement(&random).await.values().sum::<usize>(), 6);
+    // A node that is not connected: no candidate.
+    let ghost: noex_cluster::NodeId = format!("ghost@127.0.0.1:{}", noex_tests::cluster::free_port()).parse().unwrap();
+    let refused =
+        DistSupervisor::start(&nodes[0], spec(Strategy::OneForOne, NodeSelector::Node(ghost), counters(1))).await;
+    assert!(matches!(refused, Err(DistSupervisorError::Start(_))), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_nodes_children_each_run_again_elsewhere_exactly_once() {
+    let nodes = mesh(4).await;
+    let mut children = counters(40);
+    children[1] = DistChildSpec::new("temp", "counter").restart(Restart::Temporary);
+    children[2] = DistChildSpec::new("trans", "counter").restart(Restart::Transient);
+    let supervisor =
+        DistSupervisor::start(&nodes[0], spec(Strategy::OneForOne, NodeSelector::RoundRobin, children)).await.unwrap();
+    let mut events = supervisor.events();
+    let before = supervisor.which_children().await.unwrap();
+    let lost = nodes[1].id().clone();
+    let on_lost: Vec<_> = before.iter().filter(|c| c.node.as_ref() == Some(&lost)).map(|c| c.id.clone()).collect();
+    assert_eq!(on_lost.len(), 10);
+
+    nodes[1].crash().await;
+    let DistEvent::NodeFailureDetected { node, affected } = next_event(&mut events).await else {
+        panic!("the node failure comes first");
+    };
+    assert_eq!((node, &affected), (lost.clone(), &on_lost));
+    // One event per affected child: migrated, or stopped if temporary; never twice.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for _ in 0..on_lost.len() {
+        match next_event(&mut events).await {
+            DistEvent::ChildMigrated { id, from, to, .. } => {
+                assert_eq!(from, lost);
+                assert_ne!(to, lost);
+                *seen.entry(id.to_string()).or_default() += 1;
+            }
+            DistEvent::ChildStopped { id, reason } => {
+                assert_eq!((&*id, reason), ("temp", ExitReason::NoConnection));
+                *seen.entry(id.to_string()).or_default() += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    let after = supervisor.which_children().await.unwrap();
+    let temp_was_lost = on_lost.iter().any(|id| &**id == "temp");
+    assert_eq!(after.len(), if temp_was_lost { 39 } else { 40 });
+    assert!(
+        after.iter().all(|c| c.pid.is_some() && c.node.as_ref() != Some(&lost)),
+        "all run, none on the lost node: {after:#?}"
+    );
+    let stats = supervisor.stats().await.unwrap();
+    assert_eq!(stats.node_failure_restarts as usize, on_lost.len() - usize::from(temp_was_lost));
+    // Each child runs once cluster-wide: one process per child, all answering.
+    for child in &after {
+        let counter = nodes[0].runtime().remote_ref::<Counter>(child.pid.as_ref().unwrap());
+        assert_eq!(counter.call(Request::get()).await, Ok(0));
+    }
+    // Nothing more happens: no late duplicate restart.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(events.try_recv().is_err(), "no event after the failover");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_child_restarts_and_too_many_crashes_stop_the_supervisor() {
+    let nodes = mesh(2).await;
+    let mut spec = spec(Strategy::OneForOne, NodeSelector::Node(nodes[1].id().clone()), counters(1));
+    spec.max_restarts = 2;
+    spec.children[0] = DistChildSpec::new("c0", "counter").args(&CounterArgs { initial: 5, ..Default::default() });
+    let supervisor = DistSupervisor::start(&nodes[0], spec).await.unwrap();
+    let mut events = supervisor.events();
+    for attempt in 1..=2 {
+        let pid = supervisor.which_children().await.unwrap()[0].pid.clone().unwrap();
+        let counter = nodes[0].runtime().remote_ref::<Counter>(&pid);
+        let _ = counter.call(Request::crash()).await;
+        match next_event(&mut events).await {
+            DistEvent::ChildRestarted { attempt: n, pid: new, node, .. } => {
+                assert_eq!((n, &node), (attempt, nodes[1].id()));
+                let restarted = nodes[0].runtime().remote_ref::<Counter>(&new);
+                assert_eq!(restarted.call(Request::get()).await, Ok(5), "made again from its arguments");
+            }
+            other => panic!("expected a restart, got {other:?}"),
+        }
+    }
+    let down = nodes[0].runtime().monitor(supervisor.pid());
+    let pid = supervisor.which_children().await.unwrap()[0].pid.clone().unwrap();
+    let _ = nodes[0].runtime().remote_ref::<Counter>(&pid).call(Request::crash()).await;
+    assert_eq!(within("the supervisor to give up", down).await.reason, ExitReason::Shutdown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_one_for_one_starts_children_from_its_template() {
+    let nodes = mesh(2).await;
+    let spec = DistSupervisorSpec::new(Strategy::SimpleOneForOne)
+        .selector(NodeSelector::RoundRobin)
+        .template(DistChildSpec::new("worker", "counter"));
+    let supervisor = DistSupervisor::start(&nodes[0], spec).await.unwrap();
+    for initial in [1, 2] {
+        let (pid, _) = supervisor.start_templated(&CounterArgs { initial, ..Default::default() }).await.unwrap();
+        assert_eq!(nodes[0].runtime().remote_ref::<Counter>(&pid).call(Request::get()).await, Ok(initial));
+    }
+    let ids: Vec<_> = supervisor.which_children().await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
+    assert_eq!(ids, ["worker_1", "worker_2"]);
+    assert!(matches!(
+        supervisor.start_child(DistChildSpec::new("x", "counter")).await,
+        Err(DistSupervisorError::Misuse(_))
+    ));
+    supervisor.terminate_child("worker_1").await.unwrap();
+    assert_eq!(supervisor.count_children().await.unwrap(), (2, 1));
+    assert!(matches!(supervisor.terminate_child("nobody").await, Err(DistSupervisorError::ChildNotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_partition_heals_each_child_runs_once() {
+    let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
+    let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
+    let c = full_node("c", &[b.id()]).await;
+    for node in [&a, &b, &c] {
+        wait_connected(node.cluster(), 2).await;
+    }
+    // Every child on b while b is there, else on c; a supervises.
+    let (on, otherwise) = (b.id().clone(), c.id().clone());
+    let prefer_b = NodeSelector::Custom(std::sync::Arc::new(move |nodes: &[noex_cluster::NodeId], _: &str| {
+        nodes.iter().find(|node| **node == on).or_else(|| nodes.iter().find(|node| **node == otherwise)).cloned()
+    }));
+    let supervisor = DistSupervisor::start(&a, spec(Strategy::OneForOne, prefer_b, counters(4))).await.unwrap();
+    let mut events = supervisor.events();
+    let on_b: Vec<_> = supervisor.which_children().await.unwrap().into_iter().map(|c| c.pid.unwrap()).collect();
+    assert!(on_b.iter().all(|pid| *pid.node() == b.id().node_name()));
+
+    // b is cut off from a (both proxies pause; whether a keeps c depends on who dialed whom).
+    a_proxy.pause();
+    b_proxy.pause();
+    let DistEvent::NodeFailureDetected { affected, .. } = next_event(&mut events).await else {
+        panic!("failure first")
+    };
+    assert_eq!(affected.len(), 4);
+    // While apart, b's side still runs its copies.
+    assert!(on_b.iter().all(|pid| b.runtime().is_alive(pid)), "b's side keeps its processes");
+
+    a_proxy.resume();
+    b_proxy.resume();
+    // Each child runs again (on c at once, or on b once it is back), and b's old copies are stopped once b is back.
+    let (mut stopped, mut migrated) = (Vec::new(), Vec::new());
+    while stopped.len() < 4 || migrated.len() < 4 {
+        match next_event(&mut events).await {
+            DistEvent::DuplicateStopped { pid, .. } => stopped.push(pid),
+            DistEvent::ChildMigrated { id, .. } => migrated.push(id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    stopped.sort_by_key(|pid| pid.to_string());
+    let mut expected = on_b.clone();
+    expected.sort_by_key(|pid| pid.to_string());
+    assert_eq!(stopped, expected, "exactly the old copies were stopped");
+    migrated.sort();
+    assert_eq!(migrated.len(), 4);
+    migrated.dedup();
+    assert_eq!(migrated.len(), 4, "each child moved once");
+    eventually("the duplicates to be gone", || on_b.iter().all(|pid| !b.runtime().is_alive(pid))).await;
+    let now: Vec<_> = supervisor.which_children().await.unwrap().into_iter().map(|c| c.pid.unwrap()).collect();
+    let alive = |pid: &noex_core::Pid| [&a, &b, &c].iter().any(|node| node.runtime().is_alive(pid));
+    assert!(now.iter().all(|pid| alive(pid) && !on_b.contains(pid)), "one live copy each, a new one");
+    assert!(events.try_recv().is_err(), "nothing else happened");
+    drop(c);
+}
