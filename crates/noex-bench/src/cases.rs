@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Figures, latency_line, median, throughput_line};
 
-pub(crate) const ALL: [&str; 18] = [
+pub(crate) const ALL: [&str; 19] = [
     "local_call",
     "local_cast",
     "spawn",
@@ -27,6 +27,7 @@ pub(crate) const ALL: [&str; 18] = [
     "cluster_snapshot_16",
     "cluster_snapshot_32x10k",
     "codec",
+    "failover",
 ];
 pub(crate) const IDLE_MEMORY_CHILD: &str = "--idle-memory-child";
 
@@ -56,6 +57,7 @@ pub(crate) async fn run(case: &str) -> String {
         "cluster_snapshot_16" => crate::observer_cases::cluster_snapshot(16).await,
         "cluster_snapshot_32x10k" => crate::observer_cases::cluster_snapshot_32x10k().await,
         "codec" => crate::codec_cases::codec(),
+        "failover" => crate::failover_cases::failover().await,
         _ => unreachable!("main only passes known cases"),
     }
 }

@@ -11,6 +11,7 @@ mod cases;
 mod cluster_cases;
 mod codec_cases;
 mod concurrency_cases;
+mod failover_cases;
 mod flow_cases;
 mod mesh_cases;
 mod observer_cases;
