@@ -15,6 +15,9 @@
 //! Not yet: the supervisor's own state is not replicated, so the supervision ends with its node (see the
 //! crate README).
 //!
+//! `examples/failover.rs` shows it across OS processes: three nodes, `kill -9` of one, and its children started
+//! on the others.
+//!
 //! ```no_run
 //! use noex_dist_supervisor::{DistChildSpec, DistSupervisor, DistSupervisorSpec, NodeSelector, Strategy};
 //!
