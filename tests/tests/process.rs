@@ -81,3 +81,48 @@ async fn killing_a_node_fails_a_thousand_in_flight_calls_within_a_second() {
     assert_eq!(a.remote().stats().pending, 0);
     assert_eq!(a.registry().whereis("victim"), None, "the dead node's names are gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_supervisors_children_on_a_killed_process_run_elsewhere_once() {
+    use noex_dist_supervisor::{DistChildSpec, DistEvent, DistSupervisor, DistSupervisorSpec, NodeSelector, Strategy};
+    use noex_tests::remote::{full_node, within};
+
+    let a = full_node("a", &[]).await;
+    let c = full_node("c", &[a.id()]).await;
+    let mut events = a.cluster().events();
+    let (mut child, b) = spawn_program(env!("CARGO_BIN_EXE_remote-node"), "b", &[a.id()]);
+    wait_up(&mut events, &b).await;
+    noex_tests::cluster::wait_connected(c.cluster(), 2).await;
+
+    let mut spec = DistSupervisorSpec::new(Strategy::OneForOne).selector(NodeSelector::RoundRobin);
+    spec.children = (0..30).map(|i| DistChildSpec::new(format!("c{i}"), "counter")).collect();
+    let supervisor = DistSupervisor::start(&a, spec).await.expect("children on a, b and c");
+    let mut changes = supervisor.events();
+    let on_b: Vec<_> =
+        supervisor.which_children().await.unwrap().into_iter().filter(|c| c.node.as_ref() == Some(&b)).collect();
+    assert_eq!(on_b.len(), 10);
+
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let Some(DistEvent::NodeFailureDetected { node, affected }) = within("the failure", changes.recv()).await.ok()
+    else {
+        panic!("the failure first");
+    };
+    assert_eq!((node, affected.len()), (b.clone(), 10));
+    let mut moved = Vec::new();
+    for _ in 0..10 {
+        match within("a migration", changes.recv()).await {
+            Ok(DistEvent::ChildMigrated { id, to, .. }) => {
+                assert_ne!(to, b);
+                moved.push(id);
+            }
+            other => panic!("expected a migration, got {other:?}"),
+        }
+    }
+    moved.sort();
+    moved.dedup();
+    assert_eq!(moved.len(), 10, "each child once");
+    let children = supervisor.which_children().await.unwrap();
+    assert!(children.iter().all(|child| child.node.as_ref().is_some_and(|n| n == a.id() || n == c.id())));
+    assert_eq!(supervisor.stats().await.unwrap().children_by_node.values().sum::<usize>(), 30);
+}
