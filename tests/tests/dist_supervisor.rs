@@ -244,3 +244,42 @@ async fn after_a_partition_heals_each_child_runs_once() {
     assert!(events.try_recv().is_err(), "nothing else happened");
     drop(c);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_supervision_restarted_on_another_node_adopts_the_children_that_still_run() {
+    let nodes = mesh(3).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let named = || spec(Strategy::OneForOne, NodeSelector::RoundRobin, counters(6)).name("jobs");
+    let first = DistSupervisor::start(a, named()).await.unwrap();
+    let before = first.which_children().await.unwrap();
+    eventually("b to know every child's name", || {
+        before.iter().all(|child| b.registry().whereis(&format!("dsup:jobs:{}", child.id)) == child.pid)
+    })
+    .await;
+
+    // a dies: its supervisor and its two children with it; the four children on b and c run on.
+    a.crash().await;
+    a.runtime().shutdown(Duration::from_secs(1)).await;
+    wait_connected(b.cluster(), 1).await;
+    wait_connected(c.cluster(), 1).await;
+
+    let second = DistSupervisor::start(b, named()).await.unwrap();
+    let after = second.which_children().await.unwrap();
+    for (old, new) in before.iter().zip(&after) {
+        if old.node.as_ref() == Some(a.id()) {
+            assert_ne!(new.pid, old.pid, "{}: a's child started again", old.id);
+            assert_ne!(new.node.as_ref(), Some(a.id()));
+        } else {
+            assert_eq!(new.pid, old.pid, "{}: adopted, not started again", old.id);
+        }
+    }
+    // One copy each, and a crash of an adopted child is the new supervisor's to handle.
+    let mut events = second.events();
+    let adopted = after.iter().find(|child| child.node.as_ref() == Some(c.id())).unwrap();
+    let counter = b.runtime().remote_ref::<Counter>(adopted.pid.as_ref().unwrap());
+    let _ = counter.call(Request::crash()).await;
+    match next_event(&mut events).await {
+        DistEvent::ChildRestarted { id, .. } => assert_eq!(id, adopted.id),
+        other => panic!("expected the restart, got {other:?}"),
+    }
+}

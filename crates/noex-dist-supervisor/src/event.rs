@@ -21,6 +21,16 @@ pub enum DistEvent {
         /// Where it runs.
         node: NodeId,
     },
+    /// A named supervision's child that already ran (registered under its name) was taken over, not started again:
+    /// a supervisor started under the name of one whose node died.
+    ChildAdopted {
+        /// The child.
+        id: Arc<str>,
+        /// Its process.
+        pid: Pid,
+        /// Where it runs.
+        node: NodeId,
+    },
     /// A child ended and stays ended (terminated, temporary, or a transient one that ended normally).
     ChildStopped {
         /// The child.

@@ -23,6 +23,8 @@ struct Child {
     restarts: u32,
     /// The lost node it ran on, until it runs again (its restart is then a migration).
     lost_from: Option<NodeId>,
+    /// Its last process, once ended: a registration of it that lingers on this node is not adopted.
+    ended: Option<Pid>,
 }
 
 struct Running {
@@ -70,10 +72,23 @@ pub(crate) enum Answer {
 
 type Result<T> = std::result::Result<T, DistSupervisorError>;
 
+/// How a child came to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    Spawned,
+    /// It ran already (a named supervision's child, registered under its name): now monitored.
+    Adopted,
+}
+
 impl DistSupervisorServer {
     pub(crate) fn new(node: Node, spec: DistSupervisorSpec, events: broadcast::Sender<DistEvent>) -> Self {
-        let children =
-            spec.children.iter().map(|spec| Child { spec: spec.clone(), running: None, restarts: 0, lost_from: None });
+        let children = spec.children.iter().map(|spec| Child {
+            spec: spec.clone(),
+            running: None,
+            restarts: 0,
+            lost_from: None,
+            ended: None,
+        });
         DistSupervisorServer {
             node,
             children: children.collect(),
@@ -115,17 +130,55 @@ impl DistSupervisorServer {
     }
 
     /// Starts child `index` on a node its selector picks (never `excluded`), and monitors it.
-    async fn start(&mut self, index: usize, excluded: Option<&NodeName>, ctx: &mut Context<Self>) -> Result<()> {
+    /// The global name of child `id`, if the supervision is named.
+    fn child_name(&self, id: &str) -> Option<String> {
+        self.spec.name.as_ref().map(|name| format!("dsup:{name}:{id}"))
+    }
+
+    /// Starts child `index` on a node its selector picks (never `excluded`), and monitors it. A named supervision's
+    /// child that already runs (registered under its name) is adopted instead; the result says which.
+    async fn start(&mut self, index: usize, excluded: Option<&NodeName>, ctx: &mut Context<Self>) -> Result<Start> {
         let spec = self.children[index].spec.clone();
+        let name = self.child_name(&spec.id);
+        if let Some(adopted) = self.adopt(index, name.as_deref(), ctx) {
+            return Ok(adopted);
+        }
         let node = self.place(&spec, excluded)?;
-        let options = SpawnOptions { init_args: spec.args.clone(), ..SpawnOptions::default() };
-        let pid = self.node.remote().spawn(&spec.behaviour, &node, options).await.map_err(|error| {
-            DistSupervisorError::Spawn { id: spec.id.to_string(), node: node.to_string(), reason: error.to_string() }
-        })?;
+        let mut options = match &name {
+            Some(name) => SpawnOptions::global(name.clone()),
+            None => SpawnOptions::default(),
+        };
+        options.init_args = spec.args.clone();
+        let spawned = self.node.remote().spawn(&spec.behaviour, &node, options).await;
+        let pid = match spawned {
+            Ok(pid) => pid,
+            // Another copy holds the name: it runs, and is adopted (once the name has reached this node).
+            Err(noex_remote::SpawnError::NameTaken(_)) if self.adopt(index, name.as_deref(), ctx).is_some() => {
+                return Ok(Start::Adopted);
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                return Err(DistSupervisorError::Spawn { id: spec.id.to_string(), node: node.to_string(), reason });
+            }
+        };
         // Monitored after the spawn: a child that ended in between gets a `noproc` DOWN, and is restarted as any.
         let monitor = ctx.monitor(&pid);
         self.children[index].running = Some(Running { pid, node, monitor });
-        Ok(())
+        Ok(Start::Spawned)
+    }
+
+    /// Takes over child `index` if a live process is registered under its `name` (not its own ended process, nor
+    /// one of a node that is not connected: registrations of those may linger here a moment).
+    fn adopt(&mut self, index: usize, name: Option<&str>, ctx: &mut Context<Self>) -> Option<Start> {
+        let pid = self.node.registry().whereis(name?)?;
+        let node: NodeId = pid.node().as_str().parse().ok()?;
+        let reachable = node == *self.node.id() || self.node.cluster().is_connected(&node);
+        if !reachable || self.children[index].ended.as_ref() == Some(&pid) {
+            return None;
+        }
+        let monitor = ctx.monitor(&pid);
+        self.children[index].running = Some(Running { pid, node, monitor });
+        Some(Start::Adopted)
     }
 
     /// Stops child `index` if it runs (its monitor removed first, so its end is not taken for a crash).
@@ -175,6 +228,7 @@ impl DistSupervisorServer {
         };
         let lost_node = (down.reason == ExitReason::NoConnection).then(|| down.pid.node().clone());
         let ended = self.children[index].running.take().expect("found running");
+        self.children[index].ended = Some(ended.pid.clone());
         // A lost node: every child there is handled now, the others' monitors removed, so each restarts once.
         let mut affected = vec![index];
         if let Some(lost) = &lost_node {
@@ -184,7 +238,8 @@ impl DistSupervisorServer {
                 if child.running.as_ref().is_some_and(|r| r.pid.node() == lost) {
                     let running = child.running.take().expect("checked");
                     ctx.demonitor(&running.monitor);
-                    self.orphans.push((child.spec.id.clone(), running.pid));
+                    self.orphans.push((child.spec.id.clone(), running.pid.clone()));
+                    child.ended = Some(running.pid);
                     child.lost_from = Some(running.node);
                     affected.push(i);
                 }
@@ -250,7 +305,7 @@ impl DistSupervisorServer {
         for i in group {
             let id = self.children[i].spec.id.clone();
             match self.start(i, lost, ctx).await {
-                Ok(()) => {
+                Ok(_) => {
                     let child = &mut self.children[i];
                     child.restarts += 1;
                     let (attempt, lost_from) = (child.restarts, child.lost_from.take());
@@ -278,7 +333,7 @@ impl DistSupervisorServer {
         if self.children.iter().any(|c| c.spec.id == spec.id) {
             return Err(DistSupervisorError::DuplicateChild(spec.id.to_string()));
         }
-        self.children.push(Child { spec, running: None, restarts: 0, lost_from: None });
+        self.children.push(Child { spec, running: None, restarts: 0, lost_from: None, ended: None });
         let index = self.children.len() - 1;
         if let Err(error) = self.start(index, None, ctx).await {
             self.children.pop();
@@ -417,14 +472,21 @@ impl GenServer for DistSupervisorServer {
             }
         });
         for index in 0..self.children.len() {
-            if let Err(error) = self.start(index, None, ctx).await {
-                for started in (0..index).rev() {
-                    self.stop(started, ctx).await;
+            let start = match self.start(index, None, ctx).await {
+                Ok(start) => start,
+                Err(error) => {
+                    for started in (0..index).rev() {
+                        self.stop(started, ctx).await;
+                    }
+                    return Err(ExitReason::error(error.to_string()));
                 }
-                return Err(ExitReason::error(error.to_string()));
-            }
+            };
             let (pid, node) = self.running(index).map(|(p, n)| (p.clone(), n.clone())).expect("started");
-            self.emit(DistEvent::ChildStarted { id: self.children[index].spec.id.clone(), pid, node });
+            let id = self.children[index].spec.id.clone();
+            self.emit(match start {
+                Start::Spawned => DistEvent::ChildStarted { id, pid, node },
+                Start::Adopted => DistEvent::ChildAdopted { id, pid, node },
+            });
         }
         Ok(())
     }

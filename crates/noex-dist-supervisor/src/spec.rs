@@ -94,6 +94,11 @@ pub struct DistSupervisorSpec {
     pub children: Vec<DistChildSpec>,
     /// The template of [`Strategy::SimpleOneForOne`]'s children (its id is the prefix of theirs).
     pub template: Option<DistChildSpec>,
+    /// A name makes the supervision outlive its process: every child is registered globally as
+    /// `dsup:<name>:<child id>` (before its `init`), and a supervisor started under the same name (on any node,
+    /// after the first one's node died) adopts the children that still run instead of starting them again. The
+    /// global registry makes a second copy of a child impossible: its start fails, and the running one is adopted.
+    pub name: Option<String>,
 }
 
 impl DistSupervisorSpec {
@@ -106,6 +111,7 @@ impl DistSupervisorSpec {
             selector: NodeSelector::LocalFirst,
             children: Vec::new(),
             template: None,
+            name: None,
         }
     }
 
@@ -125,6 +131,12 @@ impl DistSupervisorSpec {
     /// Sets the default node selector.
     pub fn selector(mut self, selector: NodeSelector) -> Self {
         self.selector = selector;
+        self
+    }
+
+    /// Names the supervision (see [`DistSupervisorSpec::name`]).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 
