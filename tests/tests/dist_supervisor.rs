@@ -283,3 +283,73 @@ async fn a_named_supervision_restarted_on_another_node_adopts_the_children_that_
         other => panic!("expected the restart, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_owners_node_dies_the_next_replica_takes_over_and_no_child_starts_twice() {
+    let nodes = mesh(3).await;
+    let named = || spec(Strategy::OneForOne, NodeSelector::RoundRobin, counters(6)).name("replicated");
+    let mut replicas = Vec::new();
+    for node in &nodes {
+        replicas.push(DistSupervisor::start_replica(node, named()).await.unwrap());
+    }
+    // n1's id sorts first: its replica owns the supervision, and only it.
+    let mut owner = None;
+    eventually_async(
+        "n1's replica to own the supervision",
+        || {
+            let replica = replicas[0].clone();
+            async move { replica.supervisor().await }
+        },
+        &mut owner,
+    )
+    .await;
+    let owner = owner.unwrap();
+    assert!(replicas[1].supervisor().await.is_none() && replicas[2].supervisor().await.is_none(), "one owner");
+    let before = owner.which_children().await.unwrap();
+    assert!(before.iter().all(|child| child.pid.is_some()));
+    let mut events = replicas[1].events();
+
+    // n1 dies (its replica and supervisor with it): n2's replica takes over.
+    nodes[0].crash().await;
+    nodes[0].runtime().shutdown(Duration::from_secs(1)).await;
+    let mut adopted = 0;
+    let mut started = 0;
+    while adopted + started < 6 {
+        match next_event(&mut events).await {
+            DistEvent::ChildAdopted { .. } => adopted += 1,
+            // Started at once, or retried while n1's names still linger on a node (then as a restart).
+            DistEvent::ChildStarted { node, .. } | DistEvent::ChildRestarted { node, .. } => {
+                assert_ne!(&node, nodes[0].id());
+                started += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((adopted, started), (4, 2), "the children on n2 and n3 ran on; n1's two started elsewhere");
+    let second = replicas[1].supervisor().await.expect("n2's replica owns it now");
+    let after = second.which_children().await.unwrap();
+    for (old, new) in before.iter().zip(&after) {
+        if old.node.as_ref() != Some(nodes[0].id()) {
+            assert_eq!(old.pid, new.pid, "{} adopted", old.id);
+        }
+    }
+    assert!(replicas[2].supervisor().await.is_none(), "still one owner");
+}
+
+/// Polls the async `probe` until it gives a value, failing the test after the shared deadline.
+async fn eventually_async<T, F, Fut>(what: &str, mut probe: F, found: &mut Option<T>)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    within(what, async {
+        loop {
+            if let Some(value) = probe().await {
+                *found = Some(value);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}

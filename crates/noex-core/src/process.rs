@@ -286,6 +286,10 @@ pub(crate) async fn run<S: GenServer>(mut server: S, mut ctx: Context<S>) {
             break Ending::Terminate(reason);
         }
         if let Some(msg) = ctx.continuation.take() {
+            // A chain of continuations still yields now and then: the mailbox waits, the worker thread does not.
+            if slice.turn() {
+                tokio::task::yield_now().await;
+            }
             let handled = AssertUnwindSafe(server.handle_continue(msg, &mut ctx)).catch_unwind().await;
             if let Err(panic) = handled {
                 break Ending::Terminate(ExitReason::from_panic(&*panic));

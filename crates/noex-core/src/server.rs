@@ -79,7 +79,7 @@ pub trait GenServer: Sized + Send + 'static {
 }
 
 /// An info message for [`GenServer::handle_info`].
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Info {
     /// A monitored process ended.

@@ -47,8 +47,6 @@ impl PartialEq for LocalMessage {
     }
 }
 
-impl Eq for LocalMessage {}
-
 /// A pending timer of [`Context::cast_after`], [`Context::send_after`] or [`Context::send_interval`].
 #[derive(Debug)]
 pub struct Timer {
@@ -98,10 +96,12 @@ impl<S: GenServer> Context<S> {
 
     /// Sends a clone of `msg` to this process every `period`, first after one `period`, as
     /// [`Info::Message`](crate::Info::Message) (`timer:send_interval/2`), until [`Timer::cancel`] or the process
-    /// ends. A tick that falls due while the runtime is too busy to send it is skipped, not sent in a burst later;
-    /// ticks queue behind a slow handler as any message does.
+    /// ends (a period under a millisecond counts as one). A tick that falls due while the runtime is too busy to
+    /// send it is skipped, not sent in a burst later; ticks queue behind a slow handler as any message does.
     pub fn send_interval<M: Any + Send + Clone>(&self, period: Duration, msg: M) -> Timer {
         let cell = self.cell().clone();
+        // A zero period would be a busy loop (and tokio refuses it): the shortest interval is a millisecond.
+        let period = period.max(Duration::from_millis(1));
         let task = self.runtime().spawn_task(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -34,6 +34,7 @@
 //! ```
 
 mod event;
+mod replica;
 mod selector;
 mod server;
 mod spec;
@@ -61,9 +62,60 @@ impl DistSupervisor {
     /// cannot start, those already started are stopped and this fails.
     pub async fn start(node: &Node, spec: DistSupervisorSpec) -> Result<DistSupervisorRef, DistSupervisorError> {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let server = DistSupervisorServer::new(node.clone(), spec, events.clone());
-        let server = node.runtime().start(server).await?;
-        Ok(DistSupervisorRef { server, events })
+        start_with(node, spec, events).await
+    }
+
+    /// Starts `node`'s replica of a named supervision (the spec must have a [`name`](DistSupervisorSpec::name),
+    /// and be the same on every node that runs a replica). Of all replicas, the one on the node whose id sorts
+    /// first owns the supervision and runs the supervisor; when its node is lost, the next one takes over and
+    /// adopts the children that still run (see the crate docs).
+    pub async fn start_replica(node: &Node, spec: DistSupervisorSpec) -> Result<ReplicaRef, DistSupervisorError> {
+        if spec.name.is_none() {
+            return Err(DistSupervisorError::Misuse("a replicated supervision needs a name"));
+        }
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let replica = node.runtime().start(replica::Replica::new(node.clone(), spec, events.clone())).await?;
+        Ok(ReplicaRef { replica, events })
+    }
+}
+
+/// Starts a supervisor whose events go to `events`.
+pub(crate) async fn start_with(
+    node: &Node,
+    spec: DistSupervisorSpec,
+    events: broadcast::Sender<DistEvent>,
+) -> Result<DistSupervisorRef, DistSupervisorError> {
+    let server = DistSupervisorServer::new(node.clone(), spec, events.clone());
+    let server = node.runtime().start(server).await?;
+    Ok(DistSupervisorRef { server, events })
+}
+
+/// A handle on this node's replica of a named supervision.
+#[derive(Clone)]
+pub struct ReplicaRef {
+    replica: ServerRef<replica::Replica>,
+    events: broadcast::Sender<DistEvent>,
+}
+
+impl ReplicaRef {
+    /// The replica's pid (a member of the process group `dsup:<name>`).
+    pub fn pid(&self) -> &Pid {
+        self.replica.pid()
+    }
+
+    /// The supervisor, if this replica owns the supervision now.
+    pub async fn supervisor(&self) -> Option<DistSupervisorRef> {
+        self.replica.call(replica::ReplicaCall::Supervisor).await.ok().flatten()
+    }
+
+    /// The events of the supervisor whenever this replica owns the supervision.
+    pub fn events(&self) -> broadcast::Receiver<DistEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stops this replica; if it owned the supervision, another replica takes it over (the children run on).
+    pub async fn stop(&self, timeout: std::time::Duration) -> Result<(), StopError> {
+        self.replica.stop(ExitReason::Shutdown, timeout).await
     }
 }
 
@@ -155,6 +207,12 @@ impl DistSupervisorRef {
     /// Stops the supervisor: its children first, in reverse start order.
     pub async fn stop(&self, timeout: std::time::Duration) -> Result<(), StopError> {
         self.server.stop(ExitReason::Shutdown, timeout).await
+    }
+
+    /// Ends the supervisor without stopping its children (for another supervisor of the same name to adopt).
+    pub(crate) async fn release(&self) {
+        let _ = self.ask(Op::Release).await;
+        let _ = self.server.stop(ExitReason::Normal, std::time::Duration::from_secs(5)).await;
     }
 
     /// Whether the supervisor runs.

@@ -25,6 +25,8 @@ struct Child {
     lost_from: Option<NodeId>,
     /// Its last process, once ended: a registration of it that lingers on this node is not adopted.
     ended: Option<Pid>,
+    /// A failed restart of it is to be retried (cleared when it is terminated, deleted or restarted on request).
+    retrying: bool,
 }
 
 struct Running {
@@ -50,6 +52,18 @@ pub(crate) struct DistSupervisorServer {
     /// crash), they still run, and are stopped then. The rule is the same wherever it runs: the supervisor's
     /// current placement wins.
     orphans: Vec<(Arc<str>, Pid)>,
+    /// Let go of its children (`Release`): it starts and stops nothing more.
+    released: bool,
+    /// The task that turns cluster events into notices; ended with the supervisor.
+    forwarder: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for DistSupervisorServer {
+    fn drop(&mut self) {
+        if let Some(forwarder) = self.forwarder.take() {
+            forwarder.abort();
+        }
+    }
 }
 
 /// What the handle asks (local only: the supervisor is managed from its own node).
@@ -61,6 +75,9 @@ pub(crate) enum Op {
     Delete(String),
     WhichChildren,
     Stats,
+    /// Let go of the children without stopping them (another supervisor of this name adopts them); the
+    /// supervisor is then stopped, with nothing to stop.
+    Release,
 }
 
 pub(crate) enum Answer {
@@ -88,6 +105,7 @@ impl DistSupervisorServer {
             restarts: 0,
             lost_from: None,
             ended: None,
+            retrying: false,
         });
         DistSupervisorServer {
             node,
@@ -102,6 +120,8 @@ impl DistSupervisorServer {
             started_at: SystemTime::now(),
             started: Instant::now(),
             orphans: Vec::new(),
+            released: false,
+            forwarder: None,
         }
     }
 
@@ -176,6 +196,7 @@ impl DistSupervisorServer {
         if !reachable || self.children[index].ended.as_ref() == Some(&pid) {
             return None;
         }
+        self.orphans.retain(|(_, orphan)| *orphan != pid);
         let monitor = ctx.monitor(&pid);
         self.children[index].running = Some(Running { pid, node, monitor });
         Some(Start::Adopted)
@@ -186,7 +207,12 @@ impl DistSupervisorServer {
         let Some(running) = self.children[index].running.take() else { return };
         ctx.demonitor(&running.monitor);
         let timeout = self.children[index].spec.shutdown;
-        let _ = self.node.runtime().stop(&running.pid, ExitReason::Shutdown, timeout).await;
+        if let Err(noex_core::StopError::NoConnection) =
+            self.node.runtime().stop(&running.pid, ExitReason::Shutdown, timeout).await
+        {
+            // Out of reach (a partition not yet detected): it may still run, so it is stopped when its node is back.
+            self.orphans.push((self.children[index].spec.id.clone(), running.pid));
+        }
     }
 
     fn index(&self, id: &str) -> Result<usize> {
@@ -226,7 +252,11 @@ impl DistSupervisorServer {
         else {
             return; // a child already stopped or replaced
         };
-        let lost_node = (down.reason == ExitReason::NoConnection).then(|| down.pid.node().clone());
+        // `noconnection` from a node that is still connected is one child's end (a link to a lost node, say),
+        // not a lost node: only the child is restarted.
+        let child_node = &self.children[index].running.as_ref().expect("found").node;
+        let node_gone = *child_node != *self.node.id() && !self.node.cluster().is_connected(child_node);
+        let lost_node = (down.reason == ExitReason::NoConnection && node_gone).then(|| down.pid.node().clone());
         let ended = self.children[index].running.take().expect("found running");
         self.children[index].ended = Some(ended.pid.clone());
         // A lost node: every child there is handled now, the others' monitors removed, so each restarts once.
@@ -302,11 +332,27 @@ impl DistSupervisorServer {
         for &i in group.iter().rev() {
             self.stop(i, ctx).await;
         }
+        // As OTP: temporary siblings stopped by a group restart are not started again, but removed.
+        let temporary: Vec<Arc<str>> = group
+            .iter()
+            .map(|&i| &self.children[i].spec)
+            .filter(|spec| spec.restart == Restart::Temporary && !ids.contains(&spec.id))
+            .map(|spec| spec.id.clone())
+            .collect();
+        for id in &temporary {
+            self.emit(DistEvent::ChildStopped { id: id.clone(), reason: ExitReason::Shutdown });
+        }
+        let members: Vec<Arc<str>> = group.iter().map(|&i| self.children[i].spec.id.clone()).collect();
+        self.children.retain(|child| !temporary.contains(&child.spec.id));
+        // By id again: removing children shifted the indices.
+        let group: Vec<usize> =
+            (0..self.children.len()).filter(|&i| members.contains(&self.children[i].spec.id)).collect();
         for i in group {
             let id = self.children[i].spec.id.clone();
             match self.start(i, lost, ctx).await {
                 Ok(_) => {
                     let child = &mut self.children[i];
+                    child.retrying = false;
                     child.restarts += 1;
                     let (attempt, lost_from) = (child.restarts, child.lost_from.take());
                     self.total_restarts += 1;
@@ -323,6 +369,7 @@ impl DistSupervisorServer {
                 Err(error) => {
                     // Retried through the mailbox, as a crash: counted against the intensity.
                     tracing::warn!(%error, "distributed supervisor: a restart failed; retrying");
+                    self.children[i].retrying = true;
                     ctx.send_after(std::time::Duration::from_millis(100), RetryStart(id));
                 }
             }
@@ -333,7 +380,7 @@ impl DistSupervisorServer {
         if self.children.iter().any(|c| c.spec.id == spec.id) {
             return Err(DistSupervisorError::DuplicateChild(spec.id.to_string()));
         }
-        self.children.push(Child { spec, running: None, restarts: 0, lost_from: None, ended: None });
+        self.children.push(Child { spec, running: None, restarts: 0, lost_from: None, ended: None, retrying: false });
         let index = self.children.len() - 1;
         if let Err(error) = self.start(index, None, ctx).await {
             self.children.pop();
@@ -371,6 +418,7 @@ impl DistSupervisorServer {
             }
             Op::Terminate(id) => {
                 let index = self.index(&id)?;
+                self.children[index].retrying = false;
                 self.stop(index, ctx).await;
                 self.emit(DistEvent::ChildStopped {
                     id: self.children[index].spec.id.clone(),
@@ -380,6 +428,7 @@ impl DistSupervisorServer {
             }
             Op::Restart(id) => {
                 let index = self.index(&id)?;
+                self.children[index].retrying = false;
                 self.stop(index, ctx).await;
                 self.start(index, None, ctx).await?;
                 let (pid, node) = self.running(index).map(|(p, n)| (p.clone(), n.clone())).expect("started");
@@ -392,17 +441,33 @@ impl DistSupervisorServer {
                 Answer::Done
             }
             Op::WhichChildren => Answer::Children(self.children.iter().map(child_info).collect()),
+            Op::Release => {
+                for child in &mut self.children {
+                    if let Some(running) = child.running.take() {
+                        ctx.demonitor(&running.monitor);
+                    }
+                }
+                self.orphans.clear();
+                self.released = true;
+                Answer::Done
+            }
             Op::Stats => Answer::Stats(self.stats()),
         })
     }
 
     /// `node` is connected (again): what still runs there of children replaced elsewhere is stopped.
     fn node_up(&mut self, node: &NodeId) {
+        // The notice came through a task: the node may have gone again since; its orphans wait for the next up.
+        if !self.node.cluster().is_connected(node) {
+            return;
+        }
         let name = node.node_name();
         let (back, others): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.orphans).into_iter().partition(|(_, pid)| *pid.node() == name);
         self.orphans = others;
-        for (id, pid) in back {
+        let current: Vec<Pid> =
+            self.children.iter().filter_map(|c| c.running.as_ref().map(|r| r.pid.clone())).collect();
+        for (id, pid) in back.into_iter().filter(|(_, pid)| !current.contains(pid)) {
             // Killed, not asked: a duplicate must not go on working, whatever it traps. A process of an older
             // incarnation of the node is gone already, and the signal goes nowhere.
             self.node.runtime().exit(&pid, ExitReason::Killed);
@@ -444,6 +509,8 @@ struct RetryStart(Arc<str>);
 pub(crate) enum Notice {
     /// A node is connected (again).
     NodeUp(NodeId),
+    /// Node-ups may have been missed: look at every connected node.
+    Resync,
 }
 
 impl GenServer for DistSupervisorServer {
@@ -455,25 +522,38 @@ impl GenServer for DistSupervisorServer {
         // Node-ups reach the supervisor as casts, in order with everything else it handles.
         let mut cluster = self.node.cluster().events();
         let myself = ctx.myself();
-        tokio::spawn(async move {
+        let forwarder = tokio::spawn(async move {
             loop {
-                match cluster.recv().await {
-                    Ok(noex_cluster::ClusterEvent::NodeUp(info)) => {
-                        if myself.try_cast(Notice::NodeUp(info.node)).is_err() {
-                            return; // the supervisor has ended
-                        }
-                    }
-                    Ok(_) => {}
+                let notice = match cluster.recv().await {
+                    Ok(noex_cluster::ClusterEvent::NodeUp(info)) => Notice::NodeUp(info.node),
+                    Ok(_) => continue,
+                    // A node-up may be among those missed: every connected node is looked at again.
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "distributed supervisor: cluster events missed");
+                        tracing::warn!(missed, "distributed supervisor: cluster events missed; resyncing");
+                        Notice::Resync
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if myself.try_cast(notice).is_err() {
+                    return; // the supervisor has ended
                 }
             }
         });
+        self.forwarder = Some(forwarder.abort_handle());
         for index in 0..self.children.len() {
             let start = match self.start(index, None, ctx).await {
                 Ok(start) => start,
+                // A named supervision taking over must never stop what it adopted: a child it cannot start yet
+                // (its lost node's registration still lingers somewhere, say) is retried, as a failed restart is.
+                Err(error) if self.spec.name.is_some() => {
+                    tracing::warn!(%error, "distributed supervisor: a child cannot start yet; retrying");
+                    self.children[index].retrying = true;
+                    ctx.send_after(
+                        std::time::Duration::from_millis(100),
+                        RetryStart(self.children[index].spec.id.clone()),
+                    );
+                    continue;
+                }
                 Err(error) => {
                     for started in (0..index).rev() {
                         self.stop(started, ctx).await;
@@ -496,18 +576,30 @@ impl GenServer for DistSupervisorServer {
     }
 
     async fn handle_cast(&mut self, notice: Notice, _ctx: &mut Context<Self>) {
+        if self.released {
+            return;
+        }
         match notice {
             Notice::NodeUp(node) => self.node_up(&node),
+            Notice::Resync => {
+                for node in self.node.cluster().connected() {
+                    self.node_up(&node);
+                }
+            }
         }
     }
 
     async fn handle_info(&mut self, info: Info, ctx: &mut Context<Self>) {
+        if self.released {
+            return;
+        }
         match info {
             Info::Down(down) => self.child_down(down, ctx).await,
             Info::Message(msg) => {
                 if let Ok(RetryStart(id)) = msg.downcast::<RetryStart>() {
                     let Ok(index) = self.index(&id) else { return };
-                    if self.children[index].running.is_some() {
+                    // Terminated, deleted or restarted on request meanwhile: nothing to retry.
+                    if self.children[index].running.is_some() || !self.children[index].retrying {
                         return;
                     }
                     if !self.allow_restart() {

@@ -8,7 +8,8 @@ use crate::{GlobalRegistry, RegisterError};
 impl GlobalRegistry {
     /// A typed reference to the process registered as `name`, wherever it runs (Erlang's `global:whereis_name`
     /// with the server's type): local references move values, remote ones encode them. `None` if the name is
-    /// free. The type is the caller's claim: a process of another type answers calls with `Decode` errors.
+    /// free. The type is the caller's claim: a process of another type on another node answers calls with `Decode`
+    /// errors, and one on this node is reached as no process at all (`NoProc`).
     pub fn whereis_ref<S>(&self, name: &str) -> Option<ServerRef<S>>
     where
         S: GenServer,

@@ -396,7 +396,9 @@ async fn spawn_child(
         .ok_or_else(|| SpawnFailure::BadArguments(format!("{supervisor} is not a supervisor of this node")))?;
     // Unique among the children a requester asks for: its node's pid and its request number.
     let id = format!("{}#{}@{}", request.behaviour, request.spawn_id, request.from);
-    let mut spec = (factory.child)(id.clone(), request.init_args)?.restart(restart);
+    // Its `init` runs inside the supervisor's call: bounded, so that a peer's arguments cannot stall the supervisor.
+    let limit = request.timeout.min(crate::MAX_PEER_TIMEOUT);
+    let mut spec = (factory.child)(id.clone(), request.init_args)?.restart(restart).init_timeout(limit);
     if let Some(name) = name {
         spec = spec.named(name);
     }
@@ -404,7 +406,7 @@ async fn spawn_child(
         spec = spec.registered(registrar);
     }
     let call = supervisor.start_child(spec);
-    match tokio::time::timeout(request.timeout.min(crate::MAX_PEER_TIMEOUT), call).await {
+    match tokio::time::timeout(limit, call).await {
         Ok(Ok(pid)) => Ok(pid),
         Ok(Err(noex_core::SupervisorError::Start(noex_core::StartError::NameTaken { name, .. }))) => {
             Err(SpawnFailure::NameTaken(name))

@@ -57,6 +57,11 @@ impl Pending {
     }
 
     /// Registers a waiter; its id goes into the request.
+    /// A request number no pending request has, for a request that waits elsewhere (a spawn on this node).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     pub(crate) fn insert(&self, node: &NodeName, waiter: Waiter) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         self.waiting.insert(id, (node.clone(), waiter));

@@ -181,6 +181,8 @@ impl Remote {
     /// A spawn on this node: run as its own task, so that a process that finishes starting after the caller
     /// gave up is killed rather than left behind.
     async fn spawn_here(&self, request: SpawnRequest) -> Result<Pid, SpawnError> {
+        // Numbered as a remote one is: a supervised child's id is made from it.
+        let request = SpawnRequest { spawn_id: self.inner.pending.next_id(), ..request };
         let timeout = request.timeout;
         let (reply, answer) = oneshot::channel();
         let inner = self.inner.clone();

@@ -128,6 +128,7 @@ impl SupervisorServer {
             supervisor: ctx.cell_dyn(),
             name: spec.name.clone(),
             registrar: spec.registrar.clone(),
+            init_timeout: spec.init_timeout,
         };
         let pid = (spec.start)(child).await?;
         self.children[index].pid = Some(pid.clone());

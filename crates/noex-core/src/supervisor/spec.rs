@@ -67,6 +67,7 @@ pub struct ChildSpec {
     pub(crate) kind: ChildKind,
     pub(crate) name: Option<String>,
     pub(crate) registrar: Option<Registrar>,
+    pub(crate) init_timeout: Option<Duration>,
 }
 
 /// Passed to a start function: the runtime, the supervisor to link to, and how to name the child.
@@ -75,11 +76,17 @@ pub(crate) struct ChildStart {
     pub(crate) supervisor: Arc<dyn ProcessCell>,
     pub(crate) name: Option<String>,
     pub(crate) registrar: Option<Registrar>,
+    pub(crate) init_timeout: Option<Duration>,
 }
 
 impl ChildStart {
     fn options(&mut self) -> StartOptions {
-        StartOptions { name: self.name.take(), registrar: self.registrar.take(), ..StartOptions::default() }
+        StartOptions {
+            name: self.name.take(),
+            registrar: self.registrar.take(),
+            init_timeout: self.init_timeout,
+            ..StartOptions::default()
+        }
     }
 }
 
@@ -152,6 +159,7 @@ impl ChildSpec {
             kind: ChildKind::Worker,
             name: None,
             registrar: None,
+            init_timeout: None,
         }
     }
 
@@ -174,6 +182,7 @@ impl ChildSpec {
             kind: ChildKind::Supervisor,
             name: None,
             registrar: None,
+            init_timeout: None,
         }
     }
 
@@ -201,6 +210,14 @@ impl ChildSpec {
     /// the start, as a failing `init` would.
     pub fn registered(mut self, registrar: Registrar) -> Self {
         self.registrar = Some(registrar);
+        self
+    }
+
+    /// Bounds each start's `init` (see [`StartOptions::init_timeout`]): one that takes longer is killed and the
+    /// start fails. The supervisor waits for a child's `init` and handles nothing meanwhile, so a child whose
+    /// `init` may hang (its arguments came from another node, say) should have one.
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = Some(timeout);
         self
     }
 

@@ -182,3 +182,38 @@ async fn a_message_sent_to_self_comes_behind_what_is_queued() {
     assert_eq!(within(seen.recv()).await.as_deref(), Some("cast queued"));
     assert_eq!(within(seen.recv()).await.as_deref(), Some("once"));
 }
+
+/// Loops through continuations for a while.
+struct Busy {
+    until: std::time::Instant,
+}
+
+impl GenServer for Busy {
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+
+    async fn init(&mut self, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
+        ctx.continue_with(());
+        Ok(())
+    }
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut Context<Self>) {}
+
+    async fn handle_continue(&mut self, _msg: LocalMessage, ctx: &mut Context<Self>) {
+        // A chunk of work per continuation, as a loop of `continue_with` is meant to be used.
+        if std::time::Instant::now() < self.until {
+            ctx.continue_with(());
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_continuations_lets_the_other_tasks_of_its_worker_run() {
+    let runtime = Runtime::new();
+    let started = std::time::Instant::now();
+    let _busy = runtime.start(Busy { until: std::time::Instant::now() + Duration::from_millis(500) }).await.unwrap();
+    let waited = started.elapsed();
+    // `start` resolves once `init` has replied; the caller's task runs again only when the process yields.
+    assert!(waited < Duration::from_millis(100), "the worker was held for {waited:?} by continuations");
+}
