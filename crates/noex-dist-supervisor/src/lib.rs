@@ -12,8 +12,12 @@
 //! `LeastLoaded` counts the children this supervisor runs on each node: the load it knows without asking other
 //! nodes (noex's figure was always 0).
 //!
-//! Not yet: the supervisor's own state is not replicated, so the supervision ends with its node (see the
-//! crate README).
+//! A **named** supervision ([`DistSupervisorSpec::name`]) registers each child globally as `dsup:<name>:<id>`
+//! before its `init`, so the registry makes a second copy of a child impossible, and a supervisor started under
+//! that name adopts the children that still run. [`DistSupervisor::start_replica`] runs one replica per node
+//! (all in the process group `dsup:<name>`): the replica on the node whose id sorts first owns the supervision;
+//! when that node is lost, the next one takes over and adopts the children, starting only those that died with
+//! it. Specs are configuration, the same on every replica: children added with `start_child` are not replicated.
 //!
 //! `examples/failover.rs` shows it across OS processes: three nodes, `kill -9` of one, and its children started
 //! on the others.
