@@ -353,3 +353,86 @@ where
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_copy_of_each_child() {
+    let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
+    let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
+    wait_connected(a.cluster(), 1).await;
+    let named = || spec(Strategy::OneForOne, NodeSelector::RoundRobin, counters(4)).name("split");
+    let on_a = DistSupervisor::start_replica(&a, named()).await.unwrap();
+    let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
+    let mut owner = None;
+    eventually_async(
+        "a's replica to own the supervision",
+        || {
+            let replica = on_a.clone();
+            async move { replica.supervisor().await }
+        },
+        &mut owner,
+    )
+    .await;
+    let first = owner.unwrap().which_children().await.unwrap();
+    let mut copies: Vec<_> = first.iter().filter_map(|child| child.pid.clone()).collect();
+
+    // Apart, each side owns the supervision and runs every child: two copies of each.
+    a_proxy.pause();
+    b_proxy.pause();
+    let mut b_owner = None;
+    eventually_async(
+        "b's replica to own its side",
+        || {
+            let replica = on_b.clone();
+            async move { replica.supervisor().await }
+        },
+        &mut b_owner,
+    )
+    .await;
+    for side in [on_a.clone(), on_b.clone()] {
+        eventually_async(
+            "every child to run on each side",
+            || {
+                let side = side.clone();
+                async move {
+                    let children = side.supervisor().await?.which_children().await.ok()?;
+                    children.iter().all(|child| child.pid.is_some()).then_some(children)
+                }
+            },
+            &mut None,
+        )
+        .await;
+        let children = side.supervisor().await.unwrap().which_children().await.unwrap();
+        copies.extend(children.into_iter().filter_map(|child| child.pid));
+    }
+
+    // Healed: one owner (a, whose id sorts first), and of all the copies ever started, one live one per child,
+    // the one both nodes' registries name.
+    a_proxy.resume();
+    b_proxy.resume();
+    eventually_async(
+        "one owner and one live copy of each child",
+        || {
+            let (on_a, on_b, copies) = (on_a.clone(), on_b.clone(), copies.clone());
+            let (a, b) = (a.clone(), b.clone());
+            async move {
+                if on_b.supervisor().await.is_some() {
+                    return None;
+                }
+                let children = on_a.supervisor().await?.which_children().await.ok()?;
+                let alive = |pid: &noex_core::Pid| a.runtime().is_alive(pid) || b.runtime().is_alive(pid);
+                let live: Vec<_> = copies.iter().filter(|pid| alive(pid)).cloned().collect();
+                let named_alike = children.iter().all(|child| {
+                    let name = format!("dsup:split:{}", child.id);
+                    child.pid.is_some()
+                        && a.registry().whereis(&name) == child.pid
+                        && b.registry().whereis(&name) == child.pid
+                });
+                let current: Vec<_> = children.iter().filter_map(|child| child.pid.clone()).collect();
+                let extra_alive = live.iter().any(|pid| !current.contains(pid));
+                (named_alike && !extra_alive && current.iter().all(alive)).then_some(())
+            }
+        },
+        &mut None,
+    )
+    .await;
+}
