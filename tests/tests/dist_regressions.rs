@@ -203,3 +203,59 @@ async fn a_supervised_spawn_cannot_block_the_supervisor_past_its_timeout() {
     let answered = tokio::time::timeout(Duration::from_secs(3), supervisor.which_children()).await;
     assert!(matches!(answered, Ok(Ok(_))), "the supervisor is still blocked in the child's init: {answered:?}");
 }
+
+/// A supervised spawn whose requester stopped waiting is undone by its supervisor (terminated and deleted), not
+/// killed: a kill was a crash, restarted (the child stayed) and counted against the supervisor's intensity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_supervised_spawn_leaves_no_child_and_does_not_count_as_crashes() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let supervisor = Supervisor::start(b.runtime(), SupervisorSpec::new(Strategy::OneForOne), StartOptions::default())
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let options = SpawnOptions::default()
+            .args(&CounterArgs { init_delay_ms: 300, ..Default::default() })
+            .supervised_by(supervisor.pid(), Restart::Permanent);
+        // The requester gives up (its own deadline, a dropped future) before the child has started.
+        let abandoned = tokio::time::timeout(Duration::from_millis(50), a.remote().spawn("counter", b.id(), options));
+        assert!(abandoned.await.is_err());
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(supervisor.is_alive(), "the supervisor went past its intensity for orphans killed by the requester");
+    let children = supervisor.which_children().await.unwrap();
+    assert!(children.is_empty(), "abandoned children kept (restarted after the orphan kill): {children:?}");
+}
+
+/// A linked spawn whose requester stopped waiting is unlinked before it is killed: the kill once travelled the link
+/// to the requester's own process, which had already been told the spawn failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_linked_spawn_does_not_kill_the_requesters_process() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (watcher, _infos) = noex_tests::servers::Watcher::new();
+    let watcher = a.runtime().start(watcher).await.unwrap(); // does not trap exits
+    let options =
+        SpawnOptions::default().args(&CounterArgs { init_delay_ms: 300, ..Default::default() }).link(watcher.pid());
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), a.remote().spawn("counter", b.id(), options));
+    assert!(abandoned.await.is_err());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(watcher.is_alive(), "the requester's process was killed by the orphan's kill, over the link");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_abandoned_supervised_spawn_leaves_no_child() {
+    let nodes = mesh(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let supervisor = Supervisor::start(b.runtime(), SupervisorSpec::new(Strategy::OneForOne), StartOptions::default())
+        .await
+        .unwrap();
+    let options = SpawnOptions::default()
+        .args(&CounterArgs { init_delay_ms: 300, ..Default::default() })
+        .supervised_by(supervisor.pid(), Restart::Permanent);
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), a.remote().spawn("counter", b.id(), options));
+    assert!(abandoned.await.is_err());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let children = supervisor.which_children().await.unwrap();
+    assert!(children.is_empty(), "abandoned child kept (restarted after the orphan kill): {children:?}");
+}

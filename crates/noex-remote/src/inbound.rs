@@ -151,7 +151,7 @@ impl Inner {
                     if inner.send(&node, Frame::SpawnReply(reply)).is_err() {
                         // The requester is gone: the new process would be an orphan.
                         if let (Ok(pid), Some(runtime)) = (result, inner.runtime.upgrade()) {
-                            runtime.kill(&pid);
+                            inner.abandonable.abandon(&runtime, &inner.links, &pid);
                         }
                     }
                 });
@@ -241,6 +241,14 @@ impl Inner {
             Frame::Unlink(link) if own(&link.from) => {
                 self.links.remove(&link.to, &link.from);
                 runtime.unlink_from_remote(&link.to, &link.from);
+            }
+            // A requester's late answer to a spawn it gave up on: undone the way it was made.
+            Frame::Exit(exit)
+                if own(&exit.from)
+                    && self.abandonable.is_abandon(&exit.from, &exit.reason, exit.linked)
+                    && self.abandonable.knows(&exit.to) =>
+            {
+                self.abandonable.abandon(runtime, &self.links, &exit.to);
             }
             Frame::Exit(exit) if own(&exit.from) => {
                 if exit.linked {
@@ -360,7 +368,13 @@ pub(crate) async fn spawn_local(inner: &Arc<Inner>, request: SpawnRequest) -> Re
         if link.is_some() {
             return Err(SpawnFailure::BadArguments("a supervised child is linked with its supervisor only".into()));
         }
-        return spawn_child(&runtime, &factory, request, (supervisor, *restart), local_name, registrar).await;
+        let supervisor = supervisor.clone();
+        let timeout = request.timeout;
+        let child = spawn_child(&runtime, &factory, request, (&supervisor, *restart), local_name, registrar).await;
+        if let Ok((pid, id)) = &child {
+            inner.abandonable.remember(pid, crate::abandon::Made::Child { supervisor, child: id.clone() }, timeout);
+        }
+        return child.map(|(pid, _)| pid);
     }
     let mut options = noex_core::StartOptions::default().init_timeout(request.timeout.min(crate::MAX_PEER_TIMEOUT));
     options.name = local_name;
@@ -372,16 +386,20 @@ pub(crate) async fn spawn_local(inner: &Arc<Inner>, request: SpawnRequest) -> Re
         }
         options.link = Some(link);
     }
+    let linked = options.link.clone();
     let pid = (factory.start)(runtime.clone(), request.init_args, options).await?;
+    if let Some(peer) = linked {
+        inner.abandonable.remember(&pid, crate::abandon::Made::Linked { peer }, request.timeout);
+    }
     if started_at.elapsed() > request.timeout {
-        // The requester has given up by now; do not leave the process behind.
-        runtime.kill(&pid); // its global name, if any, goes with it
+        // The requester has given up by now; do not leave the process behind (its global name goes with it).
+        inner.abandonable.abandon(&runtime, &inner.links, &pid);
         return Err(SpawnFailure::Timeout);
     }
     Ok(pid)
 }
 
-/// A spawn request with a supervisor: the behaviour becomes one of its children.
+/// A spawn request with a supervisor: the behaviour becomes one of its children (its pid and child id).
 async fn spawn_child(
     runtime: &Runtime,
     factory: &crate::spawn::Factory,
@@ -389,7 +407,7 @@ async fn spawn_child(
     (supervisor, restart): (&Pid, noex_core::Restart),
     name: Option<String>,
     registrar: Option<noex_core::Registrar>,
-) -> Result<Pid, SpawnFailure> {
+) -> Result<(Pid, String), SpawnFailure> {
     let supervisor = (!runtime.is_remote(supervisor))
         .then(|| noex_core::Supervisor::from_pid(runtime, supervisor))
         .flatten()
@@ -407,7 +425,7 @@ async fn spawn_child(
     }
     let call = supervisor.start_child(spec);
     match tokio::time::timeout(limit, call).await {
-        Ok(Ok(pid)) => Ok(pid),
+        Ok(Ok(pid)) => Ok((pid, id)),
         Ok(Err(noex_core::SupervisorError::Start(noex_core::StartError::NameTaken { name, .. }))) => {
             Err(SpawnFailure::NameTaken(name))
         }

@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+mod abandon;
 mod bonds;
 mod inbound;
 mod limits;

@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) outgoing: Outgoing,
     pub(crate) incoming: Incoming,
     pub(crate) links: Links,
+    /// Spawns with bonds done here for other nodes, to be undone properly if their requester gives up.
+    pub(crate) abandonable: crate::abandon::Abandonable,
     pub(crate) behaviours: Behaviours,
     pub(crate) dropped_casts: AtomicU64,
     /// Spawns and stops other nodes asked for that are in progress here (see `limits.rs`).
@@ -95,6 +97,7 @@ impl Remote {
             outgoing: Outgoing::default(),
             incoming: Incoming::default(),
             links: Links::default(),
+            abandonable: Default::default(),
             behaviours: Behaviours::default(),
             dropped_casts: AtomicU64::new(0),
             inflight: crate::limits::InFlight::default(),
@@ -190,7 +193,7 @@ impl Remote {
             let result = crate::inbound::spawn_local(&inner, request).await;
             if let Err(Ok(pid)) = reply.send(result) {
                 if let Some(runtime) = inner.runtime.upgrade() {
-                    runtime.kill(&pid);
+                    inner.abandonable.abandon(&runtime, &inner.links, &pid);
                 }
             }
         });
