@@ -223,6 +223,7 @@ impl Remote {
             let message = EncodedMessage::Call { payload: msg.encode_wire(), reply: sink };
             runtime.deliver_encoded(Target::Name(name), message).map_err(|error| match error {
                 noex_core::DeliverError::Decode(message) => CallError::Decode(message),
+                noex_core::DeliverError::NotEncodable => CallError::NotEncodable,
                 _ => CallError::NoProc(callee.clone()),
             })?;
         } else {
