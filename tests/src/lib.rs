@@ -4,6 +4,7 @@
 
 pub mod apps;
 pub mod cluster;
+pub mod dist;
 pub mod groups;
 pub mod layering;
 pub mod load;

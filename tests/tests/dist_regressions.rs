@@ -59,16 +59,11 @@ mod dist {
     use std::time::Duration;
 
     use noex_core::Restart;
-    use noex_dist_supervisor::{DistChildSpec, DistSupervisor, DistSupervisorSpec, NodeSelector, Strategy};
+    use noex_dist_supervisor::{DistChildSpec, DistSupervisor, NodeSelector, Strategy};
     use noex_tests::cluster::wait_connected;
-    use noex_tests::remote::{full_node, full_node_behind_proxy, mesh};
+    use noex_tests::dist::{prefer, spec, three_with_two_behind_proxies};
+    use noex_tests::remote::mesh;
     use noex_tests::servers::{Counter, Request};
-
-    fn spec(strategy: Strategy, selector: NodeSelector, children: Vec<DistChildSpec>) -> DistSupervisorSpec {
-        let mut spec = DistSupervisorSpec::new(strategy).selector(selector).intensity(10, Duration::from_secs(5));
-        spec.children = children;
-        spec
-    }
 
     /// OTP (and noex-core's supervisor) do not restart temporary siblings stopped for a group restart.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,20 +133,12 @@ mod dist {
     }
 
     /// A group restart during a partition, before it is detected: the sibling on the cut-off node cannot be
-    /// stopped, its monitor is already removed, and it is not kept as an orphan: after the heal it still runs,
-    /// beside its replacement.
+    /// stopped, so it is kept as an orphan and stopped once its node is back (it once ran on beside its
+    /// replacement).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sibling_that_could_not_be_stopped_in_a_partition_is_stopped_when_it_heals() {
-        let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
-        let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
-        let c = full_node("c", &[b.id()]).await;
-        for node in [&a, &b, &c] {
-            wait_connected(node.cluster(), 2).await;
-        }
-        let (on, otherwise) = (b.id().clone(), c.id().clone());
-        let prefer_b = NodeSelector::Custom(Arc::new(move |nodes: &[noex_cluster::NodeId], _: &str| {
-            nodes.iter().find(|node| **node == on).or_else(|| nodes.iter().find(|node| **node == otherwise)).cloned()
-        }));
+        let (a, a_proxy, b, b_proxy, c) = three_with_two_behind_proxies().await;
+        let prefer_b = prefer(b.id(), c.id());
         let children = vec![
             DistChildSpec::new("c0", "counter").selector(NodeSelector::Node(c.id().clone())),
             DistChildSpec::new("c1", "counter").selector(prefer_b),
@@ -241,21 +228,4 @@ async fn an_abandoned_linked_spawn_does_not_kill_the_requesters_process() {
     assert!(abandoned.await.is_err());
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(watcher.is_alive(), "the requester's process was killed by the orphan's kill, over the link");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_abandoned_supervised_spawn_leaves_no_child() {
-    let nodes = mesh(2).await;
-    let (a, b) = (&nodes[0], &nodes[1]);
-    let supervisor = Supervisor::start(b.runtime(), SupervisorSpec::new(Strategy::OneForOne), StartOptions::default())
-        .await
-        .unwrap();
-    let options = SpawnOptions::default()
-        .args(&CounterArgs { init_delay_ms: 300, ..Default::default() })
-        .supervised_by(supervisor.pid(), Restart::Permanent);
-    let abandoned = tokio::time::timeout(Duration::from_millis(50), a.remote().spawn("counter", b.id(), options));
-    assert!(abandoned.await.is_err());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let children = supervisor.which_children().await.unwrap();
-    assert!(children.is_empty(), "abandoned child kept (restarted after the orphan kill): {children:?}");
 }

@@ -9,19 +9,10 @@ use noex_dist_supervisor::{
     DistChildSpec, DistEvent, DistSupervisor, DistSupervisorError, DistSupervisorSpec, NodeSelector, Strategy,
 };
 use noex_tests::cluster::wait_connected;
-use noex_tests::remote::{eventually, full_node, full_node_behind_proxy, mesh, within};
+use noex_tests::dist::{counters, prefer, spec, three_with_two_behind_proxies};
+use noex_tests::remote::{eventually, full_node_behind_proxy, mesh, within};
 use noex_tests::servers::{Counter, CounterArgs, Request};
 use tokio::sync::broadcast;
-
-fn counters(count: usize) -> Vec<DistChildSpec> {
-    (0..count).map(|i| DistChildSpec::new(format!("c{i}"), "counter")).collect()
-}
-
-fn spec(strategy: Strategy, selector: NodeSelector, children: Vec<DistChildSpec>) -> DistSupervisorSpec {
-    let mut spec = DistSupervisorSpec::new(strategy).selector(selector).intensity(10, Duration::from_secs(5));
-    spec.children = children;
-    spec
-}
 
 /// Children per node name.
 async fn placement(supervisor: &noex_dist_supervisor::DistSupervisorRef) -> BTreeMap<String, usize> {
@@ -192,17 +183,9 @@ async fn simple_one_for_one_starts_children_from_its_template() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_partition_heals_each_child_runs_once() {
-    let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
-    let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
-    let c = full_node("c", &[b.id()]).await;
-    for node in [&a, &b, &c] {
-        wait_connected(node.cluster(), 2).await;
-    }
+    let (a, a_proxy, b, b_proxy, c) = three_with_two_behind_proxies().await;
     // Every child on b while b is there, else on c; a supervises.
-    let (on, otherwise) = (b.id().clone(), c.id().clone());
-    let prefer_b = NodeSelector::Custom(std::sync::Arc::new(move |nodes: &[noex_cluster::NodeId], _: &str| {
-        nodes.iter().find(|node| **node == on).or_else(|| nodes.iter().find(|node| **node == otherwise)).cloned()
-    }));
+    let prefer_b = prefer(b.id(), c.id());
     let supervisor = DistSupervisor::start(&a, spec(Strategy::OneForOne, prefer_b, counters(4))).await.unwrap();
     let mut events = supervisor.events();
     let on_b: Vec<_> = supervisor.which_children().await.unwrap().into_iter().map(|c| c.pid.unwrap()).collect();
