@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::time::Duration;
 
-use crate::process::{Envelope, Signal};
+use crate::process::{Envelope, ProcessCell, Signal};
 use crate::{Context, GenServer};
 
 /// A message a process sent itself ([`Context::send_after`], [`Context::send_interval`],
@@ -78,8 +78,7 @@ impl<S: GenServer> Context<S> {
         let cell = self.cell().clone();
         let task = self.runtime().spawn_task(async move {
             tokio::time::sleep(delay).await;
-            let _ =
-                cell.mailbox.push_counted(Envelope::Signal(Box::new(Signal::Message(LocalMessage::new(msg)))), false);
+            let _ = cell.signal(Signal::Message(LocalMessage::new(msg)));
         });
         Timer { task }
     }
@@ -88,10 +87,7 @@ impl<S: GenServer> Context<S> {
     /// [`Info::Message`](crate::Info::Message) (Erlang's `self() ! Msg`): a loop of such messages lets `DOWN`s,
     /// calls and casts in between its turns, which a loop of [`continue_with`](Self::continue_with) does not.
     pub fn send_self(&self, msg: impl Any + Send) {
-        let _ = self
-            .cell()
-            .mailbox
-            .push_counted(Envelope::Signal(Box::new(Signal::Message(LocalMessage::new(msg)))), false);
+        let _ = self.cell().signal(Signal::Message(LocalMessage::new(msg)));
     }
 
     /// Sends a clone of `msg` to this process every `period`, first after one `period`, as
@@ -107,8 +103,7 @@ impl<S: GenServer> Context<S> {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticks.tick().await;
-                let tick = Envelope::Signal(Box::new(Signal::Message(LocalMessage::new(msg.clone()))));
-                if cell.mailbox.push_counted(tick, false).is_err() {
+                if cell.signal(Signal::Message(LocalMessage::new(msg.clone()))).is_err() {
                     return; // the process ended
                 }
             }

@@ -222,8 +222,10 @@ impl DistSupervisorServer {
             .ok_or_else(|| DistSupervisorError::ChildNotFound(id.into()))
     }
 
-    fn running(&self, index: usize) -> Option<(&Pid, &NodeId)> {
-        self.children[index].running.as_ref().map(|r| (&r.pid, &r.node))
+    /// The process and node of child `index`, which has just been started (or adopted).
+    fn current(&self, index: usize) -> (Pid, NodeId) {
+        let running = self.children[index].running.as_ref().expect("started");
+        (running.pid.clone(), running.node.clone())
     }
 
     /// Records one restart against the intensity; false if that is one too many.
@@ -279,12 +281,10 @@ impl DistSupervisorServer {
             self.emit(DistEvent::NodeFailureDetected { node: ended.node.clone(), affected: ids });
         }
         // One failure, one restart against the intensity, however many children it took.
-        let must_restart: Vec<usize> =
-            affected.iter().copied().filter(|&i| self.wants_restart(i, &down.reason)).collect();
-        // By id: removing the temporary children below shifts the indices.
-        let must_restart: Vec<Arc<str>> = must_restart.iter().map(|&i| self.children[i].spec.id.clone()).collect();
         let restarting: Vec<usize> =
             affected.iter().copied().filter(|&i| self.wants_restart(i, &down.reason)).collect();
+        // By id: removing the temporary children below shifts the indices.
+        let must_restart: Vec<Arc<str>> = restarting.iter().map(|&i| self.children[i].spec.id.clone()).collect();
         self.remove_finished(&affected, &restarting, &down.reason);
         if must_restart.is_empty() {
             return;
@@ -356,7 +356,7 @@ impl DistSupervisorServer {
                     child.restarts += 1;
                     let (attempt, lost_from) = (child.restarts, child.lost_from.take());
                     self.total_restarts += 1;
-                    let (pid, node) = self.running(i).map(|(p, n)| (p.clone(), n.clone())).expect("started");
+                    let (pid, node) = self.current(i);
                     let event = match lost_from {
                         Some(from) => {
                             self.node_failure_restarts += 1;
@@ -386,7 +386,7 @@ impl DistSupervisorServer {
             self.children.pop();
             return Err(error);
         }
-        let (pid, node) = self.running(index).map(|(p, n)| (p.clone(), n.clone())).expect("started");
+        let (pid, node) = self.current(index);
         let id = self.children[index].spec.id.clone();
         self.emit(DistEvent::ChildStarted { id, pid: pid.clone(), node: node.clone() });
         Ok((pid, node))
@@ -431,7 +431,7 @@ impl DistSupervisorServer {
                 self.children[index].retrying = false;
                 self.stop(index, ctx).await;
                 self.start(index, None, ctx).await?;
-                let (pid, node) = self.running(index).map(|(p, n)| (p.clone(), n.clone())).expect("started");
+                let (pid, node) = self.current(index);
                 Answer::Started(pid, node)
             }
             Op::Delete(id) => {
@@ -561,7 +561,7 @@ impl GenServer for DistSupervisorServer {
                     return Err(ExitReason::error(error.to_string()));
                 }
             };
-            let (pid, node) = self.running(index).map(|(p, n)| (p.clone(), n.clone())).expect("started");
+            let (pid, node) = self.current(index);
             let id = self.children[index].spec.id.clone();
             self.emit(match start {
                 Start::Spawned => DistEvent::ChildStarted { id, pid, node },

@@ -73,7 +73,7 @@ impl Abandonable {
 
     /// Whether an exit signal from a requester's node is its late answer to a spawn: a `kill` from the node itself
     /// (pid number 0) to a process it asked for.
-    pub(crate) fn is_abandon(&self, from: &Pid, reason: &ExitReason, linked: bool) -> bool {
+    pub(crate) fn is_abandon(from: &Pid, reason: &ExitReason, linked: bool) -> bool {
         from.id() == 0 && *reason == ExitReason::Killed && !linked
     }
 }

@@ -245,7 +245,7 @@ impl Inner {
             // A requester's late answer to a spawn it gave up on: undone the way it was made.
             Frame::Exit(exit)
                 if own(&exit.from)
-                    && self.abandonable.is_abandon(&exit.from, &exit.reason, exit.linked)
+                    && crate::abandon::Abandonable::is_abandon(&exit.from, &exit.reason, exit.linked)
                     && self.abandonable.knows(&exit.to) =>
             {
                 self.abandonable.abandon(runtime, &self.links, &exit.to);

@@ -43,3 +43,17 @@ async fn a_name_is_freed_when_its_process_exits() {
     b.stop(ExitReason::Normal, Duration::from_secs(1)).await.unwrap();
     assert_eq!(runtime.register("svc", b.pid()), Err(RegistryError::NoProc));
 }
+
+#[tokio::test]
+async fn a_start_its_registrar_refuses_fails_with_the_registrars_error_and_leaves_nothing() {
+    let runtime = Runtime::new();
+    let refuse = noex_core::Registrar::new(|_| Err(noex_core::StartError::Registration("no room".into())));
+    let options = noex_core::StartOptions::named("refused").registered(refuse);
+    let started = runtime.start_with(Probe::new(), options).await;
+    assert_eq!(started.err(), Some(noex_core::StartError::Registration("no room".into())));
+    assert_eq!(runtime.whereis("refused"), None, "its local name is free again");
+    assert_eq!(runtime.process_count(), 0, "no process left behind");
+    // The name is usable at once.
+    let again = runtime.start_with(Probe::new(), noex_core::StartOptions::named("refused")).await.unwrap();
+    assert_eq!(runtime.whereis("refused").as_ref(), Some(again.pid()));
+}
