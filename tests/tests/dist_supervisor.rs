@@ -198,12 +198,13 @@ async fn after_a_partition_heals_each_child_runs_once() {
         panic!("failure first")
     };
     assert_eq!(affected.len(), 4);
-    // While apart, b's side still runs its copies.
-    assert!(on_b.iter().all(|pid| b.runtime().is_alive(pid)), "b's side keeps its processes");
+    // Apart, b's copies end too: they are linked to their supervisor, and the link breaks with `noconnection`.
+    eventually("b's copies to end with their links", || on_b.iter().all(|pid| !b.runtime().is_alive(pid))).await;
 
     a_proxy.resume();
     b_proxy.resume();
-    // Each child runs again (on c at once, or on b once it is back), and b's old copies are stopped once b is back.
+    // Each child runs again (on c at once, or on b once it is back); b's old copies, ended already unless they trap
+    // exits, are killed once b is back.
     let (mut stopped, mut migrated) = (Vec::new(), Vec::new());
     while stopped.len() < 4 || migrated.len() < 4 {
         match next_event(&mut events).await {
@@ -276,18 +277,8 @@ async fn when_the_owners_node_dies_the_next_replica_takes_over_and_no_child_star
         replicas.push(DistSupervisor::start_replica(node, named()).await.unwrap());
     }
     // n1's id sorts first: its replica owns the supervision, and only it.
-    let mut owner = None;
-    eventually_async(
-        "n1's replica to own the supervision",
-        || {
-            let replica = replicas[0].clone();
-            async move { replica.supervisor().await }
-        },
-        &mut owner,
-    )
-    .await;
-    let owner = owner.unwrap();
-    assert!(replicas[1].supervisor().await.is_none() && replicas[2].supervisor().await.is_none(), "one owner");
+    let owner = within("n1's replica to own the supervision", replicas[0].owned()).await.unwrap();
+    assert!(replicas[1].supervisor().is_none() && replicas[2].supervisor().is_none(), "one owner");
     let before = owner.which_children().await.unwrap();
     assert!(before.iter().all(|child| child.pid.is_some()));
     let mut events = replicas[1].events();
@@ -309,14 +300,14 @@ async fn when_the_owners_node_dies_the_next_replica_takes_over_and_no_child_star
         }
     }
     assert_eq!((adopted, started), (4, 2), "the children on n2 and n3 ran on; n1's two started elsewhere");
-    let second = replicas[1].supervisor().await.expect("n2's replica owns it now");
+    let second = within("n2's replica to own it", replicas[1].owned()).await.expect("n2's replica runs");
     let after = second.which_children().await.unwrap();
     for (old, new) in before.iter().zip(&after) {
         if old.node.as_ref() != Some(nodes[0].id()) {
             assert_eq!(old.pid, new.pid, "{} adopted", old.id);
         }
     }
-    assert!(replicas[2].supervisor().await.is_none(), "still one owner");
+    assert!(replicas[2].supervisor().is_none(), "still one owner");
 }
 
 /// Polls the async `probe` until it gives a value, failing the test after the shared deadline.
@@ -350,7 +341,7 @@ async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_co
         "a's replica to own the supervision",
         || {
             let replica = on_a.clone();
-            async move { replica.supervisor().await }
+            async move { replica.supervisor() }
         },
         &mut owner,
     )
@@ -366,7 +357,7 @@ async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_co
         "b's replica to own its side",
         || {
             let replica = on_b.clone();
-            async move { replica.supervisor().await }
+            async move { replica.supervisor() }
         },
         &mut b_owner,
     )
@@ -377,14 +368,14 @@ async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_co
             || {
                 let side = side.clone();
                 async move {
-                    let children = side.supervisor().await?.which_children().await.ok()?;
+                    let children = side.supervisor()?.which_children().await.ok()?;
                     children.iter().all(|child| child.pid.is_some()).then_some(children)
                 }
             },
             &mut None,
         )
         .await;
-        let children = side.supervisor().await.unwrap().which_children().await.unwrap();
+        let children = side.supervisor().unwrap().which_children().await.unwrap();
         copies.extend(children.into_iter().filter_map(|child| child.pid));
     }
 
@@ -398,10 +389,10 @@ async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_co
             let (on_a, on_b, copies) = (on_a.clone(), on_b.clone(), copies.clone());
             let (a, b) = (a.clone(), b.clone());
             async move {
-                if on_b.supervisor().await.is_some() {
+                if on_b.supervisor().is_some() {
                     return None;
                 }
-                let children = on_a.supervisor().await?.which_children().await.ok()?;
+                let children = on_a.supervisor()?.which_children().await.ok()?;
                 let alive = |pid: &noex_core::Pid| a.runtime().is_alive(pid) || b.runtime().is_alive(pid);
                 let live: Vec<_> = copies.iter().filter(|pid| alive(pid)).cloned().collect();
                 let named_alike = children.iter().all(|child| {

@@ -39,21 +39,22 @@
 
 mod event;
 mod replica;
+mod replication;
 mod selector;
 mod server;
 mod spec;
 
 use bytes::Bytes;
 use noex_cluster::NodeId;
-use noex_core::{Encodable, ExitReason, Pid, ServerRef, StopError};
+use noex_core::{Encodable, ExitReason, Pid, ServerRef, StartOptions, StopError};
 use noex_remote::Node;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 pub use event::{DistChildInfo, DistEvent, DistStats, DistSupervisorError};
 pub use selector::{NodeSelector, PlaceFn};
 pub use spec::{DistChildSpec, DistSupervisorSpec, Strategy};
 
-use server::{Answer, DistSupervisorServer, Op};
+use server::{Answer, DistSupervisorServer, Notice, Op};
 
 /// Events buffered per subscriber before the slowest one starts losing them (it is told how many).
 const EVENT_BUFFER: usize = 4096;
@@ -66,7 +67,7 @@ impl DistSupervisor {
     /// cannot start, those already started are stopped and this fails.
     pub async fn start(node: &Node, spec: DistSupervisorSpec) -> Result<DistSupervisorRef, DistSupervisorError> {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        start_with(node, spec, events).await
+        start_with(node, spec, events, None).await
     }
 
     /// Starts `node`'s replica of a named supervision (the spec must have a [`name`](DistSupervisorSpec::name),
@@ -78,18 +79,22 @@ impl DistSupervisor {
             return Err(DistSupervisorError::Misuse("a replicated supervision needs a name"));
         }
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let replica = node.runtime().start(replica::Replica::new(node.clone(), spec, events.clone())).await?;
-        Ok(ReplicaRef { replica, events })
+        let (owner, supervisor) = watch::channel(None);
+        let replica = replica::Replica::new(node.clone(), spec, events.clone(), owner);
+        // Other nodes' replicas and supervisors send it the supervision's state.
+        let replica = node.runtime().start_encodable(replica, StartOptions::default()).await?;
+        Ok(ReplicaRef { replica, events, supervisor })
     }
 }
 
-/// Starts a supervisor whose events go to `events`.
+/// Starts a supervisor whose events go to `events`, with `inherited`'s children if a former owner left some.
 pub(crate) async fn start_with(
     node: &Node,
     spec: DistSupervisorSpec,
     events: broadcast::Sender<DistEvent>,
+    inherited: Option<replication::Snapshot>,
 ) -> Result<DistSupervisorRef, DistSupervisorError> {
-    let server = DistSupervisorServer::new(node.clone(), spec, events.clone());
+    let server = DistSupervisorServer::new(node.clone(), spec, events.clone(), inherited);
     let server = node.runtime().start(server).await?;
     Ok(DistSupervisorRef { server, events })
 }
@@ -99,6 +104,7 @@ pub(crate) async fn start_with(
 pub struct ReplicaRef {
     replica: ServerRef<replica::Replica>,
     events: broadcast::Sender<DistEvent>,
+    supervisor: watch::Receiver<Option<DistSupervisorRef>>,
 }
 
 impl ReplicaRef {
@@ -108,8 +114,16 @@ impl ReplicaRef {
     }
 
     /// The supervisor, if this replica owns the supervision now.
-    pub async fn supervisor(&self) -> Option<DistSupervisorRef> {
-        self.replica.call(replica::ReplicaCall::Supervisor).await.ok().flatten()
+    pub fn supervisor(&self) -> Option<DistSupervisorRef> {
+        self.supervisor.borrow().clone()
+    }
+
+    /// Waits until this replica owns the supervision, and returns its supervisor; `None` if the replica ends
+    /// first.
+    pub async fn owned(&self) -> Option<DistSupervisorRef> {
+        let mut supervisor = self.supervisor.clone();
+        let owned = supervisor.wait_for(|supervisor| supervisor.is_some()).await;
+        owned.ok().and_then(|supervisor| supervisor.clone())
     }
 
     /// The events of the supervisor whenever this replica owns the supervision.
@@ -213,10 +227,25 @@ impl DistSupervisorRef {
         self.server.stop(ExitReason::Shutdown, timeout).await
     }
 
-    /// Ends the supervisor without stopping its children (for another supervisor of the same name to adopt).
-    pub(crate) async fn release(&self) {
-        let _ = self.ask(Op::Release).await;
+    /// Ends the supervisor without stopping its children (for another supervisor of the same name to adopt);
+    /// returns its children, for that one to merge.
+    pub(crate) async fn release(&self) -> Option<replication::Snapshot> {
+        let released = self.ask(Op::Release).await;
         let _ = self.server.stop(ExitReason::Normal, std::time::Duration::from_secs(5)).await;
+        match released {
+            Ok(Answer::Released(snapshot)) => Some(snapshot),
+            _ => None,
+        }
+    }
+
+    /// Takes on the children of a former owner that it does not know.
+    pub(crate) fn merge(&self, snapshot: replication::Snapshot) {
+        self.server.cast(Notice::Merge(snapshot));
+    }
+
+    /// Sends the snapshot to the replica on `node`.
+    pub(crate) fn send_state_to(&self, node: String) {
+        self.server.cast(Notice::SendState(node));
     }
 
     /// Whether the supervisor runs.

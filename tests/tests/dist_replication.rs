@@ -1,0 +1,210 @@
+//! What a distributed supervision keeps across owners: children added with `start_child` and `start_templated`,
+//! children stopped for good, and children started on the other side of a healed partition. Also the bonds of an
+//! unnamed supervisor (its children end with it) and a group restart that stops at its first failed start.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use noex_core::{ExitReason, Pid};
+use noex_dist_supervisor::{DistChildSpec, DistEvent, DistSupervisor, DistSupervisorSpec, NodeSelector, Strategy};
+use noex_remote::Node;
+use noex_tests::cluster::wait_connected;
+use noex_tests::dist::{counters, spec};
+use noex_tests::remote::{full_node_behind_proxy, mesh, within};
+use noex_tests::servers::{Counter, CounterArgs};
+use tokio::sync::broadcast;
+
+async fn next_event(events: &mut broadcast::Receiver<DistEvent>) -> DistEvent {
+    within("a supervisor event", events.recv()).await.expect("event")
+}
+
+/// Crashes `node` (its processes end, its peers see it go).
+async fn crash(node: &Node) {
+    node.crash().await;
+    node.runtime().shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_and_stopped_children_survive_a_takeover() {
+    let nodes = mesh(3).await;
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let named = || spec(Strategy::OneForOne, NodeSelector::RoundRobin, counters(2)).name("kept");
+    let mut replicas = Vec::new();
+    for node in &nodes {
+        replicas.push(DistSupervisor::start_replica(node, named()).await.unwrap());
+    }
+    let owner = within("n1's replica to own it", replicas[0].owned()).await.unwrap();
+    // Added after the start: one on n2 (it runs on through the takeover), one on n1 (it dies with n1).
+    let (on_n2, _) = owner
+        .start_child(DistChildSpec::new("added-n2", "counter").selector(NodeSelector::Node(n2.id().clone())))
+        .await
+        .unwrap();
+    let (_, node) =
+        owner.start_child(DistChildSpec::new("added-n1", "counter").selector(NodeSelector::LocalFirst)).await.unwrap();
+    assert_eq!(&node, n1.id());
+    // Stopped for good, and deleted: a new owner must neither start the one nor know the other.
+    owner.terminate_child("c0").await.unwrap();
+    owner.delete_child("c1").await.unwrap();
+
+    crash(n1).await;
+    let second = within("n2's replica to take over", replicas[1].owned()).await.unwrap();
+    eventually_children(&second, |children| {
+        let ids: Vec<&str> = children.iter().map(|child| &*child.id).collect();
+        ids == ["c0", "added-n2", "added-n1"] && children[1..].iter().all(|child| child.pid.is_some())
+    })
+    .await;
+    let children = second.which_children().await.unwrap();
+    assert_eq!(children[0].pid, None, "c0 stays terminated");
+    assert_eq!(children[1].pid.as_ref(), Some(&on_n2), "added-n2 adopted, not started again");
+    assert_eq!(children[2].node.as_ref(), Some(n2.id()), "added-n1 started again, LocalFirst on the new owner");
+    // And the new owner can still restart the terminated one.
+    let (pid, _) = second.restart_child("c0").await.unwrap();
+    assert!(n2.runtime().is_alive(&pid) || nodes[2].runtime().is_alive(&pid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templated_children_survive_a_takeover_and_their_numbering_goes_on() {
+    let nodes = mesh(3).await;
+    let template = DistChildSpec::new("worker", "counter").args(&CounterArgs { initial: 7, ..Default::default() });
+    let named = || {
+        DistSupervisorSpec::new(Strategy::SimpleOneForOne)
+            .selector(NodeSelector::Node(nodes[2].id().clone()))
+            .template(template.clone())
+            .name("pool")
+    };
+    let mut replicas = Vec::new();
+    for node in &nodes {
+        replicas.push(DistSupervisor::start_replica(node, named()).await.unwrap());
+    }
+    let owner = within("n1's replica to own it", replicas[0].owned()).await.unwrap();
+    let mut before = Vec::new();
+    for _ in 0..3 {
+        before.push(owner.start_templated(&CounterArgs { initial: 1, ..Default::default() }).await.unwrap().0);
+    }
+
+    crash(&nodes[0]).await;
+    let second = within("n2's replica to take over", replicas[1].owned()).await.unwrap();
+    let children = second.which_children().await.unwrap();
+    let ids: Vec<&str> = children.iter().map(|child| &*child.id).collect();
+    assert_eq!(ids, ["worker_1", "worker_2", "worker_3"]);
+    let pids: Vec<Pid> = children.into_iter().map(|child| child.pid.expect("adopted")).collect();
+    assert_eq!(pids, before, "each adopted where it ran, on n3");
+    // The next one is worker_4, not a second worker_1 (whose global name is taken).
+    let (pid, _) = second.start_templated(&CounterArgs { initial: 1, ..Default::default() }).await.unwrap();
+    let ids: Vec<String> = second.which_children().await.unwrap().iter().map(|child| child.id.to_string()).collect();
+    assert_eq!(ids.last().map(String::as_str), Some("worker_4"));
+    let counter = nodes[1].runtime().remote_ref::<Counter>(&pid);
+    assert_eq!(counter.call(noex_tests::servers::Request::get()).await, Ok(1), "its own arguments");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_added_on_the_smaller_side_of_a_partition_is_merged_when_it_heals() {
+    let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
+    let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
+    wait_connected(a.cluster(), 1).await;
+    let named = || spec(Strategy::OneForOne, NodeSelector::LocalFirst, counters(1)).name("merged");
+    let on_a = DistSupervisor::start_replica(&a, named()).await.unwrap();
+    let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
+    within("a's replica to own it", on_a.owned()).await.unwrap();
+
+    a_proxy.pause();
+    b_proxy.pause();
+    let b_side = within("b's replica to own its side", on_b.owned()).await.unwrap();
+    let (only_b, _) = b_side.start_child(DistChildSpec::new("only-b", "counter")).await.unwrap();
+
+    a_proxy.resume();
+    b_proxy.resume();
+    // a owns the supervision again, knows b's child, and runs it once: the one b started, adopted.
+    let mut merged = None;
+    within("a to take on b's child", async {
+        loop {
+            if on_b.supervisor().is_none()
+                && let Some(owner) = on_a.supervisor()
+                && let Ok(children) = owner.which_children().await
+                && let Some(child) = children.iter().find(|child| &*child.id == "only-b")
+                && child.pid.is_some()
+            {
+                merged = child.pid.clone();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(merged.as_ref(), Some(&only_b), "adopted, not started again");
+    assert!(b.runtime().is_alive(&only_b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unnamed_supervisors_children_end_with_it_wherever_they_run() {
+    let nodes = mesh(2).await;
+    let there = NodeSelector::Node(nodes[1].id().clone());
+    let supervisor = DistSupervisor::start(&nodes[0], spec(Strategy::OneForOne, there, counters(3))).await.unwrap();
+    let children: Vec<Pid> =
+        supervisor.which_children().await.unwrap().into_iter().map(|child| child.pid.unwrap()).collect();
+    let downs: Vec<_> = children.iter().map(|pid| nodes[1].runtime().monitor(pid)).collect();
+
+    // Killed: no `terminate`, so nothing stops the children but their links.
+    nodes[0].runtime().kill(supervisor.pid());
+    for down in downs {
+        let down = within("a child to end with its supervisor", down).await;
+        assert_eq!(down.reason, ExitReason::Killed, "the supervisor's reason, through the link");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_restart_stops_at_its_first_failed_start_and_retries_the_group() {
+    let nodes = mesh(2).await;
+    // `flaky` fails its start as many times as `failures` says, then starts.
+    let failures = Arc::new(AtomicUsize::new(0));
+    for node in &nodes {
+        let failures = failures.clone();
+        node.remote().behaviours().register("flaky", move |_: CounterArgs| {
+            match failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+                Ok(_) => Err("not now".to_string()),
+                Err(_) => Ok(Counter::default()),
+            }
+        });
+    }
+    let children = vec![
+        DistChildSpec::new("first", "counter"),
+        DistChildSpec::new("second", "flaky"),
+        DistChildSpec::new("third", "counter"),
+    ];
+    let supervisor =
+        DistSupervisor::start(&nodes[0], spec(Strategy::OneForAll, NodeSelector::RoundRobin, children)).await.unwrap();
+    let mut events = supervisor.events();
+    let first = supervisor.which_children().await.unwrap()[0].pid.clone().unwrap();
+
+    failures.store(1, Ordering::SeqCst);
+    nodes[0].runtime().exit(&first, ExitReason::error("boom"));
+    // first restarts, second fails: third is not started; the retry restarts the group, in order.
+    let mut restarted = Vec::new();
+    while restarted.len() < 4 {
+        if let DistEvent::ChildRestarted { id, .. } = next_event(&mut events).await {
+            restarted.push(id.to_string());
+        }
+    }
+    assert_eq!(restarted, ["first", "first", "second", "third"]);
+    let children = supervisor.which_children().await.unwrap();
+    assert!(children.iter().all(|child| child.pid.is_some()), "all run again");
+}
+
+/// Polls `supervisor`'s children until `done` holds.
+async fn eventually_children(
+    supervisor: &noex_dist_supervisor::DistSupervisorRef,
+    done: impl Fn(&[noex_dist_supervisor::DistChildInfo]) -> bool,
+) {
+    within("the children to settle", async {
+        loop {
+            if let Ok(children) = supervisor.which_children().await
+                && done(&children)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
