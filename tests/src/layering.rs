@@ -14,17 +14,17 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("noex-pg", 3),
     ("noex-remote", 4),
     ("noex-observer", 5),
-    ("noex-dist-supervisor", 5),
-    ("counter-node", 6),
-    ("observer-node", 6),
-    ("noex-bench", 6),
-    ("noex-chaos", 6),
-    ("noex-fuzz", 6),
-    ("noex-tests", 7),
+    ("noex-dist-supervisor", 6),
+    ("counter-node", 7),
+    ("observer-node", 7),
+    ("noex-bench", 7),
+    ("noex-chaos", 7),
+    ("noex-fuzz", 7),
+    ("noex-tests", 8),
 ];
 
 /// The rank from which a crate is a program rather than a library.
-const PROGRAMS: u8 = 6;
+const PROGRAMS: u8 = 7;
 
 /// Dependencies reserved to programs.
 pub const APP_ONLY: &[&str] = &["clap", "rustyline", "tracing-subscriber", "anyhow"];

@@ -410,3 +410,22 @@ async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_co
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_loaded_places_by_the_nodes_process_counts() {
+    use noex_tests::observer::{idle_servers, observed_node};
+    let (n1, observer) = observed_node("n1", &[]).await;
+    let (n2, _n2_observer) = observed_node("n2", &[n1.id()]).await;
+    let (n3, _n3_observer) = observed_node("n3", &[n1.id()]).await;
+    for node in [&n1, &n2, &n3] {
+        noex_tests::servers::register_behaviours(node.remote().behaviours());
+        wait_connected(node.cluster(), 2).await;
+    }
+    // n1 runs 20 processes (and the supervisor), n2 10, n3 none.
+    let _busy = (idle_servers(&n1, 20).await, idle_servers(&n2, 10).await);
+    let spec = spec(Strategy::OneForOne, NodeSelector::LeastLoaded, counters(12)).observer(observer);
+    let supervisor = DistSupervisor::start(&n1, spec).await.unwrap();
+    // n3 takes children until it runs as many processes as n2; then they alternate (ties go by node id).
+    let expected = BTreeMap::from([(n2.id().to_string(), 1), (n3.id().to_string(), 11)]);
+    assert_eq!(placement(&supervisor).await, expected);
+}

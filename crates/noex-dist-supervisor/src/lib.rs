@@ -9,15 +9,20 @@
 //! first one, every child of that node is handled at once (temporary ones removed, the others started on another
 //! node) and counts as one restart, and the other monitors are removed, so no child restarts twice.
 //!
-//! `LeastLoaded` counts the children this supervisor runs on each node: the load it knows without asking other
-//! nodes (noex's figure was always 0).
+//! `LeastLoaded` places by each node's count of user processes, from the nodes' observer services (give the spec
+//! this node's `ClusterObserver`; noex's figure was always 0), corrected by the children placed since; without
+//! one, by the children this supervisor runs on each node.
 //!
 //! A **named** supervision ([`DistSupervisorSpec::name`]) registers each child globally as `dsup:<name>:<id>`
 //! before its `init`, so the registry makes a second copy of a child impossible, and a supervisor started under
 //! that name adopts the children that still run. [`DistSupervisor::start_replica`] runs one replica per node
 //! (all in the process group `dsup:<name>`): the replica on the node whose id sorts first owns the supervision;
 //! when that node is lost, the next one takes over and adopts the children, starting only those that died with
-//! it. Specs are configuration, the same on every replica: children added with `start_child` are not replicated.
+//! it. The spec is configuration, the same on every replica; what changes (children added with `start_child` or
+//! `start_templated`, children terminated or deleted) is replicated to every replica before the supervisor
+//! answers, so a takeover starts from the former owner's children. A supervisor that hands over sends its
+//! children to the new owner, which takes on those it did not know (started on the other side of a partition).
+//! An unnamed supervisor links its children, as OTP's does: they end with it.
 //!
 //! `examples/failover.rs` shows it across OS processes: three nodes, `kill -9` of one, and its children started
 //! on the others.

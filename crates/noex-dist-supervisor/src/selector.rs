@@ -15,8 +15,9 @@ pub enum NodeSelector {
     LocalFirst,
     /// Each placement on the next candidate in id order, by this supervisor's own counter.
     RoundRobin,
-    /// The candidate running the fewest of this supervisor's children (ties: this node, then by id). A
-    /// supervisor's own children are the load it knows without asking other nodes; see the crate docs.
+    /// The candidate with the fewest user processes, as the nodes' observer services count them, when the spec
+    /// has an [`observer`](crate::DistSupervisorSpec::observer) and every candidate answers; otherwise the
+    /// candidate running the fewest of this supervisor's children. Ties: this node, then by id.
     LeastLoaded,
     /// A candidate at random.
     Random,

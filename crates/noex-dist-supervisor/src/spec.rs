@@ -99,6 +99,10 @@ pub struct DistSupervisorSpec {
     /// after the first one's node died) adopts the children that still run instead of starting them again. The
     /// global registry makes a second copy of a child impossible: its start fails, and the running one is adopted.
     pub name: Option<String>,
+    /// Where [`NodeSelector::LeastLoaded`] finds the nodes' loads: this node's cluster observer, which asks every
+    /// node's observer service for its count of user processes (see the crate docs). Without one, the load of a
+    /// node is the number of this supervisor's children there.
+    pub observer: Option<noex_observer::ClusterObserver>,
 }
 
 impl DistSupervisorSpec {
@@ -112,6 +116,7 @@ impl DistSupervisorSpec {
             children: Vec::new(),
             template: None,
             name: None,
+            observer: None,
         }
     }
 
@@ -137,6 +142,12 @@ impl DistSupervisorSpec {
     /// Names the supervision (see [`DistSupervisorSpec::name`]).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Gives `LeastLoaded` the nodes' real loads (see [`DistSupervisorSpec::observer`]).
+    pub fn observer(mut self, observer: noex_observer::ClusterObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 

@@ -3,6 +3,7 @@
 //! lost node's children are all handled at its first `noconnection`, and the monitors of the others are removed
 //! in the same step (after `demonitor`, their `DOWN`s are never delivered).
 
+mod load;
 mod ops;
 mod replicate;
 mod restart;
@@ -19,7 +20,9 @@ use tokio::sync::broadcast;
 
 use crate::replication::{Kind, Snapshot};
 use crate::selector::Candidates;
-use crate::{DistChildInfo, DistChildSpec, DistEvent, DistStats, DistSupervisorError, DistSupervisorSpec};
+use crate::{
+    DistChildInfo, DistChildSpec, DistEvent, DistStats, DistSupervisorError, DistSupervisorSpec, NodeSelector,
+};
 use replicate::Replication;
 
 /// A child and, while it runs, its process, node and monitor.
@@ -74,6 +77,8 @@ pub(crate) struct DistSupervisorServer {
     forwarders: Vec<tokio::task::AbortHandle>,
     /// A named supervision's replication to its replicas.
     replication: Option<Replication>,
+    /// The nodes' figures for `LeastLoaded`, as last observed.
+    observed: Option<load::Observed>,
 }
 
 impl Drop for DistSupervisorServer {
@@ -150,6 +155,7 @@ impl DistSupervisorServer {
             released: false,
             forwarders: Vec::new(),
             replication,
+            observed: None,
         }
     }
 
@@ -166,10 +172,12 @@ impl DistSupervisorServer {
             .chain(others)
             .filter(|node| excluded.is_none_or(|excluded| node.node_name() != *excluded))
             .collect();
-        let load = |node: &NodeId| {
-            self.children.iter().filter(|c| c.running.as_ref().is_some_and(|r| r.node == *node)).count()
-        };
         let selector = spec.selector.as_ref().unwrap_or(&self.spec.selector);
+        let loads = match selector {
+            NodeSelector::LeastLoaded => self.loads(&nodes),
+            _ => Default::default(),
+        };
+        let load = |node: &NodeId| loads.get(node).copied().unwrap_or(0);
         let candidates = Candidates { nodes: &nodes, load: &load };
         let mut next = self.round_robin;
         let chosen = selector.choose(&candidates, &spec.id, &mut next);
@@ -190,6 +198,9 @@ impl DistSupervisorServer {
         let name = self.child_name(&spec.id);
         if let Some(adopted) = self.adopt(index, name.as_deref(), ctx) {
             return Ok(adopted);
+        }
+        if matches!(spec.selector.as_ref().unwrap_or(&self.spec.selector), NodeSelector::LeastLoaded) {
+            self.refresh_load().await;
         }
         let node = self.place(&spec, excluded)?;
         // A named supervision's children outlive its process (the next owner adopts them); the others are linked
