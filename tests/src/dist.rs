@@ -40,3 +40,73 @@ pub async fn three_with_two_behind_proxies() -> (Node, Proxy, Node, Proxy, Node)
     }
     (a, a_proxy, b, b_proxy, c)
 }
+
+/// Waits until the replicas of supervision `name` agree: every node sees all of them in the group, and exactly one
+/// runs the supervisor (at start, a replica that has not yet seen one sorting first may briefly own it, then hands
+/// over). Returns that supervisor.
+pub async fn one_owner(
+    name: &str,
+    nodes: &[&Node],
+    replicas: &[&noex_dist_supervisor::ReplicaRef],
+) -> noex_dist_supervisor::DistSupervisorRef {
+    let group = format!("dsup:{name}");
+    crate::remote::within("the replicas to agree on one owner", async {
+        loop {
+            let seen = nodes.iter().all(|node| node.groups().members(&group).len() == replicas.len());
+            let owners: Vec<_> = replicas.iter().filter_map(|replica| replica.supervisor()).collect();
+            if seen && owners.len() == 1 {
+                return owners.into_iter().next().expect("one");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// Waits until every child of `owner` (of supervision `name`) runs, under its name in every node's registry: no
+/// start or name conflict left to settle. Returns the children.
+pub async fn settled(
+    owner: &noex_dist_supervisor::DistSupervisorRef,
+    name: &str,
+    nodes: &[&Node],
+) -> Vec<noex_dist_supervisor::DistChildInfo> {
+    crate::remote::within("the children to run under their names everywhere", async {
+        loop {
+            if let Ok(children) = owner.which_children().await {
+                let named = |child: &noex_dist_supervisor::DistChildInfo| {
+                    let global = format!("dsup:{name}:{}", child.id);
+                    child.pid.is_some() && nodes.iter().all(|node| node.registry().whereis(&global) == child.pid)
+                };
+                if children.iter().all(named) {
+                    return children;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// Polls `supervisor`'s children until `done` holds.
+pub async fn children_until(
+    supervisor: &noex_dist_supervisor::DistSupervisorRef,
+    done: impl Fn(&[noex_dist_supervisor::DistChildInfo]) -> bool,
+) {
+    crate::remote::within("the children to settle", async {
+        loop {
+            if let Ok(children) = supervisor.which_children().await
+                && done(&children)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+/// Crashes `node` (its processes end, its peers see it go).
+pub async fn crash(node: &Node) {
+    node.crash().await;
+    node.runtime().shutdown(Duration::from_secs(1)).await;
+}

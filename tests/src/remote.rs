@@ -68,3 +68,14 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
+
+/// Shows the libraries' logs on stderr when `NOEX_TEST_LOG` holds a filter (`noex_dist_supervisor=debug`, say):
+/// call it first in a test to see why it failed. Once per test binary; later calls do nothing.
+pub fn log() {
+    if let Ok(filter) = std::env::var("NOEX_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}

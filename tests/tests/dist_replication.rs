@@ -1,6 +1,7 @@
 //! What a distributed supervision keeps across owners: children added with `start_child` and `start_templated`,
-//! children stopped for good, and children started on the other side of a healed partition. Also the bonds of an
-//! unnamed supervisor (its children end with it) and a group restart that stops at its first failed start.
+//! children stopped for good or deleted, and children started on either side of a healed partition (one owner and
+//! one copy of each child after it). Also the bonds of an unnamed supervisor (its children end with it) and a group
+//! restart that stops at its first failed start.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,21 +9,14 @@ use std::time::Duration;
 
 use noex_core::{ExitReason, Pid};
 use noex_dist_supervisor::{DistChildSpec, DistEvent, DistSupervisor, DistSupervisorSpec, NodeSelector, Strategy};
-use noex_remote::Node;
 use noex_tests::cluster::wait_connected;
-use noex_tests::dist::{counters, spec};
+use noex_tests::dist::{children_until, counters, crash, one_owner, spec};
 use noex_tests::remote::{full_node_behind_proxy, mesh, within};
 use noex_tests::servers::{Counter, CounterArgs};
 use tokio::sync::broadcast;
 
 async fn next_event(events: &mut broadcast::Receiver<DistEvent>) -> DistEvent {
     within("a supervisor event", events.recv()).await.expect("event")
-}
-
-/// Crashes `node` (its processes end, its peers see it go).
-async fn crash(node: &Node) {
-    node.crash().await;
-    node.runtime().shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +28,7 @@ async fn added_and_stopped_children_survive_a_takeover() {
     for node in &nodes {
         replicas.push(DistSupervisor::start_replica(node, named()).await.unwrap());
     }
-    let owner = within("n1's replica to own it", replicas[0].owned()).await.unwrap();
+    let owner = one_owner("kept", &nodes.iter().collect::<Vec<_>>(), &replicas.iter().collect::<Vec<_>>()).await;
     // Added after the start: one on n2 (it runs on through the takeover), one on n1 (it dies with n1).
     let (on_n2, _) = owner
         .start_child(DistChildSpec::new("added-n2", "counter").selector(NodeSelector::Node(n2.id().clone())))
@@ -49,7 +43,7 @@ async fn added_and_stopped_children_survive_a_takeover() {
 
     crash(n1).await;
     let second = within("n2's replica to take over", replicas[1].owned()).await.unwrap();
-    eventually_children(&second, |children| {
+    children_until(&second, |children| {
         let ids: Vec<&str> = children.iter().map(|child| &*child.id).collect();
         ids == ["c0", "added-n2", "added-n1"] && children[1..].iter().all(|child| child.pid.is_some())
     })
@@ -77,7 +71,7 @@ async fn templated_children_survive_a_takeover_and_their_numbering_goes_on() {
     for node in &nodes {
         replicas.push(DistSupervisor::start_replica(node, named()).await.unwrap());
     }
-    let owner = within("n1's replica to own it", replicas[0].owned()).await.unwrap();
+    let owner = one_owner("pool", &nodes.iter().collect::<Vec<_>>(), &replicas.iter().collect::<Vec<_>>()).await;
     let mut before = Vec::new();
     for _ in 0..3 {
         before.push(owner.start_templated(&CounterArgs { initial: 1, ..Default::default() }).await.unwrap().0);
@@ -100,13 +94,14 @@ async fn templated_children_survive_a_takeover_and_their_numbering_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_added_on_the_smaller_side_of_a_partition_is_merged_when_it_heals() {
+    noex_tests::remote::log();
     let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
     let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
     wait_connected(a.cluster(), 1).await;
     let named = || spec(Strategy::OneForOne, NodeSelector::LocalFirst, counters(1)).name("merged");
     let on_a = DistSupervisor::start_replica(&a, named()).await.unwrap();
     let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
-    within("a's replica to own it", on_a.owned()).await.unwrap();
+    one_owner("merged", &[&a, &b], &[&on_a, &on_b]).await;
 
     a_proxy.pause();
     b_proxy.pause();
@@ -191,20 +186,103 @@ async fn a_group_restart_stops_at_its_first_failed_start_and_retries_the_group()
     assert!(children.iter().all(|child| child.pid.is_some()), "all run again");
 }
 
-/// Polls `supervisor`'s children until `done` holds.
-async fn eventually_children(
-    supervisor: &noex_dist_supervisor::DistSupervisorRef,
-    done: impl Fn(&[noex_dist_supervisor::DistChildInfo]) -> bool,
-) {
-    within("the children to settle", async {
+/// Apart, a (the owner by the rule) terminates c0 and deletes c1, while b's side, owning its half, runs a copy of
+/// each. Healed, b's supervisor hands over and a's decisions win: b's copies end (neither runs unsupervised), c1
+/// stays deleted and c0 terminated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_stopped_on_the_owners_side_of_a_partition_do_not_run_on_after_it_heals() {
+    noex_tests::remote::log();
+    let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
+    let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
+    wait_connected(a.cluster(), 1).await;
+    let named = || spec(Strategy::OneForOne, NodeSelector::LocalFirst, counters(2)).name("undone");
+    let on_a = DistSupervisor::start_replica(&a, named()).await.unwrap();
+    let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
+    let a_side = one_owner("undone", &[&a, &b], &[&on_a, &on_b]).await;
+
+    a_proxy.pause();
+    b_proxy.pause();
+    let b_side = within("b's replica to own its side", on_b.owned()).await.unwrap();
+    children_until(&b_side, |children| children.len() == 2 && children.iter().all(|child| child.pid.is_some())).await;
+    let b_copies: Vec<Pid> = b_side.which_children().await.unwrap().into_iter().map(|c| c.pid.unwrap()).collect();
+    assert!(b_copies.iter().all(|pid| b.runtime().is_alive(pid)));
+    a_side.terminate_child("c0").await.unwrap();
+    a_side.delete_child("c1").await.unwrap();
+
+    a_proxy.resume();
+    b_proxy.resume();
+    noex_tests::remote::eventually("b's supervisor to hand over", || !b_side.is_alive()).await;
+    noex_tests::remote::eventually("b's copies of the stopped children to end", || {
+        b_copies.iter().all(|pid| !b.runtime().is_alive(pid))
+    })
+    .await;
+    let children = a_side.which_children().await.unwrap();
+    let ids: Vec<&str> = children.iter().map(|child| &*child.id).collect();
+    assert_eq!(ids, ["c0"], "c1 stays deleted");
+    assert_eq!(children[0].pid, None, "c0 stays terminated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_four_node_cluster_split_one_against_three_heals_to_one_owner_and_one_copy_of_each_child() {
+    use noex_tests::proxy::Link;
+    let (a, a_proxy) = full_node_behind_proxy("a", &[]).await;
+    let mut nodes = vec![a];
+    let mut proxies = vec![a_proxy];
+    for name in ["b", "c", "d"] {
+        let (node, proxy) = full_node_behind_proxy(name, &[nodes[0].id()]).await;
+        nodes.push(node);
+        proxies.push(proxy);
+    }
+    for node in &nodes {
+        wait_connected(node.cluster(), 3).await;
+    }
+    let named = || spec(Strategy::OneForOne, NodeSelector::RoundRobin, counters(8)).name("wide");
+    let mut replicas = Vec::new();
+    for node in &nodes {
+        replicas.push(DistSupervisor::start_replica(node, named()).await.unwrap());
+    }
+    let owner = one_owner("wide", &nodes.iter().collect::<Vec<_>>(), &replicas.iter().collect::<Vec<_>>()).await;
+    let mut seen: Vec<Pid> = owner.which_children().await.unwrap().into_iter().filter_map(|c| c.pid).collect();
+
+    // a alone against b, c and d: whoever dialed whom, every link between the sides is cut.
+    let set_split = |link: Link| {
+        for (i, name) in ["b", "c", "d"].iter().enumerate() {
+            proxies[0].set_link(name, link);
+            proxies[i + 1].set_link("a", link);
+        }
+    };
+    set_split(Link { cut: true, ..Link::default() });
+    let b_side = within("b's replica to own the larger side", replicas[1].owned()).await.unwrap();
+    let (late, _) = b_side.start_child(DistChildSpec::new("late", "counter")).await.unwrap();
+    for side in [&owner, &b_side] {
+        children_until(side, |children| children.iter().all(|child| child.pid.is_some())).await;
+        seen.extend(side.which_children().await.unwrap().into_iter().filter_map(|c| c.pid));
+    }
+
+    set_split(Link::default());
+    let alive = |pid: &Pid| nodes.iter().any(|node| node.runtime().is_alive(pid));
+    within("one owner, and one live copy of each child, named alike everywhere", async {
         loop {
-            if let Ok(children) = supervisor.which_children().await
-                && done(&children)
+            let owners = replicas.iter().filter(|replica| replica.supervisor().is_some()).count();
+            if owners == 1
+                && let Some(owner) = replicas[0].supervisor()
+                && let Ok(children) = owner.which_children().await
             {
-                return;
+                let current: Vec<Pid> = children.iter().filter_map(|child| child.pid.clone()).collect();
+                let named_alike = children.iter().all(|child| {
+                    let name = format!("dsup:wide:{}", child.id);
+                    child.pid.is_some() && nodes.iter().all(|node| node.registry().whereis(&name) == child.pid)
+                });
+                let extra = seen.iter().any(|pid| alive(pid) && !current.contains(pid));
+                if children.len() == 9 && named_alike && !extra && current.iter().all(alive) {
+                    return;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
+    let children = replicas[0].supervisor().unwrap().which_children().await.unwrap();
+    let late_now = children.iter().find(|child| &*child.id == "late").and_then(|child| child.pid.clone());
+    assert_eq!(late_now, Some(late), "the child added on the larger side was kept, not started again");
 }

@@ -277,10 +277,14 @@ async fn when_the_owners_node_dies_the_next_replica_takes_over_and_no_child_star
         replicas.push(DistSupervisor::start_replica(node, named()).await.unwrap());
     }
     // n1's id sorts first: its replica owns the supervision, and only it.
-    let owner = within("n1's replica to own the supervision", replicas[0].owned()).await.unwrap();
+    let owner = noex_tests::dist::one_owner(
+        "replicated",
+        &nodes.iter().collect::<Vec<_>>(),
+        &replicas.iter().collect::<Vec<_>>(),
+    )
+    .await;
     assert!(replicas[1].supervisor().is_none() && replicas[2].supervisor().is_none(), "one owner");
-    let before = owner.which_children().await.unwrap();
-    assert!(before.iter().all(|child| child.pid.is_some()));
+    let before = noex_tests::dist::settled(&owner, "replicated", &nodes.iter().collect::<Vec<_>>()).await;
     let mut events = replicas[1].events();
 
     // n1 dies (its replica and supervisor with it): n2's replica takes over.
@@ -336,17 +340,8 @@ async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_co
     let named = || spec(Strategy::OneForOne, NodeSelector::RoundRobin, counters(4)).name("split");
     let on_a = DistSupervisor::start_replica(&a, named()).await.unwrap();
     let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
-    let mut owner = None;
-    eventually_async(
-        "a's replica to own the supervision",
-        || {
-            let replica = on_a.clone();
-            async move { replica.supervisor() }
-        },
-        &mut owner,
-    )
-    .await;
-    let first = owner.unwrap().which_children().await.unwrap();
+    let owner = noex_tests::dist::one_owner("split", &[&a, &b], &[&on_a, &on_b]).await;
+    let first = owner.which_children().await.unwrap();
     let mut copies: Vec<_> = first.iter().filter_map(|child| child.pid.clone()).collect();
 
     // Apart, each side owns the supervision and runs every child: two copies of each.

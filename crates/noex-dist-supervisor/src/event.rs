@@ -139,6 +139,9 @@ pub enum DistSupervisorError {
     /// `start_child` with arguments is for `SimpleOneForOne` supervisors, with a template; a spec for the others.
     #[error("{0}")]
     Misuse(&'static str),
+    /// The supervisor has handed over to another node's (a replica that sorts first joined): ask that one.
+    #[error("the supervisor has handed over to another node's")]
+    HandedOver,
     /// The supervisor did not answer (it has stopped, for instance after too many restarts).
     #[error("supervisor unavailable: {0}")]
     Unavailable(#[from] noex_core::CallError),

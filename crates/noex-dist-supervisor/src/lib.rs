@@ -21,7 +21,9 @@
 //! it. The spec is configuration, the same on every replica; what changes (children added with `start_child` or
 //! `start_templated`, children terminated or deleted) is replicated to every replica before the supervisor
 //! answers, so a takeover starts from the former owner's children. A supervisor that hands over sends its
-//! children to the new owner, which takes on those it did not know (started on the other side of a partition).
+//! children to the new owner, which takes on those it did not know (started on the other side of a partition)
+//! and stops the other side's copies of children it holds stopped or deleted. A replica's supervisor is linked to
+//! it: past its restart intensity it ends the replica, and the next one takes over (OTP's escalation).
 //! An unnamed supervisor links its children, as OTP's does: they end with it.
 //!
 //! `examples/failover.rs` shows it across OS processes: three nodes, `kill -9` of one, and its children started
@@ -101,6 +103,19 @@ pub(crate) async fn start_with(
 ) -> Result<DistSupervisorRef, DistSupervisorError> {
     let server = DistSupervisorServer::new(node.clone(), spec, events.clone(), inherited);
     let server = node.runtime().start(server).await?;
+    Ok(DistSupervisorRef { server, events })
+}
+
+/// Starts a replica's supervisor, linked to it (see `replica.rs`).
+pub(crate) async fn start_linked<S: noex_core::GenServer>(
+    ctx: &mut noex_core::Context<S>,
+    node: &Node,
+    spec: DistSupervisorSpec,
+    events: broadcast::Sender<DistEvent>,
+    inherited: Option<replication::Snapshot>,
+) -> Result<DistSupervisorRef, DistSupervisorError> {
+    let server = DistSupervisorServer::new(node.clone(), spec, events.clone(), inherited);
+    let server = ctx.start_link(server, StartOptions::default()).await?;
     Ok(DistSupervisorRef { server, events })
 }
 
@@ -234,12 +249,12 @@ impl DistSupervisorRef {
 
     /// Ends the supervisor without stopping its children (for another supervisor of the same name to adopt);
     /// returns its children, for that one to merge.
-    pub(crate) async fn release(&self) -> Option<replication::Snapshot> {
+    pub(crate) async fn release(&self) -> Vec<replication::Snapshot> {
         let released = self.ask(Op::Release).await;
         let _ = self.server.stop(ExitReason::Normal, std::time::Duration::from_secs(5)).await;
         match released {
-            Ok(Answer::Released(snapshot)) => Some(snapshot),
-            _ => None,
+            Ok(Answer::Released(snapshots)) => snapshots,
+            _ => Vec::new(),
         }
     }
 

@@ -58,13 +58,21 @@ impl Replica {
         self.owner.borrow().clone()
     }
 
+    /// Follows the owner by the rule once its state has come: until then, a takeover starts from the state of
+    /// the owner before it (which may die before it has sent anything).
+    fn follow(&mut self, members: &[Pid], me: &Pid) {
+        let Some(owner) = Self::owner_of(members).filter(|owner| *owner != me) else { return };
+        let node = owner.node().as_str();
+        if self.last_owner.is_none() || self.followed.of(node).is_some() {
+            self.last_owner = Some(node.to_string());
+        }
+    }
+
     async fn recheck(&mut self, ctx: &mut Context<Self>) {
         let members = self.node.groups().members(&self.group);
         let owner = Self::owner_of(&members).cloned();
         let owns = owner.as_ref() == Some(ctx.pid());
-        if let Some(owner) = owner.as_ref().filter(|_| !owns) {
-            self.last_owner = Some(owner.node().as_str().to_string());
-        }
+        self.follow(&members, ctx.pid());
         // An owner that left the group has been taken over (or is being taken over here): its state is done with.
         let last = self.last_owner.clone();
         self.followed.retain(|node| {
@@ -74,12 +82,15 @@ impl Replica {
             (None, true) => {
                 let inherited = self.last_owner.as_deref().and_then(|node| self.followed.of(node)).cloned();
                 let children = inherited.as_ref().map_or(self.spec.children.len(), |s| s.children.len());
-                let started = crate::start_with(&self.node, self.spec.clone(), self.events.clone(), inherited).await;
+                // Linked: a supervisor past its restart intensity ends this replica too (the next one takes over,
+                // as a supervisor's parent restarts it in OTP), and a replica killed takes its supervisor along
+                // (its children run on, for the next owner). Started as this replica's child, it is stopped after
+                // the replica when the node shuts down: the replica hands over first.
+                let (node, spec, events) = (self.node.clone(), self.spec.clone(), self.events.clone());
+                let started = crate::start_linked(ctx, &node, spec, events, inherited).await;
                 match started {
                     Ok(supervisor) => {
                         tracing::info!(group = %self.group, node = %self.node.id(), children, "took over the supervision");
-                        // Its end (past its restart intensity, say) makes this replica look again.
-                        ctx.monitor(supervisor.pid());
                         // Its own state is the one to start from if it has to be started again.
                         self.last_owner = Some(self.node.id().node_name().as_str().to_string());
                         for snapshot in self.pending_merge.drain(..) {
@@ -98,25 +109,43 @@ impl Replica {
                 self.owner.send_replace(None);
                 self.hand_over(&supervisor, owner.as_ref()).await;
             }
-            _ => {}
+            (None, false) => self.send_merges(owner.as_ref()).await,
+            (Some(_), true) => {}
         }
     }
 
     /// Lets the supervisor go and sends its children to `successor` (the new owner's replica), to merge.
-    async fn hand_over(&self, supervisor: &DistSupervisorRef, successor: Option<&Pid>) {
-        let Some(snapshot) = supervisor.release().await else { return };
-        if let Some(successor) = successor {
-            let replica = self.node.runtime().remote_ref::<Replica>(successor);
-            if let Err(error) = replica.cast_await(ReplicaMessage::Merge(snapshot)).await {
-                tracing::warn!(%error, group = %self.group, "the new owner was not sent the children to merge");
+    /// If the successor cannot be reached (the partition that made this replica an owner is back), the
+    /// children are kept, and sent to whichever replica owns the supervision when it can be reached, or merged
+    /// into this replica's next supervisor.
+    async fn hand_over(&mut self, supervisor: &DistSupervisorRef, successor: Option<&Pid>) {
+        self.pending_merge.extend(supervisor.release().await);
+        self.send_merges(successor).await;
+    }
+
+    /// Sends the children of supervisors this replica let go to `owner`'s replica, to merge.
+    async fn send_merges(&mut self, owner: Option<&Pid>) {
+        let Some(owner) = owner else { return };
+        let replica = self.node.runtime().remote_ref::<Replica>(owner);
+        for snapshot in std::mem::take(&mut self.pending_merge) {
+            // Acknowledged: a merge lost with its connection would leave children that nobody supervises.
+            let merge = ReplicaMessage::Merge(snapshot.clone());
+            if let Err(error) = replica.call_timeout(merge, std::time::Duration::from_secs(5)).await {
+                tracing::warn!(%error, group = %self.group, "the owner was not sent the children to merge; kept");
+                self.pending_merge.push(snapshot);
             }
         }
     }
 
     async fn receive(&mut self, message: ReplicaMessage, ctx: &mut Context<Self>) {
+        tracing::debug!(group = %self.group, node = %self.node.id(), ?message, "replica message");
         match message {
             ReplicaMessage::Recheck => self.recheck(ctx).await,
-            ReplicaMessage::State(snapshot) => self.followed.state(snapshot),
+            ReplicaMessage::State(snapshot) => {
+                self.followed.state(snapshot);
+                let members = self.node.groups().members(&self.group);
+                self.follow(&members, ctx.pid());
+            }
             ReplicaMessage::Change { owner, epoch, seq, change } => {
                 if self.followed.change(&owner, epoch, seq, change) == Applied::Gap {
                     tracing::warn!(%owner, seq, group = %self.group, "a change was missed; asking for the state");
@@ -128,11 +157,21 @@ impl Replica {
                     supervisor.send_state_to(node);
                 }
             }
+            ReplicaMessage::Merge(snapshot) if !self.is_peer(&snapshot.owner) => {
+                tracing::warn!(owner = %snapshot.owner, group = %self.group, "a merge from no connected node; ignored");
+            }
             ReplicaMessage::Merge(snapshot) => match self.supervisor() {
                 Some(supervisor) => supervisor.merge(snapshot),
                 None => self.pending_merge.push(snapshot),
             },
         }
+    }
+
+    /// Whether `node` is this node or a connected one (a merge comes from the replica of a node that handed over,
+    /// over its connection; its membership may not have reached this node yet).
+    fn is_peer(&self, node: &str) -> bool {
+        node == self.node.id().node_name().as_str()
+            || self.node.cluster().connected().iter().any(|peer| peer.node_name().as_str() == node)
     }
 
     /// A change arrived out of sequence: the owner's supervisor is asked for its snapshot.
@@ -174,26 +213,19 @@ impl GenServer for Replica {
     }
 
     async fn handle_info(&mut self, info: noex_core::Info, ctx: &mut Context<Self>) {
-        match info {
-            noex_core::Info::Down(down) if self.supervisor().is_some_and(|owner| *owner.pid() == down.pid) => {
-                tracing::warn!(reason = %down.reason, group = %self.group, "the supervisor ended; starting it again");
-                self.owner.send_replace(None);
-                ctx.send_after(std::time::Duration::from_millis(100), ReplicaMessage::Recheck);
-            }
-            info => {
-                if let Some(ReplicaMessage::Recheck) = info.message::<ReplicaMessage>() {
-                    self.recheck(ctx).await;
-                }
-            }
+        if let Some(ReplicaMessage::Recheck) = info.message::<ReplicaMessage>() {
+            self.recheck(ctx).await;
         }
     }
 
     async fn terminate(&mut self, _reason: &ExitReason, ctx: &mut Context<Self>) {
         // The supervision outlives this replica: the next one adopts the children, and merges those it did not
         // know.
-        let Some(supervisor) = self.owner.send_replace(None) else { return };
         let members = self.node.groups().members(&self.group);
         let others: Vec<Pid> = members.into_iter().filter(|pid| pid != ctx.pid()).collect();
-        self.hand_over(&supervisor, Self::owner_of(&others)).await;
+        match self.owner.send_replace(None) {
+            Some(supervisor) => self.hand_over(&supervisor, Self::owner_of(&others)).await,
+            None => self.send_merges(Self::owner_of(&others)).await,
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use noex_core::Restart;
+use noex_core::{NodeName, Pid, Restart};
 use serde::{Deserialize, Serialize};
 
 use crate::{DistChildSpec, DistSupervisorSpec, NodeSelector};
@@ -54,6 +54,28 @@ pub(crate) struct ReplicatedChild {
     shutdown_ms: u64,
     /// Ended for good: not started again by a new owner.
     pub(crate) stopped: bool,
+    /// Its process, in a handover's snapshot: the new owner adopts it even before its registry knows the name.
+    pub(crate) running: Option<WirePid>,
+}
+
+/// A pid as it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WirePid {
+    node: String,
+    creation: u32,
+    id: u64,
+}
+
+impl From<&Pid> for WirePid {
+    fn from(pid: &Pid) -> Self {
+        WirePid { node: pid.node().as_str().to_string(), creation: pid.creation(), id: pid.id() }
+    }
+}
+
+impl WirePid {
+    pub(crate) fn to_pid(&self) -> Pid {
+        Pid::new(NodeName::new(self.node.as_str()), self.creation, self.id)
+    }
 }
 
 /// Everything a new owner needs, as one owner's supervisor (its node, and `epoch`, which is new with each
@@ -65,7 +87,13 @@ pub(crate) struct Snapshot {
     pub(crate) seq: u64,
     pub(crate) children: Vec<ReplicatedChild>,
     pub(crate) next_template_id: u64,
+    /// The most recently removed children (see [`TOMBSTONES`]): a merge does not bring them back.
+    pub(crate) removed: Vec<String>,
 }
+
+/// How many removed children's ids a supervision remembers, so that a merge after a healed partition does not
+/// bring back a child the owner deleted (an older deletion can come back; a child is only ever lost, not doubled).
+pub(crate) const TOMBSTONES: usize = 4096;
 
 /// One change of a supervision's children.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +146,7 @@ impl ReplicatedChild {
             selector,
             shutdown_ms: u64::try_from(spec.shutdown.as_millis()).unwrap_or(u64::MAX),
             stopped,
+            running: None,
         }
     }
 
@@ -185,11 +214,12 @@ impl Followed {
     }
 
     pub(crate) fn change(&mut self, owner: &str, epoch: u64, seq: u64, change: Change) -> Applied {
-        let Some(state) = self.states.get_mut(owner).filter(|s| s.epoch == epoch && s.seq + 1 == seq) else {
+        let next = |s: &Snapshot| s.seq.checked_add(1) == Some(seq);
+        let Some(state) = self.states.get_mut(owner).filter(|s| s.epoch == epoch && next(s)) else {
             return Applied::Gap;
         };
         state.seq = seq;
-        apply(&mut state.children, &mut state.next_template_id, change);
+        apply(state, change);
         Applied::Yes
     }
 
@@ -204,16 +234,24 @@ impl Followed {
     }
 }
 
-pub(crate) fn apply(children: &mut Vec<ReplicatedChild>, next_template_id: &mut u64, change: Change) {
+fn apply(state: &mut Snapshot, change: Change) {
     match change {
-        Change::Added { child, next_template_id: next } => {
-            children.retain(|c| c.id != child.id);
-            children.push(child);
-            *next_template_id = (*next_template_id).max(next);
+        Change::Added { child, next_template_id } => {
+            state.children.retain(|c| c.id != child.id);
+            state.removed.retain(|id| *id != child.id);
+            state.children.push(child);
+            state.next_template_id = state.next_template_id.max(next_template_id);
         }
-        Change::Removed(id) => children.retain(|c| c.id != id),
+        Change::Removed(id) => {
+            state.children.retain(|c| c.id != id);
+            state.removed.retain(|removed| *removed != id);
+            if state.removed.len() >= TOMBSTONES {
+                state.removed.remove(0);
+            }
+            state.removed.push(id);
+        }
         Change::Stopped { id, stopped } => {
-            if let Some(child) = children.iter_mut().find(|c| c.id == id) {
+            if let Some(child) = state.children.iter_mut().find(|c| c.id == id) {
                 child.stopped = stopped;
             }
         }
@@ -233,6 +271,7 @@ mod tests {
             seq: 3,
             children: vec![ReplicatedChild::new(&spec, Kind::Static, false)],
             next_template_id: 0,
+            removed: Vec::new(),
         }
     }
 
@@ -286,6 +325,15 @@ mod tests {
         assert!(matches!(wire.to_spec(&local).selector, Some(NodeSelector::Custom(_))));
         let added = ReplicatedChild { kind: Kind::Added, ..wire };
         assert!(added.to_spec(&local).selector.is_none(), "an added child's function is not on this node");
+    }
+
+    #[test]
+    fn a_forged_sequence_number_is_a_gap_not_a_panic() {
+        // A snapshot from any cluster node is taken as it comes: its numbers must not overflow later.
+        let mut followed = Followed::default();
+        followed.state(Snapshot { seq: u64::MAX, ..snapshot(7) });
+        let stopped = Change::Stopped { id: "a".into(), stopped: true };
+        assert_eq!(followed.change("a@h:1", 7, 0, stopped), Applied::Gap);
     }
 
     #[test]

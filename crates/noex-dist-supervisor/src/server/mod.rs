@@ -79,6 +79,10 @@ pub(crate) struct DistSupervisorServer {
     replication: Option<Replication>,
     /// The nodes' figures for `LeastLoaded`, as last observed.
     observed: Option<load::Observed>,
+    /// The ids of the most recently removed children (see `replication::TOMBSTONES`).
+    removed: VecDeque<Arc<str>>,
+    /// Merges waiting for their children's nodes (see `merge`); handed on with the children at a release.
+    deferred: Vec<Snapshot>,
 }
 
 impl Drop for DistSupervisorServer {
@@ -107,7 +111,7 @@ pub(crate) enum Answer {
     Started(Pid, NodeId),
     Done,
     /// Let go: the children, for the next owner to merge.
-    Released(Snapshot),
+    Released(Vec<Snapshot>),
     Children(Vec<DistChildInfo>),
     Stats(DistStats),
 }
@@ -130,12 +134,16 @@ impl DistSupervisorServer {
         events: broadcast::Sender<DistEvent>,
         inherited: Option<Snapshot>,
     ) -> Self {
-        let (children, next_template_id) = match &inherited {
+        let (children, next_template_id, removed) = match &inherited {
             Some(snapshot) => {
                 let children = snapshot.children.iter().map(|c| Child::new(c.to_spec(&spec), c.kind, c.stopped));
-                (children.collect(), snapshot.next_template_id)
+                let removed = snapshot.removed.iter().map(|id| Arc::from(id.as_str())).collect();
+                (children.collect(), snapshot.next_template_id, removed)
             }
-            None => (spec.children.iter().map(|c| Child::new(c.clone(), Kind::Static, false)).collect(), 0),
+            None => {
+                let children = spec.children.iter().map(|c| Child::new(c.clone(), Kind::Static, false));
+                (children.collect(), 0, VecDeque::new())
+            }
         };
         let owner = node.id().node_name().as_str().to_string();
         let replication = spec.name.as_deref().map(|name| Replication::new(name, owner));
@@ -156,6 +164,8 @@ impl DistSupervisorServer {
             forwarders: Vec::new(),
             replication,
             observed: None,
+            removed,
+            deferred: Vec::new(),
         }
     }
 
@@ -232,6 +242,12 @@ impl DistSupervisorServer {
     /// one of a node that is not connected: registrations of those may linger here a moment).
     fn adopt(&mut self, index: usize, name: Option<&str>, ctx: &mut Context<Self>) -> Option<Start> {
         let pid = self.node.registry().whereis(name?)?;
+        self.take_over(index, pid, ctx)
+    }
+
+    /// Monitors `pid` as child `index`'s process, unless its node is out of reach or it is the child's own ended
+    /// process. A process that has ended meanwhile gets a `noproc` `DOWN`, and is restarted as any.
+    fn take_over(&mut self, index: usize, pid: Pid, ctx: &mut Context<Self>) -> Option<Start> {
         let node: NodeId = pid.node().as_str().parse().ok()?;
         let reachable = node == *self.node.id() || self.node.cluster().is_connected(&node);
         if !reachable || self.children[index].ended.as_ref() == Some(&pid) {
@@ -290,6 +306,9 @@ impl DistSupervisorServer {
 
 /// "Try starting this child again" (a restart whose spawn failed).
 struct RetryStart(Arc<str>);
+
+/// "Merge this again" (its children's nodes were not all connected yet), with the attempt's number.
+struct MergeLater(u32);
 
 /// What the supervisor hears from outside its calls.
 pub(crate) enum Notice {
@@ -371,6 +390,10 @@ impl GenServer for DistSupervisorServer {
     }
 
     async fn handle_call(&mut self, op: Op, ctx: &mut Context<Self>) -> Result<Answer> {
+        if self.released {
+            // Between its handover and its end: what it would do now, the new owner would never hear of.
+            return Err(DistSupervisorError::HandedOver);
+        }
         self.handle(op, ctx).await
     }
 
@@ -392,7 +415,7 @@ impl GenServer for DistSupervisorServer {
                 members.retain(|pid| pid.node().as_str() == node);
                 self.send_state(members).await;
             }
-            Notice::Merge(snapshot) => self.merge(snapshot, ctx).await,
+            Notice::Merge(snapshot) => self.merge(snapshot, 0, ctx).await,
         }
     }
 
@@ -403,18 +426,23 @@ impl GenServer for DistSupervisorServer {
         match info {
             Info::Down(down) => self.child_down(down, ctx).await,
             Info::Message(msg) => {
+                let msg = match msg.downcast::<MergeLater>() {
+                    Ok(MergeLater(attempt)) => {
+                        for snapshot in std::mem::take(&mut self.deferred) {
+                            self.merge(snapshot, attempt, ctx).await;
+                        }
+                        return;
+                    }
+                    Err(msg) => msg,
+                };
                 if let Ok(RetryStart(id)) = msg.downcast::<RetryStart>() {
                     let Ok(index) = self.index(&id) else { return };
                     // Terminated, deleted or restarted on request meanwhile: nothing to retry.
                     if self.children[index].running.is_some() || !self.children[index].retrying {
                         return;
                     }
-                    if !self.allow_restart() {
-                        tracing::error!(pid = %ctx.pid(), "distributed supervisor: restart intensity exceeded; stopping");
-                        return ctx.stop(ExitReason::Shutdown);
-                    }
                     let id = self.children[index].spec.id.clone();
-                    self.restart_all(vec![id], None, ctx).await;
+                    self.restart_counted(vec![id], None, ctx).await;
                 }
             }
             _ => {}

@@ -7,8 +7,11 @@ use std::sync::Arc;
 use noex_cluster::NodeId;
 use noex_core::{Context, ExitReason, Pid};
 
-use super::{Answer, Child, DistSupervisorServer, Op, Result, RetryStart, Start};
-use crate::replication::{Change, Kind, ReplicatedChild, Snapshot};
+use super::{Answer, Child, DistSupervisorServer, MergeLater, Op, Result, RetryStart, Start};
+use crate::replication::{Change, Kind, ReplicatedChild, Snapshot, TOMBSTONES};
+
+/// How many times (50 ms apart) a merge waits for the nodes its children run on.
+const MERGE_ATTEMPTS: u32 = 40;
 use crate::{DistChildInfo, DistChildSpec, DistEvent, DistStats, DistSupervisorError, Strategy};
 
 impl DistSupervisorServer {
@@ -18,12 +21,12 @@ impl DistSupervisorServer {
         if self.children.iter().any(|c| c.spec.id == spec.id) {
             return Err(DistSupervisorError::DuplicateChild(spec.id.to_string()));
         }
+        self.removed.retain(|id| *id != spec.id);
         self.children.push(Child::new(spec, kind, false));
         let index = self.children.len() - 1;
         self.replicate_added(index).await;
         if let Err(error) = self.start(index, None, ctx).await {
-            let child = self.children.pop().expect("pushed");
-            self.replicate(Change::Removed(child.spec.id.to_string())).await;
+            self.forget(index).await;
             return Err(error);
         }
         let (pid, node) = self.current(index);
@@ -65,7 +68,10 @@ impl DistSupervisorServer {
                         "start_child with arguments needs simple_one_for_one and a template",
                     ));
                 };
-                self.next_template_id += 1;
+                self.next_template_id = self
+                    .next_template_id
+                    .checked_add(1)
+                    .ok_or(DistSupervisorError::Misuse("the template's child numbers are used up"))?;
                 let id: Arc<str> = format!("{}_{}", template.id, self.next_template_id).into();
                 let spec = DistChildSpec { id, args, ..template };
                 let (pid, node) = self.start_new(spec, Kind::Templated, ctx).await?;
@@ -94,12 +100,13 @@ impl DistSupervisorServer {
             Op::Delete(id) => {
                 let index = self.index(&id)?;
                 self.stop(index, ctx).await;
-                let child = self.children.remove(index);
-                self.replicate(Change::Removed(child.spec.id.to_string())).await;
+                self.forget(index).await;
                 Answer::Done
             }
             Op::WhichChildren => Answer::Children(self.children.iter().map(child_info).collect()),
             Op::Release => {
+                // Taken first: the new owner adopts the children where they run now.
+                let snapshot = self.snapshot();
                 for child in &mut self.children {
                     if let Some(running) = child.running.take() {
                         ctx.demonitor(&running.monitor);
@@ -107,19 +114,48 @@ impl DistSupervisorServer {
                 }
                 self.orphans.clear();
                 self.released = true;
-                Answer::Released(self.snapshot())
+                let mut snapshots = vec![snapshot];
+                snapshots.append(&mut self.deferred);
+                Answer::Released(snapshots)
             }
             Op::Stats => Answer::Stats(self.stats()),
         })
     }
 
-    /// Takes on the children of a supervisor that handed over to this one and that this one does not know
-    /// (started on the other side of a partition, say): they are adopted if they run, started if they should.
-    pub(super) async fn merge(&mut self, snapshot: Snapshot, ctx: &mut Context<Self>) {
+    /// Takes on what a supervisor that handed over to this one ran: the children this one does not know (started
+    /// on the other side of a partition, say) are adopted where they run, or started; copies of children this one
+    /// removed or holds stopped are killed, so that its decisions win. A merge whose children run on nodes not yet
+    /// connected again (a partition healing link by link) waits for them a moment, so that they are adopted, not
+    /// started twice.
+    pub(super) async fn merge(&mut self, snapshot: Snapshot, attempt: u32, ctx: &mut Context<Self>) {
+        let unreachable = |pid: &crate::replication::WirePid| {
+            let node: Option<NodeId> = pid.to_pid().node().as_str().parse().ok();
+            node.is_some_and(|node| node != *self.node.id() && !self.node.cluster().is_connected(&node))
+        };
+        // Only children it would take on count: those it knows are skipped or stopped anyway.
+        let unknown = |c: &&ReplicatedChild| !self.children.iter().any(|known| *known.spec.id == *c.id);
+        let waiting = snapshot.children.iter().filter(unknown).filter_map(|c| c.running.as_ref()).any(unreachable);
+        if attempt < MERGE_ATTEMPTS && waiting {
+            self.deferred.push(snapshot);
+            ctx.send_after(std::time::Duration::from_millis(50), MergeLater(attempt + 1));
+            return;
+        }
         self.next_template_id = self.next_template_id.max(snapshot.next_template_id);
+        tracing::debug!(from = %snapshot.owner, children = snapshot.children.len(), attempt, "merging");
         for child in snapshot.children {
-            if self.children.iter().any(|c| *c.spec.id == *child.id) {
+            let known = self.children.iter().find(|c| *c.spec.id == *child.id);
+            let removed = known.is_none() && self.removed.iter().any(|id| **id == *child.id);
+            if known.is_some_and(|c| c.stopped) || removed {
+                // Stopped or deleted here: a copy the other side ran must not run on, unsupervised.
+                if let Some(pid) = child.running.as_ref().map(|pid| pid.to_pid()) {
+                    self.node.runtime().exit(&pid, ExitReason::Killed);
+                    let node = pid.node().as_str().parse().unwrap_or_else(|_| self.node.id().clone());
+                    self.emit(DistEvent::DuplicateStopped { id: child.id.as_str().into(), pid, node });
+                }
                 continue;
+            }
+            if known.is_some() {
+                continue; // both ran it: the registry keeps one copy, which this supervisor adopts if it is not its own
             }
             tracing::info!(child = %child.id, "distributed supervisor: taking on a child of a former owner");
             self.children.push(Child::new(child.to_spec(&self.spec), child.kind, child.stopped));
@@ -129,7 +165,13 @@ impl DistSupervisorServer {
                 continue;
             }
             let id = self.children[index].spec.id.clone();
-            match self.start(index, None, ctx).await {
+            // Where it runs, as the former owner knew it: this node's registry may not have its name yet.
+            let known = child.running.as_ref().and_then(|pid| self.take_over(index, pid.to_pid(), ctx));
+            let started = match known {
+                Some(adopted) => Ok(adopted),
+                None => self.start(index, None, ctx).await,
+            };
+            match started {
                 Ok(start) => {
                     let (pid, node) = self.current(index);
                     self.emit(match start {
@@ -144,6 +186,19 @@ impl DistSupervisorServer {
                 }
             }
         }
+    }
+
+    /// Forgets child `index` (deleted, or a temporary child that ended): its id is remembered for merges, and
+    /// the replicas are told.
+    pub(super) async fn forget(&mut self, index: usize) -> Child {
+        let child = self.children.remove(index);
+        self.removed.retain(|id| *id != child.spec.id);
+        if self.removed.len() >= TOMBSTONES {
+            self.removed.pop_front();
+        }
+        self.removed.push_back(child.spec.id.clone());
+        self.replicate(Change::Removed(child.spec.id.to_string())).await;
+        child
     }
 
     /// `node` is connected (again): what still runs there of children replaced elsewhere is stopped.

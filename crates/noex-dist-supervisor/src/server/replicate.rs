@@ -38,8 +38,17 @@ impl DistSupervisorServer {
     pub(super) fn snapshot(&self) -> Snapshot {
         let (owner, epoch, seq) =
             self.replication.as_ref().map_or((String::new(), 0, 0), |r| (r.owner.clone(), r.epoch, r.seq));
-        let children = self.children.iter().map(|c| ReplicatedChild::new(&c.spec, c.kind, c.stopped)).collect();
-        Snapshot { owner, epoch, seq, children, next_template_id: self.next_template_id }
+        let children = self
+            .children
+            .iter()
+            .map(|c| {
+                let mut child = ReplicatedChild::new(&c.spec, c.kind, c.stopped);
+                child.running = c.running.as_ref().map(|r| (&r.pid).into());
+                child
+            })
+            .collect();
+        let removed = self.removed.iter().map(|id| id.to_string()).collect();
+        Snapshot { owner, epoch, seq, children, next_template_id: self.next_template_id, removed }
     }
 
     /// Tells every replica of `change`, in order with the others.
@@ -53,27 +62,31 @@ impl DistSupervisorServer {
             change,
         };
         let members = self.node.groups().members(&replication.group);
-        self.send(members, message).await;
+        self.send(members, message, true).await;
     }
 
     /// Sends the snapshot to replicas `to`.
     pub(super) async fn send_state(&self, to: Vec<Pid>) {
         if self.replication.is_some() && !to.is_empty() {
-            self.send(to, ReplicaMessage::State(self.snapshot())).await;
+            self.send(to, ReplicaMessage::State(self.snapshot()), false).await;
         }
     }
 
-    /// Sends `message` to replicas `to`, in order. Other nodes' replicas answer once they have applied it, so that
-    /// a change the supervisor has made (and answered) is known wherever a takeover can start; a replica that does
-    /// not answer in time is one that lost its connection, leaves the group, and is sent the snapshot when it joins
-    /// again. The replica of this node, which may be waiting on this supervisor, is not waited for.
-    async fn send(&self, to: Vec<Pid>, message: ReplicaMessage) {
+    /// Sends `message` to replicas `to`, in order. With `acknowledged` (a change), other nodes' replicas answer
+    /// once they have applied it, so that a change the supervisor has made (and answered) is known wherever a
+    /// takeover can start; a replica that does not answer in time is one that lost its connection, leaves the
+    /// group, and is sent the snapshot when it joins again. A snapshot is not waited for: the replica it goes to may
+    /// be starting a supervisor of its own that waits on this one's replica (a handover to a node that sorts
+    /// first). The replica of this node, which may be waiting on this supervisor, is never waited for.
+    async fn send(&self, to: Vec<Pid>, message: ReplicaMessage, acknowledged: bool) {
         for pid in to {
             let replica = self.node.runtime().remote_ref::<Replica>(&pid);
-            let sent = if self.node.runtime().is_remote(&pid) {
+            let sent = if !self.node.runtime().is_remote(&pid) {
+                replica.try_cast(message.clone()).map_err(|e| e.to_string())
+            } else if acknowledged {
                 replica.call_timeout(message.clone(), REPLICATION_TIMEOUT).await.map_err(|e| e.to_string())
             } else {
-                replica.try_cast(message.clone()).map_err(|e| e.to_string())
+                replica.cast_await(message.clone()).await.map_err(|e| e.to_string())
             };
             if let Err(error) = sent {
                 tracing::warn!(%pid, %error, "distributed supervisor: a replica was not told of a change");

@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use noex_core::{Context, ExitReason, NodeName, ProcessDown, Restart};
 
-use super::{DistSupervisorServer, RetryStart};
+use super::{DistSupervisorServer, RetryStart, Start};
 use crate::replication::Change;
 use crate::{DistEvent, Strategy};
 
 impl DistSupervisorServer {
     /// Records one restart against the intensity; false if that is one too many.
-    pub(super) fn allow_restart(&mut self) -> bool {
+    fn allow_restart(&mut self) -> bool {
         let now = Instant::now();
         while self.recent.front().is_some_and(|t| now.duration_since(*t) > self.spec.within) {
             self.recent.pop_front();
@@ -72,11 +72,7 @@ impl DistSupervisorServer {
         if must_restart.is_empty() {
             return;
         }
-        if !self.allow_restart() {
-            tracing::error!(pid = %ctx.pid(), "distributed supervisor: restart intensity exceeded; stopping");
-            return ctx.stop(ExitReason::Shutdown);
-        }
-        self.restart_all(must_restart, lost_node.as_ref(), ctx).await;
+        self.restart_counted(must_restart, lost_node.as_ref(), ctx).await;
     }
 
     fn wants_restart(&self, index: usize, reason: &ExitReason) -> bool {
@@ -90,31 +86,37 @@ impl DistSupervisorServer {
     /// Children that ended for good: temporary ones are forgotten, others stay stopped; each said once, and told
     /// to the replicas.
     async fn remove_finished(&mut self, affected: &[usize], restarting: &[usize], reason: &ExitReason) {
-        let mut changes = Vec::new();
+        let mut temporary = Vec::new();
         for &i in affected.iter().filter(|i| !restarting.contains(i)) {
             let child = &mut self.children[i];
             let id = child.spec.id.clone();
-            changes.push(if child.spec.restart == Restart::Temporary {
-                Change::Removed(id.to_string())
+            if child.spec.restart == Restart::Temporary {
+                temporary.push(id.clone());
             } else {
                 child.stopped = true;
-                Change::Stopped { id: id.to_string(), stopped: true }
-            });
+                self.replicate(Change::Stopped { id: id.to_string(), stopped: true }).await;
+            }
             self.emit(DistEvent::ChildStopped { id, reason: reason.clone() });
         }
-        let mut i = 0;
-        self.children.retain(|child| {
-            let keep = !(affected.contains(&i) && !restarting.contains(&i) && child.spec.restart == Restart::Temporary);
-            i += 1;
-            keep
-        });
-        for change in changes {
-            self.replicate(change).await;
+        for id in temporary {
+            if let Ok(index) = self.index(&id) {
+                self.forget(index).await;
+            }
         }
     }
 
     /// Restarts children `ids` with their strategy's group; `lost` (a lost node) is kept out of placement.
-    pub(super) async fn restart_all(&mut self, ids: Vec<Arc<str>>, lost: Option<&NodeName>, ctx: &mut Context<Self>) {
+    ///
+    /// Returns whether it started (or tried to start) anything: a named supervision's child whose copy elsewhere
+    /// holds its name is adopted instead, and a restart that only adopted is not one. That is how the registry's
+    /// resolution of a duplicate (it ends one copy of each child after a healed partition) costs no intensity.
+    pub(super) async fn restart_all(
+        &mut self,
+        ids: Vec<Arc<str>>,
+        lost: Option<&NodeName>,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let mut spawned = false;
         let mut group: Vec<usize> = Vec::new();
         for id in &ids {
             let Ok(index) = self.index(id) else { continue };
@@ -135,19 +137,28 @@ impl DistSupervisorServer {
             .filter(|spec| spec.restart == Restart::Temporary && !ids.contains(&spec.id))
             .map(|spec| spec.id.clone())
             .collect();
+        let members: Vec<Arc<str>> = group.iter().map(|&i| self.children[i].spec.id.clone()).collect();
         for id in &temporary {
             self.emit(DistEvent::ChildStopped { id: id.clone(), reason: ExitReason::Shutdown });
-            self.replicate(Change::Removed(id.to_string())).await;
+            if let Ok(index) = self.index(id) {
+                self.forget(index).await;
+            }
         }
-        let members: Vec<Arc<str>> = group.iter().map(|&i| self.children[i].spec.id.clone()).collect();
-        self.children.retain(|child| !temporary.contains(&child.spec.id));
         // By id again: removing children shifted the indices.
         let group: Vec<usize> =
             (0..self.children.len()).filter(|&i| members.contains(&self.children[i].spec.id)).collect();
         for i in group {
             let id = self.children[i].spec.id.clone();
             match self.start(i, lost, ctx).await {
-                Ok(_) => {
+                Ok(Start::Adopted) => {
+                    let child = &mut self.children[i];
+                    child.retrying = false;
+                    child.lost_from = None;
+                    let (pid, node) = self.current(i);
+                    self.emit(DistEvent::ChildAdopted { id, pid, node });
+                }
+                Ok(Start::Spawned) => {
+                    spawned = true;
                     let child = &mut self.children[i];
                     child.retrying = false;
                     child.restarts += 1;
@@ -164,6 +175,7 @@ impl DistSupervisorServer {
                     self.emit(event);
                 }
                 Err(error) => {
+                    spawned = true;
                     // Retried through the mailbox, as a crash: counted against the intensity.
                     tracing::warn!(%error, "distributed supervisor: a restart failed; retrying");
                     self.children[i].retrying = true;
@@ -175,6 +187,24 @@ impl DistSupervisorServer {
                     }
                 }
             }
+        }
+        spawned
+    }
+
+    /// Restarts `ids` as one restart against the intensity (refunded if it only adopted); false if the intensity
+    /// is exceeded, and the supervisor stops.
+    pub(super) async fn restart_counted(
+        &mut self,
+        ids: Vec<Arc<str>>,
+        lost: Option<&NodeName>,
+        ctx: &mut Context<Self>,
+    ) {
+        if !self.allow_restart() {
+            tracing::error!(pid = %ctx.pid(), "distributed supervisor: restart intensity exceeded; stopping");
+            return ctx.stop(ExitReason::Shutdown);
+        }
+        if !self.restart_all(ids, lost, ctx).await {
+            self.recent.pop_back();
         }
     }
 }
