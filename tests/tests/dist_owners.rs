@@ -159,7 +159,7 @@ async fn a_replica_of_the_first_node_takes_over_without_a_stall() {
     let third = DistSupervisor::start_replica(&nodes[2], named()).await.unwrap();
     // The cycle is a race (it needs the old supervisor to send the new replica its state before it is released):
     // a few rounds of it, each a new replica on n1 that takes over and is stopped again.
-    for round in 0..25 {
+    for round in 0..10 {
         let old = within("n2's replica to own it", second.owned()).await.unwrap();
         let started = std::time::Instant::now();
         let first = DistSupervisor::start_replica(&nodes[0], named()).await.unwrap();
