@@ -65,6 +65,11 @@ pub(crate) struct Table {
     /// Nodes reported down whose names are still here: removed by `flush_lost`, which the registry runs before
     /// any other use of the table (so nothing can observe them or collide with them), or from a task.
     lost: Vec<NodeName>,
+    /// The losers of conflicts that live on other nodes, by name. Their node may never see the conflict (it had
+    /// already removed the winner, whose node was being lost): then it keeps its registration, and this table
+    /// takes the loser back when the winner's name goes, rather than disagree with it for good. A loser that
+    /// ends is unregistered by its node, which removes it here too.
+    shadowed: HashMap<Arc<str>, Entry>,
 }
 
 /// A full sync being received from one registrar.
@@ -85,6 +90,7 @@ impl Table {
             assembling: HashMap::default(),
             next_mark: 1,
             lost: Vec::new(),
+            shadowed: HashMap::default(),
         }
     }
 
@@ -168,6 +174,10 @@ impl Table {
         let mut changes = Vec::new();
         for name in &sync.removed {
             changes.extend(self.remove_if(name, registrar, None, UnregisterReason::Unregistered));
+            if self.shadowed.get(name.as_str()).is_some_and(|shadow| shadow.registrar == *registrar) {
+                self.shadowed.remove(name.as_str());
+            }
+            changes.extend(self.promote(name));
         }
         for entry in sync.entries {
             changes.extend(self.merge(entry.name, entry.pid, registrar, mark, resolver));
@@ -216,6 +226,7 @@ impl Table {
             return Vec::new();
         }
         let lost: HashSet<NodeName> = std::mem::take(&mut self.lost).into_iter().collect();
+        self.shadowed.retain(|_, e| !lost.contains(&e.registrar) && !lost.contains(e.pid.node()));
         let local = &self.local;
         let gone: Vec<Arc<str>> = self
             .names
@@ -223,15 +234,41 @@ impl Table {
             .filter(|(_, e)| lost.contains(&e.registrar) || (e.registrar != *local && lost.contains(e.pid.node())))
             .map(|(name, _)| name.clone())
             .collect();
-        gone.into_iter()
-            .filter_map(|name| self.names.remove_entry(&name))
+        let mut changes: Vec<Change> = gone
+            .iter()
+            .filter_map(|name| self.names.remove_entry(name))
             .map(|(name, e)| Change::Removed {
                 name,
                 pid: e.pid,
                 registrar: e.registrar,
                 reason: UnregisterReason::NodeDown,
             })
-            .collect()
+            .collect();
+        for name in &gone {
+            changes.extend(self.promote(name));
+        }
+        changes
+    }
+
+    /// Gives a free `name` back to the conflict's loser it shadows, if that one's node is still connected.
+    fn promote(&mut self, name: &str) -> Option<Change> {
+        if self.names.contains_key(name) {
+            return None;
+        }
+        let (name, entry) = self.shadowed.remove_entry(name)?;
+        if !self.connected.contains(&entry.registrar) {
+            return None;
+        }
+        let pid = entry.pid.clone();
+        self.names.insert(name.clone(), entry);
+        Some(Change::Added { name, pid })
+    }
+
+    /// Keeps `loser` of a conflict over `name` if it lives on another node (see `shadowed`).
+    fn shadow(&mut self, name: &str, loser: Entry) {
+        if *loser.pid.node() != self.local && loser.registrar != self.local {
+            self.shadowed.insert(name.into(), loser);
+        }
     }
 
     /// Merges an entry that `registrar` announced; `mark`, if it belongs to a full sync being received.
@@ -262,10 +299,15 @@ impl Table {
         }
         let current = GlobalName { name: name.clone(), pid: held.pid.clone(), registrar: held.registrar.clone() };
         let incoming = GlobalName { name, pid, registrar: registrar.clone() };
+        let incoming_entry = Entry { pid: incoming.pid.clone(), registrar: registrar.clone(), mark: mark.unwrap_or(0) };
         match resolver.resolve(&current, &incoming) {
-            Winner::First => Some(Change::Conflict { winner: current, loser: incoming }),
+            Winner::First => {
+                self.shadow(&current.name, incoming_entry);
+                Some(Change::Conflict { winner: current, loser: incoming })
+            }
             Winner::Second => {
-                *held = Entry { pid: incoming.pid.clone(), registrar: registrar.clone(), mark: mark.unwrap_or(0) };
+                let held_entry = std::mem::replace(held, incoming_entry);
+                self.shadow(&incoming.name, held_entry);
                 Some(Change::Conflict { winner: incoming, loser: current })
             }
         }
@@ -273,13 +315,22 @@ impl Table {
 
     /// The end of a full sync from `registrar`: its entries that the sync did not confirm are gone.
     fn finish(&mut self, registrar: &NodeName, mark: u64) -> Vec<Change> {
+        // Losers of this registrar that its full sync did not name again are gone from it.
+        self.shadowed.retain(|_, entry| entry.registrar != *registrar || entry.mark == mark);
         let gone: Vec<Arc<str>> = self
             .names
             .iter()
             .filter(|(_, entry)| entry.registrar == *registrar && entry.mark != mark)
             .map(|(name, _)| name.clone())
             .collect();
-        gone.iter().filter_map(|name| self.remove_if(name, registrar, None, UnregisterReason::Unregistered)).collect()
+        let mut changes: Vec<Change> = gone
+            .iter()
+            .filter_map(|name| self.remove_if(name, registrar, None, UnregisterReason::Unregistered))
+            .collect();
+        for name in &gone {
+            changes.extend(self.promote(name));
+        }
+        changes
     }
 }
 

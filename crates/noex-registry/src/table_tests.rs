@@ -201,3 +201,41 @@ fn a_removal_from_another_registrar_or_for_another_process_is_ignored() {
     assert!(table.remove_if("x", &node(A), Some(&pid(A, 9)), UnregisterReason::ProcessExited).is_none());
     assert!(table.remove_if("x", &node(A), None, UnregisterReason::Unregistered).is_some());
 }
+
+/// A registered `x` on b while this node still holds a's `x` (a is being lost: b had already removed it, so b
+/// never sees the conflict and keeps its registration). When a's names go, b's comes back here: the tables agree.
+#[test]
+fn a_conflicts_loser_on_a_live_node_takes_the_name_when_the_winners_node_is_lost() {
+    let mut table = table();
+    receive(&mut table, A, incremental(vec![entry("x", pid(A, 1))], &[]));
+    let changes = receive(&mut table, B, incremental(vec![entry("x", pid(B, 2))], &[]));
+    assert!(matches!(&changes[..], [Change::Conflict { .. }]));
+    assert_eq!(holder(&table, "x"), Some(pid(A, 1)), "a's node sorts first");
+    table.node_down(&node(A));
+    let changes = table.flush_lost();
+    assert!(changes.iter().any(|c| matches!(c, Change::Added { name, pid: p } if &**name == "x" && *p == pid(B, 2))));
+    assert_eq!(holder(&table, "x"), Some(pid(B, 2)));
+}
+
+/// The loser's node saw the conflict and ended it (it unregisters the name): nothing comes back.
+#[test]
+fn a_conflicts_loser_that_ended_does_not_come_back() {
+    let mut table = table();
+    receive(&mut table, A, incremental(vec![entry("x", pid(A, 1))], &[]));
+    receive(&mut table, B, incremental(vec![entry("x", pid(B, 2))], &[]));
+    receive(&mut table, B, incremental(vec![], &["x"]));
+    assert_eq!(holder(&table, "x"), Some(pid(A, 1)), "b's removal of its own loser leaves a's");
+    table.node_down(&node(A));
+    table.flush_lost();
+    assert_eq!(holder(&table, "x"), None);
+}
+
+/// The winner's registrar frees the name while the loser's node (which never saw the conflict) still runs it.
+#[test]
+fn a_conflicts_loser_takes_the_name_when_the_winner_unregisters() {
+    let mut table = table();
+    receive(&mut table, A, incremental(vec![entry("x", pid(A, 1))], &[]));
+    receive(&mut table, B, incremental(vec![entry("x", pid(B, 2))], &[]));
+    receive(&mut table, A, incremental(vec![], &["x"]));
+    assert_eq!(holder(&table, "x"), Some(pid(B, 2)));
+}
