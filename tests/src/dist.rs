@@ -64,27 +64,30 @@ pub async fn one_owner(
 }
 
 /// Waits until every child of `owner` (of supervision `name`) runs, under its name in every node's registry: no
-/// start or name conflict left to settle. Returns the children.
+/// start or name conflict left to settle. Returns the children; on a timeout, the failure says what differed.
 pub async fn settled(
     owner: &noex_dist_supervisor::DistSupervisorRef,
     name: &str,
     nodes: &[&Node],
 ) -> Vec<noex_dist_supervisor::DistChildInfo> {
-    crate::remote::within("the children to run under their names everywhere", async {
-        loop {
-            if let Ok(children) = owner.which_children().await {
-                let named = |child: &noex_dist_supervisor::DistChildInfo| {
-                    let global = format!("dsup:{name}:{}", child.id);
-                    child.pid.is_some() && nodes.iter().all(|node| node.registry().whereis(&global) == child.pid)
-                };
-                if children.iter().all(named) {
-                    return children;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    let deadline = tokio::time::Instant::now() + crate::cluster::DEADLINE;
+    loop {
+        let children = owner.which_children().await.unwrap_or_default();
+        let differs: Vec<String> = children
+            .iter()
+            .filter_map(|child| {
+                let global = format!("dsup:{name}:{}", child.id);
+                let seen: Vec<_> = nodes.iter().map(|node| node.registry().whereis(&global)).collect();
+                let same = child.pid.is_some() && seen.iter().all(|pid| *pid == child.pid);
+                (!same).then(|| format!("{}: supervised {:?}, registered {seen:?}", child.id, child.pid))
+            })
+            .collect();
+        if !children.is_empty() && differs.is_empty() {
+            return children;
         }
-    })
-    .await
+        assert!(tokio::time::Instant::now() < deadline, "the children did not settle: {differs:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Polls `supervisor`'s children until `done` holds.

@@ -62,6 +62,7 @@ impl noex_core::GenServer for Gated {
 /// told it (c0 stopped, `added` kept), not from the configuration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_owner_lost_during_its_takeover_does_not_send_the_next_back_to_the_configuration() {
+    noex_tests::remote::log();
     let nodes = mesh(3).await;
     let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let entered = Arc::new(tokio::sync::Notify::new());

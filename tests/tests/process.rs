@@ -26,6 +26,21 @@ fn spawn_program(program: &str, name: &str, seeds: &[&NodeId]) -> (Child, NodeId
     (child, id)
 }
 
+/// Starts `remote-node` as a replica of supervision `replica` (`<name>:<children>`).
+fn spawn_replica_node(name: &str, seeds: &[&NodeId], replica: &str) -> (Child, NodeId) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_remote-node"))
+        .arg(name)
+        .args(seeds.iter().map(|seed| seed.to_string()))
+        .env("NOEX_TEST_REPLICA", replica)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("remote-node starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a ready line");
+    let id = line.trim().strip_prefix("ready ").expect("ready <node id>").parse().expect("a node id");
+    (child, id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survivors_see_a_killed_process_down_well_under_a_second() {
     let a = node("a", &[]).await;
@@ -125,4 +140,50 @@ async fn a_distributed_supervisors_children_on_a_killed_process_run_elsewhere_on
     let children = supervisor.which_children().await.unwrap();
     assert!(children.iter().all(|child| child.node.as_ref().is_some_and(|n| n == a.id() || n == c.id())));
     assert_eq!(supervisor.stats().await.unwrap().children_by_node.values().sum::<usize>(), 30);
+}
+
+/// The owner of a replicated supervision is an OS process (its node, `a`, sorts first), killed with SIGKILL: the
+/// next replica takes over, adopts the children that ran elsewhere, starts only the dead node's, and every child
+/// runs once, under its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_owner_process_is_replaced_and_no_child_runs_twice() {
+    noex_tests::remote::log();
+    use noex_dist_supervisor::DistSupervisor;
+    use noex_tests::dist::{counters, settled, spec};
+    use noex_tests::remote::{full_node, within};
+
+    let b = full_node("b", &[]).await;
+    let c = full_node("c", &[b.id()]).await;
+    let mut events = b.cluster().events();
+    let (mut child, a) = spawn_replica_node("a", &[b.id()], "owned:9");
+    wait_up(&mut events, &a).await;
+    noex_tests::cluster::wait_connected(c.cluster(), 2).await;
+    let named = || {
+        spec(noex_dist_supervisor::Strategy::OneForOne, noex_dist_supervisor::NodeSelector::RoundRobin, counters(9))
+            .name("owned")
+    };
+    let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
+    let on_c = DistSupervisor::start_replica(&c, named()).await.unwrap();
+    // a owns it: every child registered, and neither b's nor c's replica runs a supervisor.
+    let registered =
+        |node: &noex_remote::Node| (0..9).all(|i| node.registry().whereis(&format!("dsup:owned:c{i}")).is_some());
+    noex_tests::remote::eventually("a's children to be registered", || {
+        registered(&b) && registered(&c) && on_b.supervisor().is_none() && on_c.supervisor().is_none()
+    })
+    .await;
+    let before: Vec<_> = (0..9).map(|i| b.registry().whereis(&format!("dsup:owned:c{i}")).unwrap()).collect();
+
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let owner = within("b's replica to take over", on_b.owned()).await.expect("b's replica runs");
+    let children = settled(&owner, "owned", &[&b, &c]).await;
+    assert!(on_c.supervisor().is_none(), "one owner");
+    for (i, child) in children.iter().enumerate() {
+        let pid = child.pid.clone().expect("runs");
+        assert_ne!(pid.node().as_str(), a.node_name().as_str(), "{} not on the dead node", child.id);
+        if before[i].node().as_str() != a.node_name().as_str() {
+            assert_eq!(pid, before[i], "{} adopted, not started again", child.id);
+        }
+        assert!(b.runtime().is_alive(&pid) || c.runtime().is_alive(&pid));
+    }
 }

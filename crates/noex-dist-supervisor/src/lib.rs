@@ -74,7 +74,9 @@ impl DistSupervisor {
     /// cannot start, those already started are stopped and this fails.
     pub async fn start(node: &Node, spec: DistSupervisorSpec) -> Result<DistSupervisorRef, DistSupervisorError> {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        start_with(node, spec, events, None).await
+        let server = DistSupervisorServer::new(node.clone(), spec, events.clone(), None);
+        let server = node.runtime().start(server).await?;
+        Ok(DistSupervisorRef { server, events })
     }
 
     /// Starts `node`'s replica of a named supervision (the spec must have a [`name`](DistSupervisorSpec::name),
@@ -94,19 +96,8 @@ impl DistSupervisor {
     }
 }
 
-/// Starts a supervisor whose events go to `events`, with `inherited`'s children if a former owner left some.
-pub(crate) async fn start_with(
-    node: &Node,
-    spec: DistSupervisorSpec,
-    events: broadcast::Sender<DistEvent>,
-    inherited: Option<replication::Snapshot>,
-) -> Result<DistSupervisorRef, DistSupervisorError> {
-    let server = DistSupervisorServer::new(node.clone(), spec, events.clone(), inherited);
-    let server = node.runtime().start(server).await?;
-    Ok(DistSupervisorRef { server, events })
-}
-
-/// Starts a replica's supervisor, linked to it (see `replica.rs`).
+/// Starts a replica's supervisor, linked to it (see `replica.rs`), with `inherited`'s children if a former owner
+/// left some.
 pub(crate) async fn start_linked<S: noex_core::GenServer>(
     ctx: &mut noex_core::Context<S>,
     node: &Node,
