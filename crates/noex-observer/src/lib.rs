@@ -11,6 +11,8 @@
 //!   `error`, plus totals over the nodes that answered. Snapshots are cached for 2 s unless bypassed; pollers
 //!   report fresh ones at their own interval. The service takes one snapshot at a time and refuses queries
 //!   beyond a bounded backlog with [`QueryError::Busy`].
+//! - [`AlertManager`]: queue-size alerts (noex's), round by round over the servers of any snapshots: a mailbox
+//!   above `mean + k·stddev` of its own history triggers an alert, which resolves when it drops back.
 //! - [`CountingAllocator`]: a global allocator a program can install (and hand to
 //!   [`LocalObserver::with_heap`]) so that snapshots report heap bytes in
 //!   use (without it, only the resident set size is known).
@@ -37,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod alerts;
 mod asking;
 mod cluster_observer;
 mod local;
@@ -49,6 +52,7 @@ mod service;
 mod snapshot;
 mod wire;
 
+pub use alerts::{Alert, AlertConfig, AlertEvent, AlertManager};
 pub use asking::QueryError;
 pub use cluster_observer::{
     Aggregated, CACHE_TTL, ClusterObserver, ClusterObserverEvent, ClusterSnapshot, DEFAULT_QUERY_TIMEOUT, ObservedNode,
