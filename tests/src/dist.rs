@@ -113,3 +113,37 @@ pub async fn crash(node: &Node) {
     node.crash().await;
     node.runtime().shutdown(Duration::from_secs(1)).await;
 }
+
+/// The link between two nodes behind proxies: [`cut`](Self::cut) pauses both proxies (whoever dialed whom, the
+/// nodes no longer hear each other), [`heal`](Self::heal) resumes them.
+pub struct Link(Proxy, Proxy);
+
+impl Link {
+    /// Cuts the two nodes apart.
+    pub fn cut(&self) {
+        self.0.pause();
+        self.1.pause();
+    }
+
+    /// Joins them again.
+    pub fn heal(&self) {
+        self.0.resume();
+        self.1.resume();
+    }
+}
+
+/// Two connected nodes `a` and `b` behind proxies, each running a replica of `named()` (the same named spec),
+/// settled on one owner (a's: its id sorts first). Returns the nodes, their replicas and the link between them.
+pub async fn two_replicas_behind_proxies(
+    named: impl Fn() -> DistSupervisorSpec,
+) -> (Node, Node, noex_dist_supervisor::ReplicaRef, noex_dist_supervisor::ReplicaRef, Link) {
+    let (b, b_proxy) = crate::remote::full_node_behind_proxy("b", &[]).await;
+    let (a, a_proxy) = crate::remote::full_node_behind_proxy("a", &[b.id()]).await;
+    crate::cluster::wait_connected(a.cluster(), 1).await;
+    let spec = named();
+    let name = spec.name.clone().expect("a named supervision");
+    let on_a = noex_dist_supervisor::DistSupervisor::start_replica(&a, spec).await.expect("a's replica");
+    let on_b = noex_dist_supervisor::DistSupervisor::start_replica(&b, named()).await.expect("b's replica");
+    one_owner(&name, &[&a, &b], &[&on_a, &on_b]).await;
+    (a, b, on_a, on_b, Link(a_proxy, b_proxy))
+}

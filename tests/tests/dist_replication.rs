@@ -10,7 +10,7 @@ use std::time::Duration;
 use noex_core::{ExitReason, Pid};
 use noex_dist_supervisor::{DistChildSpec, DistEvent, DistSupervisor, DistSupervisorSpec, NodeSelector, Strategy};
 use noex_tests::cluster::wait_connected;
-use noex_tests::dist::{children_until, counters, crash, one_owner, spec};
+use noex_tests::dist::{children_until, counters, crash, one_owner, spec, two_replicas_behind_proxies};
 use noex_tests::remote::{full_node_behind_proxy, mesh, within};
 use noex_tests::servers::{Counter, CounterArgs};
 use tokio::sync::broadcast;
@@ -95,21 +95,14 @@ async fn templated_children_survive_a_takeover_and_their_numbering_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_added_on_the_smaller_side_of_a_partition_is_merged_when_it_heals() {
     noex_tests::remote::log();
-    let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
-    let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
-    wait_connected(a.cluster(), 1).await;
     let named = || spec(Strategy::OneForOne, NodeSelector::LocalFirst, counters(1)).name("merged");
-    let on_a = DistSupervisor::start_replica(&a, named()).await.unwrap();
-    let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
-    one_owner("merged", &[&a, &b], &[&on_a, &on_b]).await;
+    let (_a, b, on_a, on_b, link) = two_replicas_behind_proxies(named).await;
 
-    a_proxy.pause();
-    b_proxy.pause();
+    link.cut();
     let b_side = within("b's replica to own its side", on_b.owned()).await.unwrap();
     let (only_b, _) = b_side.start_child(DistChildSpec::new("only-b", "counter")).await.unwrap();
 
-    a_proxy.resume();
-    b_proxy.resume();
+    link.heal();
     // a owns the supervision again, knows b's child, and runs it once: the one b started, adopted.
     let mut merged = None;
     within("a to take on b's child", async {
@@ -192,16 +185,11 @@ async fn a_group_restart_stops_at_its_first_failed_start_and_retries_the_group()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_stopped_on_the_owners_side_of_a_partition_do_not_run_on_after_it_heals() {
     noex_tests::remote::log();
-    let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
-    let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
-    wait_connected(a.cluster(), 1).await;
     let named = || spec(Strategy::OneForOne, NodeSelector::LocalFirst, counters(2)).name("undone");
-    let on_a = DistSupervisor::start_replica(&a, named()).await.unwrap();
-    let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
-    let a_side = one_owner("undone", &[&a, &b], &[&on_a, &on_b]).await;
+    let (_a, b, on_a, on_b, link) = two_replicas_behind_proxies(named).await;
+    let a_side = on_a.supervisor().expect("a's replica owns it");
 
-    a_proxy.pause();
-    b_proxy.pause();
+    link.cut();
     let b_side = within("b's replica to own its side", on_b.owned()).await.unwrap();
     children_until(&b_side, |children| children.len() == 2 && children.iter().all(|child| child.pid.is_some())).await;
     let b_copies: Vec<Pid> = b_side.which_children().await.unwrap().into_iter().map(|c| c.pid.unwrap()).collect();
@@ -209,8 +197,7 @@ async fn children_stopped_on_the_owners_side_of_a_partition_do_not_run_on_after_
     a_side.terminate_child("c0").await.unwrap();
     a_side.delete_child("c1").await.unwrap();
 
-    a_proxy.resume();
-    b_proxy.resume();
+    link.heal();
     noex_tests::remote::eventually("b's supervisor to hand over", || !b_side.is_alive()).await;
     noex_tests::remote::eventually("b's copies of the stopped children to end", || {
         b_copies.iter().all(|pid| !b.runtime().is_alive(pid))

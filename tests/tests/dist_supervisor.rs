@@ -10,7 +10,7 @@ use noex_dist_supervisor::{
 };
 use noex_tests::cluster::wait_connected;
 use noex_tests::dist::{counters, prefer, spec, three_with_two_behind_proxies};
-use noex_tests::remote::{eventually, full_node_behind_proxy, mesh, within};
+use noex_tests::remote::{eventually, mesh, within};
 use noex_tests::servers::{Counter, CounterArgs, Request};
 use tokio::sync::broadcast;
 
@@ -334,19 +334,14 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_copy_of_each_child() {
-    let (b, b_proxy) = full_node_behind_proxy("b", &[]).await;
-    let (a, a_proxy) = full_node_behind_proxy("a", &[b.id()]).await;
-    wait_connected(a.cluster(), 1).await;
     let named = || spec(Strategy::OneForOne, NodeSelector::RoundRobin, counters(4)).name("split");
-    let on_a = DistSupervisor::start_replica(&a, named()).await.unwrap();
-    let on_b = DistSupervisor::start_replica(&b, named()).await.unwrap();
-    let owner = noex_tests::dist::one_owner("split", &[&a, &b], &[&on_a, &on_b]).await;
+    let (a, b, on_a, on_b, link) = noex_tests::dist::two_replicas_behind_proxies(named).await;
+    let owner = on_a.supervisor().expect("a's replica owns it");
     let first = owner.which_children().await.unwrap();
     let mut copies: Vec<_> = first.iter().filter_map(|child| child.pid.clone()).collect();
 
     // Apart, each side owns the supervision and runs every child: two copies of each.
-    a_proxy.pause();
-    b_proxy.pause();
+    link.cut();
     let mut b_owner = None;
     eventually_async(
         "b's replica to own its side",
@@ -376,8 +371,7 @@ async fn replicas_on_both_sides_of_a_healed_partition_leave_one_owner_and_one_co
 
     // Healed: one owner (a, whose id sorts first), and of all the copies ever started, one live one per child,
     // the one both nodes' registries name.
-    a_proxy.resume();
-    b_proxy.resume();
+    link.heal();
     eventually_async(
         "one owner and one live copy of each child",
         || {

@@ -14,27 +14,26 @@ fn spawn_node(name: &str, seeds: &[&NodeId]) -> (Child, NodeId) {
 
 /// Starts a test node program and returns it with the node id it printed.
 fn spawn_program(program: &str, name: &str, seeds: &[&NodeId]) -> (Child, NodeId) {
-    let mut child = Command::new(program)
-        .arg(name)
-        .args(seeds.iter().map(|seed| seed.to_string()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("cluster-node starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a ready line");
-    let id = line.trim().strip_prefix("ready ").expect("ready <node id>").parse().expect("a node id");
-    (child, id)
+    started(node_command(program, name, seeds))
 }
 
 /// Starts `remote-node` as a replica of supervision `replica` (`<name>:<children>`).
 fn spawn_replica_node(name: &str, seeds: &[&NodeId], replica: &str) -> (Child, NodeId) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_remote-node"))
-        .arg(name)
-        .args(seeds.iter().map(|seed| seed.to_string()))
-        .env("NOEX_TEST_REPLICA", replica)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("remote-node starts");
+    let mut command = node_command(env!("CARGO_BIN_EXE_remote-node"), name, seeds);
+    command.env("NOEX_TEST_REPLICA", replica);
+    started(command)
+}
+
+/// `program <name> <seed>...`, its stdout piped.
+fn node_command(program: &str, name: &str, seeds: &[&NodeId]) -> Command {
+    let mut command = Command::new(program);
+    command.arg(name).args(seeds.iter().map(|seed| seed.to_string())).stdout(Stdio::piped());
+    command
+}
+
+/// Spawns `command` and reads the node id of its `ready <node id>` line.
+fn started(mut command: Command) -> (Child, NodeId) {
+    let mut child = command.spawn().expect("the node program starts");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a ready line");
     let id = line.trim().strip_prefix("ready ").expect("ready <node id>").parse().expect("a node id");
